@@ -1,0 +1,388 @@
+"""networking.istio.io kinds: VirtualService, DestinationRule, ServiceEntry, WorkloadEntry.
+
+Field names follow Istio's protos (snake_case here, camelCase in YAML). Semantic checks
+that Istio's admission webhook performs live in `validation`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from isthmus.api.base import Duration, IstioModel, Resource
+
+NETWORKING_API_VERSIONS = (
+    "networking.istio.io/v1",
+    "networking.istio.io/v1beta1",
+    "networking.istio.io/v1alpha3",
+)
+
+
+class StringMatch(IstioModel):
+    """Exactly one of exact, prefix, regex (Istio's oneof)."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+
+class Percent(IstioModel):
+    value: float = 0.0
+
+
+class PortSelector(IstioModel):
+    number: int
+
+
+class Destination(IstioModel):
+    host: str
+    subset: str | None = None
+    port: PortSelector | None = None
+
+
+class Headers_HeaderOperations(IstioModel):  # noqa: N801 - Istio's message name
+    set: dict[str, str] = Field(default_factory=dict)
+    add: dict[str, str] = Field(default_factory=dict)
+    remove: list[str] = Field(default_factory=list)
+
+
+class Headers(IstioModel):
+    request: Headers_HeaderOperations | None = None
+    response: Headers_HeaderOperations | None = None
+
+
+class HTTPMatchRequest(IstioModel):
+    name: str | None = None
+    uri: StringMatch | None = None
+    scheme: StringMatch | None = None
+    method: StringMatch | None = None
+    authority: StringMatch | None = None
+    headers: dict[str, StringMatch] = Field(default_factory=dict)
+    port: int | None = None
+    source_labels: dict[str, str] = Field(default_factory=dict)
+    gateways: list[str] = Field(default_factory=list)
+    query_params: dict[str, StringMatch] = Field(default_factory=dict)
+    ignore_uri_case: bool = False
+    without_headers: dict[str, StringMatch] = Field(default_factory=dict)
+    source_namespace: str | None = None
+
+
+class HTTPRouteDestination(IstioModel):
+    destination: Destination
+    weight: int | None = None
+    headers: Headers | None = None
+
+
+class HTTPRedirect(IstioModel):
+    uri: str | None = None
+    authority: str | None = None
+    port: int | None = None
+    derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None
+    scheme: str | None = None
+    redirect_code: int | None = None
+
+
+class RegexRewrite(IstioModel):
+    match: str
+    rewrite: str
+
+
+class HTTPRewrite(IstioModel):
+    uri: str | None = None
+    authority: str | None = None
+    uri_regex_rewrite: RegexRewrite | None = None
+
+
+class HTTPRetry(IstioModel):
+    attempts: int = 0
+    per_try_timeout: Duration | None = None
+    retry_on: str | None = None
+    retry_remote_localities: bool | None = None
+
+
+class HTTPFaultInjection_Delay(IstioModel):  # noqa: N801
+    fixed_delay: Duration | None = None
+    exponential_delay: Duration | None = None
+    percentage: Percent | None = None
+    percent: int | None = None
+
+
+class HTTPFaultInjection_Abort(IstioModel):  # noqa: N801
+    http_status: int | None = None
+    grpc_status: str | None = None
+    http2_error: str | None = None
+    percentage: Percent | None = None
+
+
+class HTTPFaultInjection(IstioModel):
+    delay: HTTPFaultInjection_Delay | None = None
+    abort: HTTPFaultInjection_Abort | None = None
+
+
+class HTTPMirrorPolicy(IstioModel):
+    destination: Destination
+    percentage: Percent | None = None
+
+
+class CorsPolicy(IstioModel):
+    allow_origins: list[StringMatch] = Field(default_factory=list)
+    allow_methods: list[str] = Field(default_factory=list)
+    allow_headers: list[str] = Field(default_factory=list)
+    expose_headers: list[str] = Field(default_factory=list)
+    max_age: Duration | None = None
+    allow_credentials: bool | None = None
+
+
+class HTTPDirectResponse(IstioModel):
+    status: int
+    body: dict[str, str] | None = None
+
+
+class HTTPRoute(IstioModel):
+    name: str | None = None
+    match: list[HTTPMatchRequest] = Field(default_factory=list)
+    route: list[HTTPRouteDestination] = Field(default_factory=list)
+    redirect: HTTPRedirect | None = None
+    direct_response: HTTPDirectResponse | None = None
+    delegate: dict[str, str] | None = None
+    rewrite: HTTPRewrite | None = None
+    timeout: Duration | None = None
+    retries: HTTPRetry | None = None
+    fault: HTTPFaultInjection | None = None
+    mirror: Destination | None = None
+    mirrors: list[HTTPMirrorPolicy] = Field(default_factory=list)
+    mirror_percentage: Percent | None = None
+    mirror_percent: int | None = None
+    cors_policy: CorsPolicy | None = None
+    headers: Headers | None = None
+
+
+class L4MatchAttributes(IstioModel):
+    destination_subnets: list[str] = Field(default_factory=list)
+    port: int | None = None
+    source_labels: dict[str, str] = Field(default_factory=dict)
+    gateways: list[str] = Field(default_factory=list)
+    source_namespace: str | None = None
+
+
+class RouteDestination(IstioModel):
+    destination: Destination
+    weight: int | None = None
+
+
+class TCPRoute(IstioModel):
+    match: list[L4MatchAttributes] = Field(default_factory=list)
+    route: list[RouteDestination] = Field(default_factory=list)
+
+
+class TLSMatchAttributes(IstioModel):
+    sni_hosts: list[str]
+    destination_subnets: list[str] = Field(default_factory=list)
+    port: int | None = None
+    source_labels: dict[str, str] = Field(default_factory=dict)
+    gateways: list[str] = Field(default_factory=list)
+    source_namespace: str | None = None
+
+
+class TLSRoute(IstioModel):
+    match: list[TLSMatchAttributes]
+    route: list[RouteDestination] = Field(default_factory=list)
+
+
+class VirtualServiceSpec(IstioModel):
+    hosts: list[str] = Field(default_factory=list)
+    gateways: list[str] = Field(default_factory=list)
+    http: list[HTTPRoute] = Field(default_factory=list)
+    tls: list[TLSRoute] = Field(default_factory=list)
+    tcp: list[TCPRoute] = Field(default_factory=list)
+    export_to: list[str] = Field(default_factory=list)
+
+
+class VirtualService(Resource):
+    spec: VirtualServiceSpec
+
+
+# --- DestinationRule ---------------------------------------------------------------
+
+
+class SimpleLB(StrEnum):
+    UNSPECIFIED = "UNSPECIFIED"
+    LEAST_CONN = "LEAST_CONN"
+    RANDOM = "RANDOM"
+    PASSTHROUGH = "PASSTHROUGH"
+    ROUND_ROBIN = "ROUND_ROBIN"
+    LEAST_REQUEST = "LEAST_REQUEST"
+
+
+class HTTPCookie(IstioModel):
+    name: str
+    path: str | None = None
+    ttl: Duration | None = None
+
+
+class ConsistentHashLB(IstioModel):
+    http_header_name: str | None = None
+    http_cookie: HTTPCookie | None = None
+    use_source_ip: bool | None = None
+    http_query_parameter_name: str | None = None
+    minimum_ring_size: int | None = None
+
+
+class LoadBalancerSettings(IstioModel):
+    simple: SimpleLB | None = None
+    consistent_hash: ConsistentHashLB | None = None
+
+
+class TCPKeepalive(IstioModel):
+    probes: int | None = None
+    time: Duration | None = None
+    interval: Duration | None = None
+
+
+class ConnectionPoolSettings_TCPSettings(IstioModel):  # noqa: N801
+    max_connections: int | None = None
+    connect_timeout: Duration | None = None
+    tcp_keepalive: TCPKeepalive | None = None
+    max_connection_duration: Duration | None = None
+    idle_timeout: Duration | None = None
+
+
+class H2UpgradePolicy(StrEnum):
+    DEFAULT = "DEFAULT"
+    DO_NOT_UPGRADE = "DO_NOT_UPGRADE"
+    UPGRADE = "UPGRADE"
+
+
+class ConnectionPoolSettings_HTTPSettings(IstioModel):  # noqa: N801
+    http1_max_pending_requests: int | None = None
+    http2_max_requests: int | None = None
+    max_requests_per_connection: int | None = None
+    max_retries: int | None = None
+    idle_timeout: Duration | None = None
+    h2_upgrade_policy: H2UpgradePolicy | None = None
+    use_client_protocol: bool | None = None
+    max_concurrent_streams: int | None = None
+
+
+class ConnectionPoolSettings(IstioModel):
+    tcp: ConnectionPoolSettings_TCPSettings | None = None
+    http: ConnectionPoolSettings_HTTPSettings | None = None
+
+
+class OutlierDetection(IstioModel):
+    consecutive_5xx_errors: int | None = Field(default=None, alias="consecutive5xxErrors")
+    consecutive_gateway_errors: int | None = None
+    consecutive_errors: int | None = None
+    split_external_local_origin_errors: bool | None = None
+    consecutive_local_origin_failures: int | None = None
+    interval: Duration | None = None
+    base_ejection_time: Duration | None = None
+    max_ejection_percent: int | None = None
+    min_health_percent: int | None = None
+
+
+class TLSMode(StrEnum):
+    DISABLE = "DISABLE"
+    SIMPLE = "SIMPLE"
+    MUTUAL = "MUTUAL"
+    ISTIO_MUTUAL = "ISTIO_MUTUAL"
+
+
+class ClientTLSSettings(IstioModel):
+    mode: TLSMode = TLSMode.DISABLE
+    sni: str | None = None
+
+
+class TrafficPolicy_PortTrafficPolicy(IstioModel):  # noqa: N801
+    port: PortSelector | None = None
+    load_balancer: LoadBalancerSettings | None = None
+    connection_pool: ConnectionPoolSettings | None = None
+    outlier_detection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
+
+
+class TrafficPolicy(IstioModel):
+    load_balancer: LoadBalancerSettings | None = None
+    connection_pool: ConnectionPoolSettings | None = None
+    outlier_detection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
+    port_level_settings: list[TrafficPolicy_PortTrafficPolicy] = Field(default_factory=list)
+
+
+class Subset(IstioModel):
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    traffic_policy: TrafficPolicy | None = None
+
+
+class WorkloadSelector(IstioModel):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+
+
+class DestinationRuleSpec(IstioModel):
+    host: str
+    traffic_policy: TrafficPolicy | None = None
+    subsets: list[Subset] = Field(default_factory=list)
+    export_to: list[str] = Field(default_factory=list)
+    workload_selector: WorkloadSelector | None = None
+
+
+class DestinationRule(Resource):
+    spec: DestinationRuleSpec
+
+
+# --- ServiceEntry / WorkloadEntry -------------------------------------------------
+
+
+class ServicePort(IstioModel):
+    number: int
+    protocol: str | None = None
+    name: str
+    target_port: int | None = None
+
+
+class WorkloadEntrySpec(IstioModel):
+    address: str | None = None
+    ports: dict[str, int] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    network: str | None = None
+    locality: str | None = None
+    weight: int | None = None
+    service_account: str | None = None
+
+
+class ServiceEntryLocation(StrEnum):
+    MESH_EXTERNAL = "MESH_EXTERNAL"
+    MESH_INTERNAL = "MESH_INTERNAL"
+
+
+class ServiceEntryResolution(StrEnum):
+    NONE = "NONE"
+    STATIC = "STATIC"
+    DNS = "DNS"
+    DNS_ROUND_ROBIN = "DNS_ROUND_ROBIN"
+
+
+class ServiceEntrySpec(IstioModel):
+    hosts: list[str]
+    addresses: list[str] = Field(default_factory=list)
+    ports: list[ServicePort] = Field(default_factory=list)
+    location: ServiceEntryLocation = ServiceEntryLocation.MESH_EXTERNAL
+    resolution: ServiceEntryResolution = ServiceEntryResolution.NONE
+    endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
+    workload_selector: WorkloadSelector | None = None
+    export_to: list[str] = Field(default_factory=list)
+    subject_alt_names: list[str] = Field(default_factory=list)
+
+
+class ServiceEntry(Resource):
+    spec: ServiceEntrySpec
+
+
+class WorkloadEntry(Resource):
+    """Registers a workload (an endpoint) outside the runtime; Kubernetes Services and
+    ServiceEntry workloadSelectors select it by labels, as in Istio."""
+
+    spec: WorkloadEntrySpec

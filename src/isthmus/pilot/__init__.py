@@ -1,0 +1,1 @@
+"""Translation, pure and I/O-free: (mesh snapshot, proxy) -> Envoy resources."""

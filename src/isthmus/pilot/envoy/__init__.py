@@ -1,0 +1,1 @@
+"""isthmus.pilot.envoy."""

@@ -1,0 +1,78 @@
+"""Envoy resources as pilot hands them to xds: serialized once, versioned by content.
+
+A `PreparedResource` carries the packed `google.protobuf.Any` and a content hash. The
+same instance is shared by every proxy whose view contains it, so a resource is
+serialized once however many proxies receive it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+# Order in which a full push sends types (make-before-break, as Envoy expects over ADS).
+PUSH_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
+
+
+@dataclass(frozen=True)
+class PreparedResource:
+    """One named resource, packed once, with a version that is a hash of its bytes."""
+
+    name: str
+    type_url: str
+    any: any_pb2.Any
+    version: str
+
+    @classmethod
+    def of(cls, name: str, message: Message) -> PreparedResource:
+        packed = any_pb2.Any()
+        packed.Pack(message)
+        # Deterministic serialization so equal messages give equal versions.
+        data = message.SerializeToString(deterministic=True)
+        packed.value = data
+        digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+        return cls(name=name, type_url=packed.type_url, any=packed, version=digest)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one proxy should have: per type URL, resources by name.
+
+    `version(type_url)` is a content hash of that type's resources, so two snapshots with
+    the same resources have the same version and a recomputation that changes nothing
+    pushes nothing.
+    """
+
+    resources: Mapping[str, Mapping[str, PreparedResource]]
+    _versions: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def of_type(self, type_url: str) -> Mapping[str, PreparedResource]:
+        return self.resources.get(type_url, {})
+
+    def version(self, type_url: str) -> str:
+        cached = self._versions.get(type_url)
+        if cached is None:
+            h = hashlib.blake2b(digest_size=8)
+            for name in sorted(self.of_type(type_url)):
+                h.update(name.encode())
+                h.update(b"\0")
+                h.update(self.of_type(type_url)[name].version.encode())
+            cached = h.hexdigest()
+            self._versions[type_url] = cached
+        return cached
+
+    def consistency_errors(self) -> list[str]:
+        """Every RDS name a listener uses exists, every EDS cluster has an assignment."""
+        from isthmus.pilot.consistency import dangling_references
+
+        return dangling_references(self)
