@@ -5,7 +5,11 @@ nothing of their schema (that is `isthmus.api`'s job). Every backend passes the 
 contract suite in tests/unit/store.
 """
 
+from isthmus.store.content import same_content
+from isthmus.store.memory import MemoryStore
+from isthmus.store.sqlite import SqliteStore
 from isthmus.store.types import (
+    Compacted,
     Conflict,
     Event,
     EventType,
@@ -16,11 +20,15 @@ from isthmus.store.types import (
 )
 
 __all__ = [
+    "Compacted",
     "Conflict",
     "Event",
     "EventType",
+    "MemoryStore",
     "NotFound",
     "ObjectKey",
     "ResourceStore",
+    "SqliteStore",
     "StoredObject",
+    "same_content",
 ]
