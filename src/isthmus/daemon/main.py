@@ -1,0 +1,82 @@
+"""isthmusd: wires store, mesh controller, ADS server and the HTTP API in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiohttp import web
+
+from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
+from isthmus.daemon.mesh import MESH_KINDS, MeshController
+from isthmus.daemon.paths import MeshHome
+from isthmus.model.snapshot import MeshConfig
+from isthmus.store.sqlite import SqliteStore
+from isthmus.xds import AdsServer
+
+log = logging.getLogger("isthmus.daemon")
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    debounce_after: float = 0.1
+    debounce_max: float = 10.0
+    xds_tcp: str | None = None  # "127.0.0.1:15010" to also serve ADS over TCP
+    proxy_http_port: int | None = None
+    trust_domain: str = "cluster.local"
+
+
+def xds_socket(home: MeshHome) -> str:
+    return str(home.root / "xds.sock")
+
+
+async def run_daemon(home: MeshHome, options: DaemonOptions, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set); then stop serving and close the store."""
+    home.root.mkdir(parents=True, exist_ok=True)
+    home.check_socket_path()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    store = SqliteStore(home.db)
+    config = MeshConfig(
+        trust_domain=options.trust_domain,
+        proxy_http_port=options.proxy_http_port,
+        connect_timeout=timedelta(seconds=10),
+    )
+    controller = MeshController(store, config)
+    ads = AdsServer(controller, debounce_after=options.debounce_after, debounce_max=options.debounce_max)
+    await ads.start(unix_path=xds_socket(home), tcp_address=options.xds_tcp)
+
+    async def proxies(_: web.Request) -> web.Response:
+        return web.json_response({"proxies": [s.to_dict() for s in ads.status()]})
+
+    hooks = ApiHooks(extra_routes=[web.get("/v1/proxies", proxies)])
+    runner = await start_unix_site(build_app(store, hooks), home.socket)
+    with open(home.root / "isthmusd.pid", "w") as f:
+        f.write(str(os.getpid()))
+    log.info("info started home=%s api=%s xds=%s revision=%d", home.root, home.socket, xds_socket(home), store.revision)
+
+    async def follow_store() -> None:
+        async for event in store.watch(since=store.revision):
+            if event.object.key.kind in MESH_KINDS:
+                controller.invalidate()
+                ads.request_push(f"{event.type} {event.object.key}")
+
+    watcher = asyncio.create_task(follow_store())
+    try:
+        await stop.wait()
+    finally:
+        log.info("info stopping")
+        watcher.cancel()
+        await runner.cleanup()
+        await ads.stop(grace=1.0)
+        store.close()
+        for path in (home.root / "isthmusd.pid",):
+            path.unlink(missing_ok=True)
+        log.info("info stopped")

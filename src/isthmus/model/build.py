@@ -1,0 +1,265 @@
+"""Build the immutable MeshSnapshot from user config objects and running workloads.
+
+This is the one place Kubernetes/Istio object shapes become the platform-neutral model:
+Services and ServiceEntry hosts become `Service`s, WorkloadEntries and pods become
+`Workload`s, and selectors join them into `Endpoint`s per service port.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from isthmus.api.base import Resource
+from isthmus.api.core import Namespace
+from isthmus.api.core import Service as KubeService
+from isthmus.api.networking import (
+    DestinationRule,
+    ServiceEntry,
+    ServiceEntryLocation,
+    ServiceEntryResolution,
+    VirtualService,
+    WorkloadEntry,
+)
+from isthmus.model.hosts import service_fqdn
+from isthmus.model.protocol import parse_protocol, select_protocol
+from isthmus.model.snapshot import (
+    ConfigEntry,
+    EndpointIndex,
+    MeshConfig,
+    MeshSnapshot,
+    ServiceIndex,
+)
+from isthmus.model.types import Endpoint, Resolution, Service, ServicePort, Workload
+
+
+@dataclass(frozen=True)
+class ConfigObject:
+    """A parsed user object with the store revision that created it (for precedence)."""
+
+    resource: Resource
+    created_revision: int = 0
+
+
+def build_snapshot(
+    objects: Iterable[ConfigObject],
+    workloads: Iterable[Workload] = (),
+    config: MeshConfig | None = None,
+) -> MeshSnapshot:
+    """Normalize config objects and workloads into a MeshSnapshot with a content version."""
+    config = config or MeshConfig()
+    objs = sorted(objects, key=_precedence_key)
+    all_workloads = list(workloads)
+    all_workloads.extend(_workload_from_entry(o.resource) for o in objs if isinstance(o.resource, WorkloadEntry))
+
+    services: dict[str, Service] = {}
+    endpoints: dict[tuple[str, int], list[Endpoint]] = defaultdict(list)
+    vss: list[ConfigEntry[VirtualService]] = []
+    drs: list[ConfigEntry[DestinationRule]] = []
+    ses: list[ConfigEntry[ServiceEntry]] = []
+    namespaces: set[str] = set()
+
+    for obj in objs:
+        res = obj.resource
+        ns = res.metadata.namespace or ""
+        if isinstance(res, Namespace):
+            namespaces.add(res.metadata.name)
+        elif isinstance(res, KubeService):
+            svc, target_ports = _service_from_kube(res, config)
+            services[svc.hostname] = svc
+            _select_endpoints(svc, target_ports, all_workloads, endpoints)
+        elif isinstance(res, ServiceEntry):
+            ses.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+            for svc, eps in _services_from_entry(res):
+                # First (oldest) definition of a host wins, as in Istio.
+                services.setdefault(svc.hostname, svc)
+                if services[svc.hostname] is svc:
+                    for key, found in eps.items():
+                        endpoints[key].extend(found)
+        elif isinstance(res, VirtualService):
+            vss.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+        elif isinstance(res, DestinationRule):
+            drs.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+
+    frozen_endpoints = {
+        key: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for key, eps in endpoints.items()
+    }
+    snapshot = MeshSnapshot(
+        config=config,
+        services=ServiceIndex(dict(sorted(services.items()))),
+        endpoints=EndpointIndex(frozen_endpoints),
+        virtual_services=tuple(vss),
+        destination_rules=tuple(drs),
+        service_entries=tuple(ses),
+        namespaces=frozenset(namespaces),
+    )
+    return _with_version(snapshot)
+
+
+def _precedence_key(obj: ConfigObject) -> tuple[int, str, str]:
+    """Istio orders config by creation time, then namespace/name."""
+    meta = obj.resource.metadata
+    return (obj.created_revision, meta.namespace or "", meta.name)
+
+
+def _with_version(snapshot: MeshSnapshot) -> MeshSnapshot:
+    h = hashlib.blake2b(repr(snapshot).encode(), digest_size=8)
+    return MeshSnapshot(
+        config=snapshot.config,
+        services=snapshot.services,
+        endpoints=snapshot.endpoints,
+        virtual_services=snapshot.virtual_services,
+        destination_rules=snapshot.destination_rules,
+        service_entries=snapshot.service_entries,
+        namespaces=snapshot.namespaces,
+        version=h.hexdigest(),
+    )
+
+
+def _service_from_kube(
+    res: KubeService, config: MeshConfig
+) -> tuple[Service, dict[int, int | str | None]]:
+    ns = res.metadata.namespace or "default"
+    ports: list[ServicePort] = []
+    target_ports: dict[int, int | str | None] = {}
+    for p in res.spec.ports:
+        protocol = select_protocol(p.name, p.app_protocol, p.protocol)
+        target = p.target_port if isinstance(p.target_port, int) else None
+        ports.append(ServicePort(name=p.name or "", port=p.port, protocol=protocol, target_port=target))
+        target_ports[p.port] = p.target_port
+    headless = res.spec.cluster_ip == "None"
+    svc = Service(
+        hostname=service_fqdn(res.metadata.name, ns, config.domain_suffix),
+        namespace=ns,
+        name=res.metadata.name,
+        ports=tuple(ports),
+        address=None if headless else res.spec.cluster_ip,
+        selector=tuple(sorted(res.spec.selector.items())) if res.spec.selector else None,
+        resolution=Resolution.PASSTHROUGH if headless else Resolution.CLIENT_SIDE_LB,
+    )
+    return svc, target_ports
+
+
+def _select_endpoints(
+    svc: Service,
+    target_ports: dict[int, int | str | None],
+    workloads: Sequence[Workload],
+    out: dict[tuple[str, int], list[Endpoint]],
+) -> None:
+    """Kubernetes' endpoints controller: selector-matching workloads in the namespace."""
+    if not svc.selector:
+        return
+    selector = dict(svc.selector)
+    for wl in workloads:
+        if wl.namespace != svc.namespace:
+            continue
+        labels = wl.label_dict
+        if not all(labels.get(k) == v for k, v in selector.items()):
+            continue
+        named = dict(wl.port_map)
+        for port in svc.ports:
+            target = target_ports.get(port.port)
+            if port.name and port.name in named:
+                number = named[port.name]
+            elif isinstance(target, str):
+                if target not in named:
+                    continue  # the workload does not expose that named port
+                number = named[target]
+            elif isinstance(target, int):
+                number = target
+            else:
+                number = port.port
+            out[(svc.hostname, port.port)].append(
+                Endpoint(
+                    address=wl.address,
+                    port=number,
+                    labels=wl.labels,
+                    service_account=wl.service_account,
+                    namespace=wl.namespace,
+                    ready=wl.ready,
+                    weight=wl.weight,
+                )
+            )
+
+
+def _workload_from_entry(res: Resource) -> Workload:
+    assert isinstance(res, WorkloadEntry)
+    spec = res.spec
+    return Workload(
+        name=res.metadata.name,
+        namespace=res.metadata.namespace or "default",
+        address=spec.address or "",
+        labels=tuple(sorted(spec.labels.items())),
+        service_account=spec.service_account or "default",
+        ready=True,
+        port_map=tuple(sorted(spec.ports.items())),
+        weight=spec.weight,
+    )
+
+
+_SE_RESOLUTION = {
+    ServiceEntryResolution.NONE: Resolution.PASSTHROUGH,
+    ServiceEntryResolution.STATIC: Resolution.CLIENT_SIDE_LB,
+    ServiceEntryResolution.DNS: Resolution.DNS,
+    ServiceEntryResolution.DNS_ROUND_ROBIN: Resolution.DNS,
+}
+
+
+def _services_from_entry(
+    res: ServiceEntry,
+) -> list[tuple[Service, dict[tuple[str, int], list[Endpoint]]]]:
+    """One Service per ServiceEntry host; endpoints from spec.endpoints (or the host for DNS)."""
+    spec = res.spec
+    ns = res.metadata.namespace or "default"
+    ports = tuple(
+        ServicePort(
+            name=p.name,
+            port=p.number,
+            protocol=parse_protocol(p.protocol),
+            target_port=p.target_port,
+        )
+        for p in spec.ports
+    )
+    out = []
+    for host in spec.hosts:
+        svc = Service(
+            hostname=host,
+            namespace=ns,
+            name=host,
+            ports=ports,
+            address=spec.addresses[0] if spec.addresses else None,
+            selector=None,
+            resolution=_SE_RESOLUTION[spec.resolution],
+            mesh_external=spec.location == ServiceEntryLocation.MESH_EXTERNAL,
+            export_to=frozenset(spec.export_to) if spec.export_to else frozenset({"*"}),
+            source_kind="ServiceEntry",
+        )
+        eps: dict[tuple[str, int], list[Endpoint]] = defaultdict(list)
+        for port in ports:
+            if spec.endpoints:
+                for we in spec.endpoints:
+                    number = we.ports.get(port.name, port.target_port or port.port)
+                    eps[(host, port.port)].append(
+                        Endpoint(
+                            address=we.address or host,
+                            port=number,
+                            labels=tuple(sorted(we.labels.items())),
+                            service_account=we.service_account or "",
+                            namespace=ns,
+                            weight=we.weight,
+                        )
+                    )
+            elif svc.resolution is Resolution.DNS:
+                eps[(host, port.port)].append(
+                    Endpoint(
+                        address=host,
+                        port=port.target_port or port.port,
+                        labels=(),
+                        service_account="",
+                        namespace=ns,
+                    )
+                )
+        out.append((svc, eps))
+    return out

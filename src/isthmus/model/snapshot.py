@@ -1,0 +1,88 @@
+"""The immutable mesh snapshot pilot translates from, and its small indexes.
+
+No god object: each index answers one kind of question, and generators take only the
+indexes they need. Every index is frozen; the snapshot carries a content version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService
+from isthmus.model.types import Endpoint, Service
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """The subset of Istio's MeshConfig isthmus honours."""
+
+    trust_domain: str = "cluster.local"
+    domain_suffix: str = "cluster.local"
+    root_namespace: str = "istio-system"
+    connect_timeout: timedelta = timedelta(seconds=10)
+    # Istio's MeshConfig.proxyHttpPort equivalent; proxies may also ask for it in metadata.
+    proxy_http_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfigEntry(Generic[T]):
+    """One user config object with what precedence rules need: its name and age."""
+
+    name: str
+    namespace: str
+    resource: T
+    created_revision: int  # store revision that created it: older wins, as in Istio
+
+
+@dataclass(frozen=True)
+class ServiceIndex:
+    """Services by FQDN host, with exportTo visibility."""
+
+    by_host: Mapping[str, Service]
+
+    def get(self, hostname: str) -> Service | None:
+        return self.by_host.get(hostname)
+
+    def visible_to(self, namespace: str) -> list[Service]:
+        """Services a proxy in `namespace` may see (exportTo "*", ".", or its namespace)."""
+        return [s for s in self.by_host.values() if is_exported_to(s.export_to, s.namespace, namespace)]
+
+    def __iter__(self) -> Iterable[Service]:  # type: ignore[override]
+        return iter(self.by_host.values())
+
+
+def is_exported_to(export_to: Iterable[str], owner_namespace: str, namespace: str) -> bool:
+    """Istio's exportTo: "*" everyone, "." the owner's namespace, or named namespaces."""
+    for target in export_to:
+        if target == "*" or target == namespace:
+            return True
+        if target == "." and owner_namespace == namespace:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class EndpointIndex:
+    """Endpoints of (FQDN host, service port number)."""
+
+    by_service_port: Mapping[tuple[str, int], tuple[Endpoint, ...]]
+
+    def of(self, hostname: str, port: int) -> tuple[Endpoint, ...]:
+        return self.by_service_port.get((hostname, port), ())
+
+
+@dataclass(frozen=True)
+class MeshSnapshot:
+    config: MeshConfig
+    services: ServiceIndex
+    endpoints: EndpointIndex
+    virtual_services: tuple[ConfigEntry[VirtualService], ...] = ()
+    destination_rules: tuple[ConfigEntry[DestinationRule], ...] = ()
+    service_entries: tuple[ConfigEntry[ServiceEntry], ...] = ()
+    version: str = ""
+    namespaces: frozenset[str] = field(default_factory=frozenset)

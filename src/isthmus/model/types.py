@@ -1,0 +1,125 @@
+"""Value types of the normalized mesh: services, workloads, endpoints, proxies.
+
+Everything is frozen and hashable so indexes can be content-hashed and views cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Protocol(StrEnum):
+    """Istio's protocol names (protocol selection by port name prefix or appProtocol)."""
+
+    HTTP = "HTTP"
+    HTTP2 = "HTTP2"
+    GRPC = "GRPC"
+    GRPC_WEB = "GRPC-Web"
+    HTTPS = "HTTPS"
+    TLS = "TLS"
+    TCP = "TCP"
+    MONGO = "Mongo"
+    REDIS = "Redis"
+    MYSQL = "MySQL"
+    UDP = "UDP"
+    UNSUPPORTED = "UnsupportedProtocol"
+
+    @property
+    def is_http(self) -> bool:
+        return self in (Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC, Protocol.GRPC_WEB)
+
+    @property
+    def is_http2(self) -> bool:
+        return self in (Protocol.HTTP2, Protocol.GRPC)
+
+
+class Resolution(StrEnum):
+    """How a client proxy finds a service's endpoints (Istio's model.Resolution)."""
+
+    CLIENT_SIDE_LB = "ClientSideLB"  # EDS
+    DNS = "DNS"  # STRICT_DNS / LOGICAL_DNS
+    PASSTHROUGH = "Passthrough"  # ORIGINAL_DST
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    port: int
+    protocol: Protocol
+    target_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service by its FQDN host, from a Kubernetes Service or a ServiceEntry host."""
+
+    hostname: str  # inventory-service.production.svc.cluster.local
+    namespace: str
+    name: str
+    ports: tuple[ServicePort, ...]
+    address: str | None = None  # cluster IP / ServiceEntry address; None for headless
+    selector: tuple[tuple[str, str], ...] | None = None  # None: no selector (ServiceEntry)
+    resolution: Resolution = Resolution.CLIENT_SIDE_LB
+    mesh_external: bool = False
+    export_to: frozenset[str] = frozenset({"*"})
+    source_kind: str = "Service"
+
+    def port(self, number: int) -> ServicePort | None:
+        return next((p for p in self.ports if p.port == number), None)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A running instance that can serve traffic: a pod or a WorkloadEntry."""
+
+    name: str
+    namespace: str
+    address: str
+    labels: tuple[tuple[str, str], ...] = ()
+    service_account: str = "default"
+    ready: bool = True
+    # Named ports (WorkloadEntry.ports): service port name -> workload port.
+    port_map: tuple[tuple[str, int], ...] = ()
+    weight: int | None = None
+
+    @property
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One (workload, service port) pair as Envoy sees it in a ClusterLoadAssignment."""
+
+    address: str
+    port: int
+    labels: tuple[tuple[str, str], ...]
+    service_account: str
+    namespace: str
+    ready: bool = True
+    weight: int | None = None
+
+    def matches(self, selector: dict[str, str]) -> bool:
+        labels = dict(self.labels)
+        return all(labels.get(k) == v for k, v in selector.items())
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A connected sidecar as it identifies itself in its Envoy node metadata."""
+
+    id: str  # sidecar~10.44.0.7~order-7d9f.production~production.svc.cluster.local
+    namespace: str
+    ip: str = "127.0.0.1"
+    labels: tuple[tuple[str, str], ...] = ()
+    service_account: str = "default"
+    workload_name: str = ""
+    # Istio's MeshConfig proxyHttpPort: an explicit HTTP proxy listener on 127.0.0.1.
+    http_proxy_port: int | None = None
+    # Ports the workload serves (inbound); empty for a client-only proxy.
+    inbound_ports: tuple[int, ...] = field(default=())
+
+    @property
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)

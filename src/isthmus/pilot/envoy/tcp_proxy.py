@@ -1,0 +1,30 @@
+"""The tcp_proxy network filter (TCP services, passthrough, inbound TCP ports)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from isthmus.pilot.envoy.typed import pack
+
+TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
+
+
+def tcp_proxy(stat_prefix: str, cluster: str) -> lc.Filter:
+    config = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
+    return lc.Filter(name=TCP_PROXY_FILTER, typed_config=pack(config))
+
+
+def weighted_tcp_proxy(stat_prefix: str, clusters: Sequence[tuple[str, int]]) -> lc.Filter:
+    """TCP routes with several destinations split connections by weight."""
+    live = [(c, w) for c, w in clusters if w > 0]
+    if len(live) == 1:
+        return tcp_proxy(stat_prefix, live[0][0])
+    config = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
+    for cluster, weight in live:
+        config.weighted_clusters.clusters.append(
+            tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=cluster, weight=weight)
+        )
+    return lc.Filter(name=TCP_PROXY_FILTER, typed_config=pack(config))

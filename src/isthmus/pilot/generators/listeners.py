@@ -1,0 +1,205 @@
+"""LDS: the listeners of one sidecar.
+
+Outbound listeners depend only on (mesh, proxy namespace) and are cached per namespace by
+the caller; the inbound listener and the explicit proxy listener depend on the proxy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import duration_pb2
+
+from isthmus.api.networking import L4MatchAttributes
+from isthmus.model.snapshot import MeshSnapshot
+from isthmus.model.types import Protocol, Proxy, Service
+from isthmus.pilot.destinations import destination_cluster
+from isthmus.pilot.envoy.http_connection_manager import (
+    inline_connection_manager,
+    rds_connection_manager,
+)
+from isthmus.pilot.envoy.listener import (
+    INBOUND_CAPTURE_PORT,
+    OUTBOUND_CAPTURE_PORT,
+    explicit_proxy_listener,
+    http_inspector,
+    http_chain,
+    outbound_port_listener,
+    tcp_chain,
+    virtual_listener,
+)
+from isthmus.pilot.envoy.tcp_proxy import tcp_proxy, weighted_tcp_proxy
+from isthmus.pilot.generators.routes import HTTP_PROXY_ROUTE
+from isthmus.pilot.naming import (
+    INBOUND_PASSTHROUGH_CLUSTER,
+    PASSTHROUGH_CLUSTER,
+    inbound_cluster_name,
+    outbound_cluster_name,
+)
+from isthmus.pilot.virtual_service import virtual_service_for, visible_virtual_services
+
+
+def _is_http(protocol: Protocol) -> bool:
+    return protocol.is_http
+
+
+def _l4_applies(match: L4MatchAttributes, proxy_labels: dict[str, str], namespace: str, port: int) -> bool:
+    if match.port is not None and match.port != port:
+        return False
+    if match.source_namespace is not None and match.source_namespace != namespace:
+        return False
+    return all(proxy_labels.get(k) == v for k, v in match.source_labels.items())
+
+
+def tcp_destinations(
+    mesh: MeshSnapshot, svc: Service, port: int, namespace: str, labels: dict[str, str]
+) -> list[tuple[str, int]]:
+    """Clusters (and weights) for a TCP service port: the first matching `tcp` rule of its
+    VirtualService, or the service's default cluster."""
+    entry = virtual_service_for(
+        svc.hostname, visible_virtual_services(mesh, namespace), mesh.config.domain_suffix
+    )
+    if entry is not None:
+        for rule in entry.resource.spec.tcp:
+            if rule.match and not any(_l4_applies(m, labels, namespace, port) for m in rule.match):
+                continue
+            return [
+                (
+                    destination_cluster(d.destination, entry.namespace, port, mesh),
+                    100 if d.weight is None and len(rule.route) == 1 else (d.weight or 0),
+                )
+                for d in rule.route
+            ]
+    return [(outbound_cluster_name(port, "", svc.hostname), 100)]
+
+
+def generate_outbound_listeners(
+    mesh: MeshSnapshot, namespace: str, labels: dict[str, str] | None = None
+) -> list[listener_pb2.Listener]:
+    """virtualOutbound plus one listener per HTTP port and per TCP service address:port."""
+    labels = labels or {}
+    http_ports: dict[int, list[Service]] = defaultdict(list)
+    sniffed: dict[int, list[Service]] = defaultdict(list)
+    tcp_listeners: list[listener_pb2.Listener] = []
+    for svc in mesh.services.visible_to(namespace):
+        for p in svc.ports:
+            if p.protocol is Protocol.UDP:
+                continue
+            if _is_http(p.protocol):
+                http_ports[p.port].append(svc)
+            elif p.protocol is Protocol.UNSUPPORTED:
+                http_ports[p.port].append(svc)
+                sniffed[p.port].append(svc)
+            elif svc.address:
+                clusters = tcp_destinations(mesh, svc, p.port, namespace, labels)
+                stat = f"outbound|{p.port}||{svc.hostname}"
+                chain = tcp_chain(stat, weighted_tcp_proxy(stat, clusters))
+                tcp_listeners.append(outbound_port_listener(svc.address, p.port, [chain]))
+    listeners = list(tcp_listeners)
+    for port in sorted(http_ports):
+        sniff = bool(sniffed.get(port))
+        chains = [
+            http_chain(
+                f"0.0.0.0_{port}",
+                rds_connection_manager(f"outbound_0.0.0.0_{port}", str(port)),
+                sniffed=sniff,
+            )
+        ]
+        default = None
+        if sniff:
+            for svc in sniffed[port]:
+                if svc.address:
+                    clusters = tcp_destinations(mesh, svc, port, namespace, labels)
+                    stat = f"outbound|{port}||{svc.hostname}"
+                    chains.append(tcp_chain(stat, weighted_tcp_proxy(stat, clusters), prefix=svc.address))
+            default = tcp_chain(PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER))
+        listeners.append(outbound_port_listener("0.0.0.0", port, chains, sniff_http=sniff, default_chain=default))
+    listeners.append(
+        virtual_listener(
+            "virtualOutbound",
+            OUTBOUND_CAPTURE_PORT,
+            base_pb2.OUTBOUND,
+            tcp_chain(PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)),
+        )
+    )
+    return sorted(listeners, key=lambda lst: lst.name)
+
+
+def inbound_port_protocols(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, Protocol]:
+    """Protocol of each port the workload serves, from the services selecting it."""
+    labels = proxy.label_dict
+    out: dict[int, Protocol] = {port: Protocol.UNSUPPORTED for port in proxy.inbound_ports}
+    for svc in mesh.services.visible_to(proxy.namespace):
+        if svc.namespace != proxy.namespace or not svc.selector:
+            continue
+        if not all(labels.get(k) == v for k, v in svc.selector):
+            continue
+        for p in svc.ports:
+            target = p.target_port or p.port
+            if target in out and out[target] is Protocol.UNSUPPORTED:
+                out[target] = p.protocol
+    return out
+
+
+def _inbound_http_route(port: int) -> route_pb2.RouteConfiguration:
+    cluster = inbound_cluster_name(port)
+    return route_pb2.RouteConfiguration(
+        name=cluster,
+        virtual_hosts=[
+            rc.VirtualHost(
+                name=f"inbound|http|{port}",
+                domains=["*"],
+                routes=[
+                    rc.Route(
+                        name="default",
+                        match=rc.RouteMatch(prefix="/"),
+                        route=rc.RouteAction(cluster=cluster, timeout=duration_pb2.Duration()),
+                    )
+                ],
+            )
+        ],
+    )
+
+
+def generate_inbound_listener(mesh: MeshSnapshot, proxy: Proxy) -> listener_pb2.Listener:
+    """virtualInbound on 15006: per served port an HTTP or TCP chain to `inbound|PORT||`."""
+    chains: list[lc.FilterChain] = []
+    sniff = False
+    for port, protocol in sorted(inbound_port_protocols(mesh, proxy).items()):
+        cluster = inbound_cluster_name(port)
+        stat = f"inbound_0.0.0.0_{port}"
+        if protocol.is_http or protocol is Protocol.UNSUPPORTED:
+            chain = http_chain(stat, inline_connection_manager(stat, _inbound_http_route(port)))
+            chain.filter_chain_match.destination_port.value = port
+            if protocol is Protocol.UNSUPPORTED:
+                sniff = True
+                chain.filter_chain_match.application_protocols.extend(("http/1.1", "h2c"))
+                chains.append(tcp_chain(f"{cluster}-tcp", tcp_proxy(stat, cluster), port=port))
+            chains.append(chain)
+        else:
+            chains.append(tcp_chain(cluster, tcp_proxy(stat, cluster), port=port))
+    listener = virtual_listener(
+        "virtualInbound",
+        INBOUND_CAPTURE_PORT,
+        base_pb2.INBOUND,
+        tcp_chain(
+            INBOUND_PASSTHROUGH_CLUSTER,
+            tcp_proxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER),
+        ),
+        chains,
+    )
+    if sniff:
+        listener.listener_filters.append(http_inspector())
+    return listener
+
+
+def generate_http_proxy_listener(port: int) -> listener_pb2.Listener:
+    chain = http_chain(
+        f"127.0.0.1_{port}", rds_connection_manager(f"outbound_127.0.0.1_{port}", HTTP_PROXY_ROUTE)
+    )
+    return explicit_proxy_listener(port, chain)

@@ -1,0 +1,212 @@
+"""RDS: one RouteConfiguration per outbound HTTP port ("8080"), plus "http_proxy".
+
+Per service a virtual host with the names an app may use (`name`, `name.ns`, FQDN, the
+cluster IP, each with and without the port); its routes come from the VirtualService
+that governs the host (see pilot.virtual_service) or, without one, a default route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
+
+from isthmus.api.networking import HTTPMatchRequest, HTTPRoute, VirtualService
+from isthmus.model.hosts import kubernetes_alt_names
+from isthmus.model.snapshot import ConfigEntry, MeshSnapshot
+from isthmus.model.types import Protocol, Proxy, Service
+from isthmus.pilot.envoy.route_action import (
+    WeightedDestination,
+    build_route,
+    default_route,
+    mirror_fraction,
+)
+from isthmus.pilot.envoy.route_match import route_match
+from isthmus.pilot.destinations import destination_cluster
+from isthmus.pilot.naming import PASSTHROUGH_CLUSTER, outbound_cluster_name
+from isthmus.pilot.virtual_service import virtual_service_for, visible_virtual_services
+
+HTTP_PROXY_ROUTE = "http_proxy"
+
+# (destination cluster name) -> hash policies from its DestinationRule's consistentHash.
+HashPolicyLookup = Callable[[str], Sequence[rc.RouteAction.HashPolicy]]
+
+
+def _no_hash(_: str) -> Sequence[rc.RouteAction.HashPolicy]:
+    return ()
+
+
+def _match_applies(match: HTTPMatchRequest, proxy: Proxy, port: int) -> bool:
+    if match.port is not None and match.port != port:
+        return False
+    if match.source_namespace is not None and match.source_namespace != proxy.namespace:
+        return False
+    labels = proxy.label_dict
+    return all(labels.get(k) == v for k, v in match.source_labels.items())
+
+
+def vs_routes(
+    entry: ConfigEntry[VirtualService],
+    mesh: MeshSnapshot,
+    proxy: Proxy,
+    port: int,
+    hash_lookup: HashPolicyLookup = _no_hash,
+) -> list[rc.Route]:
+    """The VirtualService's http rules in order; first match wins, as in Envoy and Istio."""
+    routes: list[rc.Route] = []
+    for index, rule in enumerate(entry.resource.spec.http):
+        matches: list[HTTPMatchRequest | None]
+        if rule.match:
+            matches = [m for m in rule.match if _match_applies(m, proxy, port)]
+            if not matches:
+                continue
+        else:
+            matches = [None]
+        routes.extend(_rule_routes(entry, rule, index, matches, mesh, port, hash_lookup))
+        if not rule.match:
+            break  # a rule without match catches everything; later rules are unreachable
+    return routes
+
+
+def _rule_routes(
+    entry: ConfigEntry[VirtualService],
+    rule: HTTPRoute,
+    index: int,
+    matches: Sequence[HTTPMatchRequest | None],
+    mesh: MeshSnapshot,
+    port: int,
+    hash_lookup: HashPolicyLookup,
+) -> list[rc.Route]:
+    ns = entry.namespace
+    destinations = [
+        WeightedDestination(
+            destination_cluster(d.destination, ns, port, mesh),
+            100 if d.weight is None and len(rule.route) == 1 else (d.weight or 0),
+            d.headers,
+        )
+        for d in rule.route
+    ]
+    mirrors = []
+    if rule.mirror is not None:
+        mirrors.append(
+            (
+                destination_cluster(rule.mirror, ns, port, mesh),
+                mirror_fraction(rule.mirror_percentage, rule.mirror_percent),
+            )
+        )
+    for m in rule.mirrors:
+        mirrors.append((destination_cluster(m.destination, ns, port, mesh), mirror_fraction(m.percentage, None)))
+    hash_policies = hash_lookup(destinations[0].cluster) if destinations else ()
+    out = []
+    for m_index, match in enumerate(matches):
+        name = rule.name or f"{entry.namespace}/{entry.name}.http[{index}]"
+        if match is not None and match.name:
+            name = f"{name}.{match.name}"
+        elif len(matches) > 1:
+            name = f"{name}.match[{m_index}]"
+        out.append(build_route(rule, route_match(match), name, destinations, mirrors, hash_policies))
+    return out
+
+
+def service_routes(
+    svc: Service,
+    mesh: MeshSnapshot,
+    proxy: Proxy,
+    port: int,
+    vs_candidates: Sequence[ConfigEntry[VirtualService]],
+    hash_lookup: HashPolicyLookup = _no_hash,
+) -> list[rc.Route]:
+    vs = virtual_service_for(svc.hostname, vs_candidates, mesh.config.domain_suffix)
+    if vs is not None and vs.resource.spec.http:
+        return vs_routes(vs, mesh, proxy, port, hash_lookup)
+    cluster = outbound_cluster_name(port, "", svc.hostname)
+    return [default_route(cluster, hash_lookup(cluster))]
+
+
+def _domains(svc: Service, proxy: Proxy, port: int, mesh: MeshSnapshot) -> list[str]:
+    names = kubernetes_alt_names(svc.hostname, svc.namespace, proxy.namespace, mesh.config.domain_suffix)
+    if svc.address:
+        names.append(svc.address)
+    out: list[str] = []
+    for n in names:
+        out.extend((n, f"{n}:{port}"))
+    return out
+
+
+def http_services_on_port(mesh: MeshSnapshot, namespace: str, port: int) -> list[Service]:
+    return [
+        s
+        for s in mesh.services.visible_to(namespace)
+        if (p := s.port(port)) is not None and (p.protocol.is_http or p.protocol is Protocol.UNSUPPORTED)
+    ]
+
+
+def generate_port_route_config(
+    mesh: MeshSnapshot, proxy: Proxy, port: int, hash_lookup: HashPolicyLookup = _no_hash
+) -> route_pb2.RouteConfiguration:
+    """Route config "PORT" used by the outbound listener 0.0.0.0_PORT."""
+    vs_candidates = visible_virtual_services(mesh, proxy.namespace)
+    vhosts = []
+    for svc in http_services_on_port(mesh, proxy.namespace, port):
+        vhosts.append(
+            rc.VirtualHost(
+                name=f"{svc.hostname}:{port}",
+                domains=_domains(svc, proxy, port, mesh),
+                routes=service_routes(svc, mesh, proxy, port, vs_candidates, hash_lookup),
+                include_request_attempt_count=True,
+            )
+        )
+    # outboundTrafficPolicy ALLOW_ANY (Istio's default): unknown hosts pass through.
+    vhosts.append(
+        rc.VirtualHost(
+            name="allow_any",
+            domains=["*"],
+            routes=[
+                rc.Route(
+                    name="allow_any",
+                    match=rc.RouteMatch(prefix="/"),
+                    route=rc.RouteAction(cluster=PASSTHROUGH_CLUSTER, timeout=_zero()),
+                )
+            ],
+            include_request_attempt_count=True,
+        )
+    )
+    return route_pb2.RouteConfiguration(name=str(port), virtual_hosts=vhosts, validate_clusters=_false())
+
+
+def generate_http_proxy_route_config(
+    mesh: MeshSnapshot, proxy: Proxy, hash_lookup: HashPolicyLookup = _no_hash
+) -> route_pb2.RouteConfiguration:
+    """Route config for the explicit HTTP proxy listener: every HTTP service on every port,
+    selected by Host header `name[:port]`. A bare name (no port) means the service's first
+    HTTP port."""
+    vs_candidates = visible_virtual_services(mesh, proxy.namespace)
+    used: set[str] = set()
+    vhosts = []
+    for svc in mesh.services.visible_to(proxy.namespace):
+        for index, p in enumerate(q for q in svc.ports if q.protocol.is_http or q.protocol is Protocol.UNSUPPORTED):
+            domains = [d for d in _domains(svc, proxy, p.port, mesh) if ":" in d or index == 0]
+            domains = [d for d in domains if d not in used]
+            used.update(domains)
+            if not domains:
+                continue
+            vhosts.append(
+                rc.VirtualHost(
+                    name=f"{svc.hostname}:{p.port}",
+                    domains=domains,
+                    routes=service_routes(svc, mesh, proxy, p.port, vs_candidates, hash_lookup),
+                    include_request_attempt_count=True,
+                )
+            )
+    return route_pb2.RouteConfiguration(name=HTTP_PROXY_ROUTE, virtual_hosts=vhosts, validate_clusters=_false())
+
+
+def _zero() -> duration_pb2.Duration:
+    return duration_pb2.Duration()
+
+
+def _false() -> wrappers_pb2.BoolValue:
+    return wrappers_pb2.BoolValue(value=False)
+

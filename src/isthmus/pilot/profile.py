@@ -1,0 +1,209 @@
+"""Compose the per-type generators into one proxy's Snapshot, sharing work across proxies.
+
+Most of a sidecar's config depends only on its namespace (outbound clusters, listeners,
+endpoints) or on its namespace and labels (routes, when some VirtualService uses
+sourceLabels). Those parts are built and packed once per mesh version and view key, and
+the same PreparedResource objects are handed to every proxy that shares the view.
+Generators run in a fixed order; a failure names the generator that failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from google.protobuf.message import Message
+
+from isthmus.model.snapshot import MeshSnapshot
+from isthmus.model.types import Proxy
+from isthmus.pilot.destination_rule import DestinationRuleIndex, route_consistent_hash
+from isthmus.pilot.envoy.load_balancer import hash_policy_for
+from isthmus.pilot.generators.clusters import generate_inbound_clusters, generate_outbound_clusters
+from isthmus.pilot.generators.endpoints import generate_endpoints
+from isthmus.pilot.generators.listeners import (
+    generate_http_proxy_listener,
+    generate_inbound_listener,
+    generate_outbound_listeners,
+    inbound_port_protocols,
+)
+from isthmus.pilot.generators.routes import (
+    generate_http_proxy_route_config,
+    generate_port_route_config,
+)
+from isthmus.pilot.naming import parse_cluster_name
+from isthmus.pilot.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource, Snapshot
+from isthmus.pilot.virtual_service import visible_virtual_services
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class GeneratorError(Exception):
+    """A generator failed for a proxy; the message names the generator and the proxy."""
+
+
+def _prepare(messages: Iterable[Message]) -> dict[str, PreparedResource]:
+    return {m.name: PreparedResource.of(m.name, m) for m in messages}  # type: ignore[attr-defined]
+
+
+@dataclass
+class _Views:
+    """Caches of one mesh version, keyed by view (namespace, labels, port, ...)."""
+
+    mesh_version: str
+    entries: dict[tuple[object, ...], object] = field(default_factory=dict)
+
+    def get(self, key: tuple[object, ...], build: Callable[[], V]) -> V:
+        if key not in self.entries:
+            self.entries[key] = build()
+        return self.entries[key]  # type: ignore[return-value]
+
+
+class ConfigGenerator:
+    """Builds Snapshots for proxies from the current MeshSnapshot (pure, cached)."""
+
+    def __init__(self) -> None:
+        self._views = _Views(mesh_version="")
+
+    def _cache(self, mesh: MeshSnapshot) -> _Views:
+        if self._views.mesh_version != mesh.version:
+            self._views = _Views(mesh_version=mesh.version)
+        return self._views
+
+    def snapshot(self, mesh: MeshSnapshot, proxy: Proxy) -> Snapshot:
+        views = self._cache(mesh)
+        steps: Sequence[tuple[str, Callable[[], dict[str, PreparedResource]]]] = (
+            ("clusters", lambda: self._clusters(views, mesh, proxy)),
+            ("listeners", lambda: self._listeners(views, mesh, proxy)),
+        )
+        out: dict[str, dict[str, PreparedResource]] = {}
+        for name, step in steps:
+            try:
+                out[CLUSTER if name == "clusters" else LISTENER] = step()
+            except Exception as exc:  # noqa: BLE001 - re-raised with the generator's name
+                raise GeneratorError(f"generator {name} failed for proxy {proxy.id}: {exc!r}") from exc
+        for name, type_url, step in (
+            ("endpoints", ENDPOINT, lambda: self._endpoints(views, mesh, proxy, out[CLUSTER])),
+            ("routes", ROUTE, lambda: self._routes(views, mesh, proxy, out[LISTENER])),
+        ):
+            try:
+                out[type_url] = step()
+            except Exception as exc:  # noqa: BLE001
+                raise GeneratorError(f"generator {name} failed for proxy {proxy.id}: {exc!r}") from exc
+        return Snapshot(resources=out)
+
+    # --- clusters ------------------------------------------------------------------
+
+    def _clusters(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> dict[str, PreparedResource]:
+        outbound = views.get(
+            ("cds", proxy.namespace), lambda: _prepare(generate_outbound_clusters(mesh, proxy.namespace))
+        )
+        ports = tuple(sorted(inbound_port_protocols(mesh, proxy)))
+        inbound = views.get(("cds-in", ports), lambda: _prepare(generate_inbound_clusters(ports)))
+        return {**outbound, **inbound}
+
+    def _endpoints(
+        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy, clusters: dict[str, PreparedResource]
+    ) -> dict[str, PreparedResource]:
+        eds_names = views.get(("eds-names", proxy.namespace), lambda: _eds_cluster_names(clusters))
+        return views.get(
+            ("eds", proxy.namespace),
+            lambda: _prepare(generate_endpoints(mesh, proxy.namespace, eds_names)),
+        )
+
+    # --- listeners and routes -------------------------------------------------------
+
+    def _labels_key(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> tuple[tuple[str, str], ...]:
+        uses = views.get(("uses-source-labels", proxy.namespace), lambda: _uses_source_labels(mesh, proxy.namespace))
+        return proxy.labels if uses else ()
+
+    def _listeners(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> dict[str, PreparedResource]:
+        labels = self._labels_key(views, mesh, proxy)
+        outbound = views.get(
+            ("lds", proxy.namespace, labels),
+            lambda: _prepare(generate_outbound_listeners(mesh, proxy.namespace, dict(labels))),
+        )
+        ports = tuple(sorted(inbound_port_protocols(mesh, proxy).items()))
+        inbound = views.get(
+            ("lds-in", proxy.namespace, ports, proxy.labels),
+            lambda: _prepare([generate_inbound_listener(mesh, proxy)]),
+        )
+        out = {**outbound, **inbound}
+        if proxy.http_proxy_port:
+            port = proxy.http_proxy_port
+            out.update(views.get(("lds-proxy", port), lambda: _prepare([generate_http_proxy_listener(port)])))
+        return out
+
+    def _routes(
+        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy, listeners: dict[str, PreparedResource]
+    ) -> dict[str, PreparedResource]:
+        from isthmus.pilot.consistency import rds_names
+        from envoy.config.listener.v3 import listener_pb2
+
+        labels = self._labels_key(views, mesh, proxy)
+        hashes = views.get(("hash-lookup", proxy.namespace), lambda: _hash_lookup(mesh, proxy.namespace))
+        wanted: set[str] = set()
+        for res in listeners.values():
+            listener = listener_pb2.Listener()
+            res.any.Unpack(listener)
+            wanted.update(rds_names(listener))
+        out: dict[str, PreparedResource] = {}
+        for name in sorted(wanted):
+            if name.isdigit():
+                port = int(name)
+                out.update(
+                    views.get(
+                        ("rds", proxy.namespace, labels, port),
+                        lambda port=port: _prepare([generate_port_route_config(mesh, proxy, port, hashes)]),  # type: ignore[misc]
+                    )
+                )
+            else:
+                out.update(
+                    views.get(
+                        ("rds-proxy", proxy.namespace, labels),
+                        lambda: _prepare([generate_http_proxy_route_config(mesh, proxy, hashes)]),
+                    )
+                )
+        return out
+
+
+def _eds_cluster_names(clusters: dict[str, PreparedResource]) -> list[str]:
+    names = []
+    for name, res in clusters.items():
+        cluster = cluster_pb2.Cluster()
+        res.any.Unpack(cluster)
+        if cluster.type == cluster_pb2.Cluster.EDS:
+            names.append(name)
+    return sorted(names)
+
+
+def _uses_source_labels(mesh: MeshSnapshot, namespace: str) -> bool:
+    for entry in visible_virtual_services(mesh, namespace):
+        spec = entry.resource.spec
+        if any(m.source_labels for r in spec.http for m in r.match):
+            return True
+        if any(m.source_labels for r in spec.tcp for m in r.match):
+            return True
+    return False
+
+
+def _hash_lookup(mesh: MeshSnapshot, namespace: str) -> Callable[[str], Sequence[rc.RouteAction.HashPolicy]]:
+    index = DestinationRuleIndex.of(mesh)
+    memo: dict[str, Sequence[rc.RouteAction.HashPolicy]] = {}
+
+    def lookup(cluster: str) -> Sequence[rc.RouteAction.HashPolicy]:
+        if cluster not in memo:
+            key = parse_cluster_name(cluster)
+            svc = mesh.services.get(key.hostname) if key else None
+            if key is None or svc is None:
+                memo[cluster] = ()
+            else:
+                rule = index.lookup(key.hostname, svc.namespace, namespace)
+                consistent = route_consistent_hash(rule, key.port, key.subset or None)
+                memo[cluster] = hash_policy_for(consistent) if consistent else ()
+        return memo[cluster]
+
+    return lookup
