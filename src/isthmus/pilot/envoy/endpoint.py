@@ -1,0 +1,63 @@
+"""Mesh endpoints -> Envoy LbEndpoints and ClusterLoadAssignments.
+
+As Istio sends them: only ready endpoints, each HEALTHY with a weight (1 unless the
+workload sets one), in one locality whose weight is their sum. An endpoint labelled
+`security.istio.io/tlsMode` carries it as transport-socket-match metadata, which is how
+clusters pick mTLS per endpoint. Order is by address and port so output is stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeAlias
+
+from envoy.config.core.v3 import health_check_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+
+from isthmus.model.types import Endpoint
+
+ClusterLoadAssignment: TypeAlias = endpoint_pb2.ClusterLoadAssignment
+LbEndpoint: TypeAlias = endpoint_components_pb2.LbEndpoint
+LocalityLbEndpoints: TypeAlias = endpoint_components_pb2.LocalityLbEndpoints
+TLS_MODE_LABEL = "security.istio.io/tlsMode"
+TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
+
+
+def serving_endpoints(
+    endpoints: Iterable[Endpoint], selector: Mapping[str, str] | None = None
+) -> list[Endpoint]:
+    """Ready endpoints whose labels match `selector` (a subset's labels), sorted."""
+    chosen = [e for e in endpoints if e.ready and e.matches(dict(selector or {}))]
+    return sorted(chosen, key=lambda e: (e.address, e.port))
+
+
+def lb_endpoint(endpoint: Endpoint) -> LbEndpoint:
+    out = LbEndpoint(health_status=health_check_pb2.HEALTHY)
+    address = out.endpoint.address.socket_address
+    address.address = endpoint.address
+    address.port_value = endpoint.port
+    out.load_balancing_weight.value = endpoint.weight or 1
+    tls_mode = dict(endpoint.labels).get(TLS_MODE_LABEL)
+    if tls_mode:
+        out.metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].update({"tlsMode": tls_mode})
+    return out
+
+
+def locality_lb_endpoints(endpoints: Sequence[Endpoint]) -> list[LocalityLbEndpoints]:
+    """One locality holding every endpoint; none at all when there are no endpoints."""
+    if not endpoints:
+        return []
+    group = LocalityLbEndpoints(lb_endpoints=[lb_endpoint(e) for e in endpoints])
+    group.load_balancing_weight.value = sum(
+        e.load_balancing_weight.value for e in group.lb_endpoints
+    )
+    return [group]
+
+
+def cluster_load_assignment(
+    cluster_name: str, endpoints: Sequence[Endpoint]
+) -> ClusterLoadAssignment:
+    """The EDS resource for one cluster; sent even when empty, since Envoy waits for it."""
+    return ClusterLoadAssignment(
+        cluster_name=cluster_name, endpoints=locality_lb_endpoints(endpoints)
+    )

@@ -1,0 +1,232 @@
+"""CDS for a sidecar: outbound clusters per visible service port and subset, Istio's fixed
+clusters, and one inbound cluster per port the workload serves.
+
+The outbound part (with the fixed clusters) depends only on (mesh, proxy namespace), so
+callers can build it once per namespace and share it; the inbound part depends only on
+the served ports and their connection pools.
+Output is sorted by name; on a name clash the first cluster built wins, as in Istio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+
+from isthmus.api.networking import ConnectionPoolSettings, SimpleLB, TrafficPolicy
+from isthmus.model.snapshot import MeshConfig, MeshSnapshot
+from isthmus.model.types import Endpoint, Protocol, Proxy, Resolution, Service, ServicePort
+from isthmus.pilot.destination_rule import (
+    DestinationRuleIndex,
+    MergedDestinationRule,
+    effective_policy,
+    port_traffic_policy,
+)
+from isthmus.pilot.envoy.cluster import (
+    Cluster,
+    ClusterDraft,
+    add_config_metadata,
+    add_service_metadata,
+    apply_dns_resolution,
+    black_hole_cluster,
+    inbound_cluster,
+    inbound_passthrough_cluster,
+    new_cluster,
+    outbound_passthrough_cluster,
+    set_load_assignment,
+    set_upstream_protocol,
+)
+from isthmus.pilot.envoy.connection_pool import apply_connection_pool, apply_h2_upgrade
+from isthmus.pilot.envoy.endpoint import locality_lb_endpoints, serving_endpoints
+from isthmus.pilot.envoy.load_balancer import apply_load_balancer
+from isthmus.pilot.envoy.outlier import apply_outlier_detection
+from isthmus.pilot.naming import inbound_cluster_name, outbound_cluster_name
+
+_DISCOVERY = {
+    Resolution.CLIENT_SIDE_LB: Cluster.EDS,
+    Resolution.DNS: Cluster.STRICT_DNS,
+    Resolution.PASSTHROUGH: Cluster.ORIGINAL_DST,
+}
+
+
+def generate_clusters(mesh: MeshSnapshot, proxy: Proxy) -> list[Cluster]:
+    """Every cluster a sidecar in `proxy.namespace` serving `proxy.inbound_ports` needs."""
+    rules = DestinationRuleIndex.of(mesh)
+    outbound = generate_outbound_clusters(mesh, proxy.namespace, rules)
+    pools = inbound_connection_pools(mesh, proxy, rules)
+    inbound = generate_inbound_clusters(proxy.inbound_ports, pools, mesh.config.connect_timeout)
+    return _unique_sorted(outbound + inbound)
+
+
+def generate_outbound_clusters(
+    mesh: MeshSnapshot, namespace: str, rules: DestinationRuleIndex | None = None
+) -> list[Cluster]:
+    """Default and subset clusters of every service port visible from `namespace`, plus
+    the fixed BlackHoleCluster, PassthroughCluster and InboundPassthroughCluster."""
+    rules = rules if rules is not None else DestinationRuleIndex.of(mesh)
+    clusters = fixed_clusters(mesh.config)
+    for service in sorted(mesh.services.visible_to(namespace), key=lambda s: s.hostname):
+        rule = rules.lookup(service.hostname, service.namespace, namespace)
+        for port in service.ports:
+            if port.protocol == Protocol.UDP:
+                continue
+            endpoints = mesh.endpoints.of(service.hostname, port.port)
+            clusters += service_port_clusters(service, port, rule, endpoints, mesh.config)
+    return _unique_sorted(clusters)
+
+
+def service_port_clusters(
+    service: Service,
+    port: ServicePort,
+    rule: MergedDestinationRule | None,
+    endpoints: Sequence[Endpoint],
+    config: MeshConfig,
+) -> list[Cluster]:
+    """`outbound|port||host` and one `outbound|port|subset|host` per subset of `rule`."""
+    discovery = _DISCOVERY[service.resolution]
+    if discovery == Cluster.STRICT_DNS and not endpoints:
+        endpoints = [_host_endpoint(service, port)]
+    name = outbound_cluster_name(port.port, None, service.hostname)
+    default = outbound_cluster(
+        name, service, port, discovery, effective_policy(rule, port.port), endpoints, config
+    )
+    if default is None:
+        return []
+    out = [_with_rule_metadata(default, rule, "")]
+    for subset in rule.subsets if rule else ():
+        policy = effective_policy(rule, port.port, subset.name)
+        subset_discovery = default.type
+        if _simple_lb(subset.traffic_policy) == SimpleLB.PASSTHROUGH:
+            subset_discovery = Cluster.ORIGINAL_DST
+        cluster = outbound_cluster(
+            outbound_cluster_name(port.port, subset.name, service.hostname),
+            service,
+            port,
+            subset_discovery,
+            policy,
+            serving_endpoints(endpoints, subset.labels),
+            config,
+        )
+        if cluster is not None:
+            out.append(_with_rule_metadata(cluster, rule, subset.name))
+    return out
+
+
+def outbound_cluster(
+    name: str,
+    service: Service,
+    port: ServicePort,
+    discovery: int,
+    policy: TrafficPolicy | None,
+    endpoints: Sequence[Endpoint],
+    config: MeshConfig,
+) -> Cluster | None:
+    """One outbound cluster; None for a DNS cluster left without endpoints (as Istio)."""
+    draft = new_cluster(name, discovery)
+    if discovery == Cluster.STRICT_DNS:
+        serving = serving_endpoints(endpoints)
+        if not serving:
+            return None
+        apply_dns_resolution(draft.cluster)
+        set_load_assignment(draft.cluster, locality_lb_endpoints(serving))
+    set_upstream_protocol(draft, port.protocol)
+    add_service_metadata(draft.cluster, service)
+    apply_traffic_policy(draft, policy, config)
+    return draft.finish()
+
+
+def apply_traffic_policy(
+    draft: ClusterDraft, policy: TrafficPolicy | None, config: MeshConfig
+) -> None:
+    """Istio's applyTrafficPolicy for outbound clusters (TLS is set elsewhere)."""
+    pool = policy.connection_pool if policy else None
+    apply_h2_upgrade(draft, pool)
+    apply_connection_pool(draft, pool, config.connect_timeout)
+    apply_outlier_detection(draft.cluster, policy.outlier_detection if policy else None)
+    apply_load_balancer(draft.cluster, policy.load_balancer if policy else None)
+
+
+def fixed_clusters(config: MeshConfig) -> list[Cluster]:
+    """BlackHoleCluster, PassthroughCluster and InboundPassthroughCluster."""
+    out = [black_hole_cluster(config.connect_timeout)]
+    for draft in (
+        outbound_passthrough_cluster(config.connect_timeout),
+        inbound_passthrough_cluster(config.connect_timeout),
+    ):
+        apply_connection_pool(draft, None, config.connect_timeout)
+        out.append(draft.finish())
+    return out
+
+
+def generate_inbound_clusters(
+    ports: Iterable[int],
+    pools: Mapping[int, ConnectionPoolSettings | None] | None = None,
+    connect_timeout: timedelta = MeshConfig.connect_timeout,
+) -> list[Cluster]:
+    """`inbound|PORT||` per served port. `pools` (see `inbound_connection_pools`) gives a
+    port the connectionPool of its service's DestinationRule, as Istio applies it on the
+    server side too, so the server admits what its clients are allowed to send."""
+    out = []
+    for port in sorted(set(ports)):
+        draft = inbound_cluster(inbound_cluster_name(port), port)
+        apply_connection_pool(draft, (pools or {}).get(port), connect_timeout)
+        out.append(draft.finish())
+    return out
+
+
+def inbound_connection_pools(
+    mesh: MeshSnapshot, proxy: Proxy, rules: DestinationRuleIndex | None = None
+) -> dict[int, ConnectionPoolSettings | None]:
+    """Per served (target) port, the connectionPool of the DestinationRule of the first
+    service (by host name) selecting the proxy on that port; Istio's inbound rule."""
+    rules = rules if rules is not None else DestinationRuleIndex.of(mesh)
+    labels = proxy.label_dict
+    out: dict[int, ConnectionPoolSettings | None] = {}
+    for service in sorted(mesh.services.visible_to(proxy.namespace), key=lambda s: s.hostname):
+        if service.namespace != proxy.namespace or not service.selector:
+            continue
+        if any(labels.get(k) != v for k, v in service.selector):
+            continue
+        rule = rules.lookup(service.hostname, service.namespace, proxy.namespace)
+        for port in service.ports:
+            target = port.target_port or port.port
+            if target not in proxy.inbound_ports or target in out:
+                continue
+            policy, _ = port_traffic_policy(rule.traffic_policy if rule else None, port.port)
+            out[target] = policy.connection_pool if policy else None
+    return out
+
+
+def eds_cluster_names(clusters: Iterable[Cluster]) -> list[str]:
+    """Names of the clusters whose endpoints come over EDS: what EDS must answer for."""
+    return sorted(c.name for c in clusters if c.type == Cluster.EDS)
+
+
+def _host_endpoint(service: Service, port: ServicePort) -> Endpoint:
+    """A DNS ServiceEntry without endpoints resolves its own host name."""
+    return Endpoint(
+        address=service.hostname,
+        port=port.target_port or port.port,
+        labels=(),
+        service_account="",
+        namespace=service.namespace,
+    )
+
+
+def _simple_lb(policy: TrafficPolicy | None) -> SimpleLB | None:
+    lb = policy.load_balancer if policy else None
+    return lb.simple if lb else None
+
+
+def _with_rule_metadata(
+    cluster: Cluster, rule: MergedDestinationRule | None, subset: str
+) -> Cluster:
+    if rule is not None:
+        add_config_metadata(cluster, rule.namespace, rule.name, subset)
+    return cluster
+
+
+def _unique_sorted(clusters: Iterable[Cluster]) -> list[Cluster]:
+    first: dict[str, Cluster] = {}
+    for cluster in clusters:
+        first.setdefault(cluster.name, cluster)
+    return [first[name] for name in sorted(first)]

@@ -1,0 +1,57 @@
+"""EDS: the ClusterLoadAssignment of each requested outbound cluster.
+
+An assignment depends only on (mesh, proxy namespace, cluster name): the namespace
+decides which services and which DestinationRule (hence which subset labels) it sees.
+Every requested outbound name gets an assignment, empty when the service is unknown or
+invisible, the subset is not defined, or nothing is ready: Envoy keeps an EDS cluster
+warming until it receives one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from isthmus.model.snapshot import MeshSnapshot, is_exported_to
+from isthmus.model.types import Endpoint
+from isthmus.pilot.destination_rule import DestinationRuleIndex
+from isthmus.pilot.envoy.endpoint import (
+    ClusterLoadAssignment,
+    cluster_load_assignment,
+    serving_endpoints,
+)
+from isthmus.pilot.naming import ClusterKey, TrafficDirection, parse_cluster_name
+
+
+def generate_endpoints(
+    mesh: MeshSnapshot,
+    namespace: str,
+    cluster_names: Iterable[str],
+    rules: DestinationRuleIndex | None = None,
+) -> list[ClusterLoadAssignment]:
+    """Assignments for the outbound names among `cluster_names`, sorted by name."""
+    rules = rules if rules is not None else DestinationRuleIndex.of(mesh)
+    out = []
+    for name in sorted(set(cluster_names)):
+        key = parse_cluster_name(name)
+        if key is None or key.direction != TrafficDirection.OUTBOUND:
+            continue
+        endpoints = cluster_endpoints(mesh, rules, namespace, key)
+        out.append(cluster_load_assignment(name, endpoints))
+    return out
+
+
+def cluster_endpoints(
+    mesh: MeshSnapshot, rules: DestinationRuleIndex, namespace: str, key: ClusterKey
+) -> list[Endpoint]:
+    """Ready endpoints of the service port, narrowed to the subset's labels."""
+    service = mesh.services.get(key.hostname)
+    if service is None or not is_exported_to(service.export_to, service.namespace, namespace):
+        return []
+    selector: dict[str, str] = {}
+    if key.subset:
+        rule = rules.lookup(service.hostname, service.namespace, namespace)
+        subset = rule.subset(key.subset) if rule else None
+        if subset is None:
+            return []
+        selector = subset.labels
+    return serving_endpoints(mesh.endpoints.of(key.hostname, key.port), selector)
