@@ -1,0 +1,80 @@
+"""`isthmus get KIND [NAME...]`: show stored objects as a table, YAML or JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from isthmus.cli.context import CliContext, pass_cli
+from isthmus.cli.errors import UserError
+from isthmus.cli.kinds import KindInfo, UnknownKind, resolve_kind
+from isthmus.cli.render import as_document, table, to_json, to_yaml
+
+DEFAULT_NAMESPACE = "default"
+
+
+@click.command("get")
+@click.argument("kind")
+@click.argument("names", nargs=-1)
+@click.option("-n", "--namespace", help="Namespace to list (default: default).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="List across all namespaces.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["yaml", "json", "wide"]),
+    help="Print full objects as yaml/json, or a wider table.",
+)
+@pass_cli
+def get_command(
+    cli: CliContext,
+    kind: str,
+    names: tuple[str, ...],
+    namespace: str | None,
+    all_namespaces: bool,
+    output: str | None,
+) -> None:
+    """Show objects of one kind (vs, dr, se, we, svc, deploy, ns, sa, ...)."""
+    info = _kind(kind)
+    if all_namespaces and namespace:
+        raise UserError("use either -n/--namespace or -A/--all-namespaces, not both")
+    scope = _scope(info, namespace, all_namespaces)
+    with cli.client() as client:
+        bodies = client.get(kind=info.kind, namespace=scope)
+    if names:
+        bodies = [b for b in bodies if b.get("metadata", {}).get("name") in names]
+    if output in ("yaml", "json"):
+        if bodies or not names:
+            document = as_document(bodies, single=len(names) == 1)
+            click.echo(to_yaml(document) if output == "yaml" else to_json(document))
+    elif bodies:
+        with_namespace = info.namespaced and scope is None
+        click.echo(table(info.kind, bodies, with_namespace, wide=output == "wide"))
+    elif not names:
+        where = "" if scope is None or not info.namespaced else f" in {scope} namespace"
+        click.echo(f"No resources found{where}.", err=True)
+    _fail_on_missing(info, scope, names, bodies)
+
+
+def _kind(name: str) -> KindInfo:
+    try:
+        return resolve_kind(name)
+    except UnknownKind as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _scope(info: KindInfo, namespace: str | None, all_namespaces: bool) -> str | None:
+    """The namespace filter: None for all namespaces and for cluster-scoped kinds."""
+    if not info.namespaced or all_namespaces:
+        return None
+    return namespace or DEFAULT_NAMESPACE
+
+
+def _fail_on_missing(
+    info: KindInfo, scope: str | None, names: tuple[str, ...], bodies: list[dict[str, Any]]
+) -> None:
+    found = {b.get("metadata", {}).get("name") for b in bodies}
+    missing = [n for n in dict.fromkeys(names) if n not in found]
+    if missing:
+        where = f" in namespace {scope}" if scope else ""
+        raise UserError(*(f'{info.resource} "{name}" not found{where}' for name in missing))

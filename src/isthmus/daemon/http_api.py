@@ -1,0 +1,286 @@
+"""isthmusd's HTTP API for the CLI: apply, get and delete objects over a unix socket.
+
+Every request is JSON and every failure is `{"errors": [one line per problem]}` with a
+4xx/5xx status, so the CLI can print errors verbatim and never shows a traceback. An
+apply or delete is all or nothing: it is fully parsed and checked before the store is
+touched, and then written in one store transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from isthmus.api.errors import ApiError
+from isthmus.api.loader import LoadedObject, load_documents
+from isthmus.store import Conflict, NotFound, ObjectKey, ResourceStore, same_content
+
+__all__ = ["STORE", "ApiHooks", "build_app", "start_unix_site"]
+
+logger = logging.getLogger("isthmus.daemon.api")
+
+STORE = web.AppKey("store", ResourceStore)  # type: ignore[type-abstract]
+
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+DEFAULT_NAMESPACE = "default"
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _no_cross_checks(objects: Sequence[LoadedObject]) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class ApiHooks:
+    """What the daemon plugs into the API; the defaults give a working object API alone.
+
+    `validate_apply` sees every object of one apply together (after each passed its own
+    schema) and returns error lines; any line refuses the whole apply.
+    `extra_routes` adds endpoints such as proxy status.
+    """
+
+    validate_apply: Callable[[Sequence[LoadedObject]], list[str]] = _no_cross_checks
+    extra_routes: Sequence[web.AbstractRouteDef] = field(default_factory=tuple)
+    default_namespace: str = DEFAULT_NAMESPACE
+
+
+class _RequestError(Exception):
+    """A refused request: HTTP status and the error lines to send back."""
+
+    def __init__(self, status: int, errors: Sequence[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.status = status
+        self.errors = list(errors)
+
+
+def build_app(store: ResourceStore, hooks: ApiHooks | None = None) -> web.Application:
+    """The daemon's aiohttp application serving the object API on `store`."""
+    hooks = hooks or ApiHooks()
+    api = _ObjectApi(store, hooks)
+    app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_REQUEST_BYTES)
+    app[STORE] = store
+    app.add_routes(
+        [
+            web.get("/v1/healthz", api.healthz),
+            web.post("/v1/apply", api.apply),
+            web.get("/v1/objects", api.get_objects),
+            web.delete("/v1/objects", api.delete_objects),
+            *hooks.extra_routes,
+        ]
+    )
+    return app
+
+
+async def start_unix_site(app: web.Application, path: Path) -> web.AppRunner:
+    """Serve `app` on the unix socket `path` (mode 0600) and return its runner.
+
+    A socket file left by a crashed daemon is replaced; one a live daemon answers on is
+    not (two daemons on one home would corrupt each other's view of the mesh).
+    """
+    if path.exists():
+        if _socket_answers(path):
+            raise RuntimeError(f"isthmusd is already running on {path}")
+        path.unlink()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.UnixSite(runner, str(path))
+        await site.start()
+        os.chmod(path, 0o600)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def _socket_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+class _ObjectApi:
+    """Handlers of the object endpoints, bound to one store and the daemon's hooks."""
+
+    def __init__(self, store: ResourceStore, hooks: ApiHooks) -> None:
+        self._store = store
+        self._hooks = hooks
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "revision": self._store.revision})
+
+    async def apply(self, request: web.Request) -> web.Response:
+        payload = await _json_object(request)
+        dry_run = _optional(payload, "dryRun", bool, False)
+        objects = self._load(payload)
+        if not objects:
+            raise _RequestError(422, ["no objects passed to apply"])
+        problems = self._hooks.validate_apply(objects)
+        if problems:
+            raise _RequestError(422, problems)
+        results = _plan_apply(self._store, objects)
+        if not dry_run:
+            try:
+                self._store.apply([(ObjectKey(*o.key), o.body) for o in objects])
+            except Conflict as exc:
+                raise _RequestError(409, [str(exc)]) from exc
+            except ValueError as exc:
+                raise _RequestError(422, [str(exc)]) from exc
+        _log(
+            "apply",
+            dry_run=dry_run,
+            objects=len(objects),
+            changed=sum(r["result"] != "unchanged" for r in results),
+            revision=self._store.revision,
+        )
+        return web.json_response(
+            {"results": results, "dryRun": dry_run, "revision": self._store.revision}
+        )
+
+    async def get_objects(self, request: web.Request) -> web.Response:
+        query = request.query
+        found = self._store.list(kind=query.get("kind"), namespace=query.get("namespace"))
+        name = query.get("name")
+        items = [o.body for o in found if name is None or o.key.name == name]
+        return web.json_response({"items": items, "revision": self._store.revision})
+
+    async def delete_objects(self, request: web.Request) -> web.Response:
+        payload = await _json_object(request)
+        if "keys" in payload:
+            keys = _keys(payload["keys"])
+        elif "documents" in payload:
+            keys = [ObjectKey(*o.key) for o in self._load(payload)]
+        else:
+            raise _RequestError(400, ['delete needs "keys" or "documents"'])
+        if not keys:
+            raise _RequestError(422, ["no objects passed to delete"])
+        missing = [key for key in dict.fromkeys(keys) if self._store.get(key) is None]
+        if missing:
+            raise _RequestError(404, [f"{key} not found" for key in missing])
+        try:
+            deleted = self._store.delete(keys)
+        except NotFound as exc:
+            raise _RequestError(404, [str(exc)]) from exc
+        _log("delete", objects=len(deleted), revision=self._store.revision)
+        results = [_result(o.key, o.body, "deleted") for o in deleted]
+        return web.json_response({"results": results, "revision": self._store.revision})
+
+    def _load(self, payload: dict[str, Any]) -> list[LoadedObject]:
+        """Parse every document; report the problems of all documents together."""
+        namespace = _optional(payload, "namespace", str, None) or self._hooks.default_namespace
+        documents = payload.get("documents")
+        if not isinstance(documents, list):
+            raise _RequestError(400, ['"documents" must be a list of {"source", "text"}'])
+        objects: list[LoadedObject] = []
+        errors: list[str] = []
+        for index, document in enumerate(documents):
+            if not (
+                isinstance(document, dict)
+                and isinstance(document.get("source"), str)
+                and isinstance(document.get("text"), str)
+            ):
+                raise _RequestError(400, [f"documents[{index}] must be {{source: str, text: str}}"])
+            try:
+                objects.extend(load_documents(document["text"], document["source"], namespace))
+            except ApiError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise _RequestError(422, errors)
+        return objects
+
+
+def _plan_apply(store: ResourceStore, objects: Sequence[LoadedObject]) -> list[dict[str, str]]:
+    """kubectl's verdict per object (created / configured / unchanged), decided exactly as
+    the store will decide it, so a dry run reports what a real apply would do."""
+    pending: dict[ObjectKey, dict[str, Any]] = {}
+    results = []
+    for obj in objects:
+        key = ObjectKey(*obj.key)
+        previous = pending.get(key)
+        if previous is None:
+            stored = store.get(key)
+            previous = stored.body if stored is not None else None
+        if previous is None:
+            verdict = "created"
+        elif same_content(previous, obj.body):
+            verdict = "unchanged"
+        else:
+            verdict = "configured"
+        pending[key] = obj.body
+        results.append(_result(key, obj.body, verdict))
+    return results
+
+
+def _result(key: ObjectKey, body: dict[str, Any], verdict: str) -> dict[str, str]:
+    return {
+        "apiVersion": str(body.get("apiVersion", "")),
+        "kind": key.kind,
+        "namespace": key.namespace,
+        "name": key.name,
+        "result": verdict,
+    }
+
+
+def _keys(raw: Any) -> list[ObjectKey]:
+    if not isinstance(raw, list) or not all(
+        isinstance(k, list) and len(k) == 3 and all(isinstance(p, str) for p in k) for k in raw
+    ):
+        raise _RequestError(400, ['"keys" must be a list of [kind, namespace, name]'])
+    return [ObjectKey(*k) for k in raw]
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        payload = json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _RequestError(400, [f"request body is not JSON: {exc}"]) from exc
+    if not isinstance(payload, dict):
+        raise _RequestError(400, ["request body must be a JSON object"])
+    return payload
+
+
+def _optional(payload: dict[str, Any], name: str, kind: type[T], default: T) -> T:
+    value = payload.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise _RequestError(400, [f'"{name}" must be a {kind.__name__}'])
+    return value
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into `{"errors": [...]}` so clients have one error shape."""
+    try:
+        return await handler(request)
+    except _RequestError as exc:
+        return web.json_response({"errors": exc.errors}, status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = f"{request.method} {request.path}: {exc.reason}"
+        return web.json_response({"errors": [message]}, status=exc.status)
+    except Exception as exc:
+        logger.exception("api internal_error method=%s path=%s", request.method, request.path)
+        return web.json_response(
+            {"errors": [f"internal error in isthmusd: {type(exc).__name__}: {exc}"]}, status=500
+        )
+
+
+def _log(event: str, **fields: object) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("%s", " ".join(["api", event, *(f"{k}={v}" for k, v in fields.items())]))
