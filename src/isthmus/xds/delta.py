@@ -1,0 +1,125 @@
+"""Incremental (Delta) ADS: send only resources that changed, and names that went away.
+
+Per type we track which version of each resource the proxy holds (``known``; None means
+the proxy was told the resource does not exist). It starts from the request's
+``initial_resource_versions`` so a reconnecting proxy gets only what differs. One
+response per type is in flight at a time: the next diff is computed only after the
+ACK or NACK, so it is always relative to what the proxy really accepted. A NACKed diff
+is not sent again unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from envoy.service.discovery.v3 import discovery_pb2
+
+from isthmus.pilot.resources import PreparedResource
+from isthmus.xds.connection import Connection, TypeState, ordered_types, selected, version_of
+
+# name -> version the proxy should move to; None removes the resource.
+Diff = dict[str, str | None]
+
+
+@dataclass
+class DeltaTypeState(TypeState):
+    known: dict[str, str | None] = field(default_factory=dict)
+    in_flight: Diff | None = None
+    rejected: Diff | None = None
+
+
+class DeltaConnection(
+    Connection[
+        discovery_pb2.DeltaDiscoveryRequest, discovery_pb2.DeltaDiscoveryResponse, DeltaTypeState
+    ]
+):
+    """An ADS stream speaking DeltaAggregatedResources."""
+
+    kind = "delta"
+
+    def new_state(self, type_url: str, subscribed: set[str] | None) -> DeltaTypeState:
+        return DeltaTypeState(type_url=type_url, subscribed=subscribed)
+
+    def handle_request(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+        state = self.type_state(request.type_url)
+        initial = not state.requested
+        if initial:
+            state.requested = True
+            state.must_respond = True
+            state.known = dict(request.initial_resource_versions)
+        nonce = request.response_nonce
+        if nonce and state.in_flight is not None and nonce == state.sent_nonce:
+            if request.HasField("error_detail"):
+                self.record_nack(state, request.error_detail.message)
+                state.rejected = state.in_flight
+            else:
+                self.record_ack(state)
+                for name, version in state.in_flight.items():
+                    if version is None and state.subscribed is None:
+                        state.known.pop(name, None)
+                    else:
+                        state.known[name] = version
+                state.rejected = None
+            state.in_flight = None
+        # Other nonces are stale; subscription changes apply whatever the nonce.
+        if state.subscribed is not None:
+            for name in request.resource_names_unsubscribe:
+                state.subscribed.discard(name)
+                state.known.pop(name, None)
+            for name in request.resource_names_subscribe:
+                state.subscribed.add(name)
+                if not initial:
+                    # An explicit (re-)subscribe asks for the current copy.
+                    state.known.pop(name, None)
+
+    def responses(self) -> list[discovery_pb2.DeltaDiscoveryResponse]:
+        out = []
+        for type_url in ordered_types(self.types):
+            state = self.types[type_url]
+            if not state.requested or state.in_flight is not None:
+                continue
+            chosen = selected(self.snapshot, state)
+            diff = self._diff(state, chosen)
+            if not state.must_respond and (not diff or diff == state.rejected):
+                continue
+            version = version_of(self.snapshot, state, chosen)
+            nonce = self.new_nonce()
+            added = sorted(name for name, v in diff.items() if v is not None)
+            out.append(
+                discovery_pb2.DeltaDiscoveryResponse(
+                    system_version_info=version,
+                    type_url=type_url,
+                    nonce=nonce,
+                    resources=[
+                        discovery_pb2.Resource(
+                            name=name, version=chosen[name].version, resource=chosen[name].any
+                        )
+                        for name in added
+                    ],
+                    removed_resources=sorted(name for name, v in diff.items() if v is None),
+                )
+            )
+            state.in_flight = diff
+            self.record_sent(state, version, nonce, len(added))
+        return out
+
+    @staticmethod
+    def _diff(state: DeltaTypeState, chosen: Mapping[str, PreparedResource]) -> Diff:
+        """What the proxy must change to hold exactly ``chosen``."""
+        diff: Diff = {
+            name: res.version
+            for name, res in chosen.items()
+            if state.known.get(name) != res.version
+        }
+        if state.subscribed is None:
+            gone = [n for n, v in state.known.items() if v is not None and n not in chosen]
+        else:
+            # Named: also say "does not exist" once for names the proxy waits for.
+            gone = [
+                n
+                for n in state.subscribed
+                if n not in chosen and (n not in state.known or state.known[n] is not None)
+            ]
+        diff.update(dict.fromkeys(gone))
+        return diff
