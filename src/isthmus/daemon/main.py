@@ -34,7 +34,9 @@ def xds_socket(home: MeshHome) -> str:
     return str(home.root / "xds.sock")
 
 
-async def run_daemon(home: MeshHome, options: DaemonOptions, stop: asyncio.Event | None = None) -> None:
+async def run_daemon(
+    home: MeshHome, options: DaemonOptions, stop: asyncio.Event | None = None
+) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set); then stop serving and close the store."""
     home.root.mkdir(parents=True, exist_ok=True)
     home.check_socket_path()
@@ -50,7 +52,9 @@ async def run_daemon(home: MeshHome, options: DaemonOptions, stop: asyncio.Event
         connect_timeout=timedelta(seconds=10),
     )
     controller = MeshController(store, config)
-    ads = AdsServer(controller, debounce_after=options.debounce_after, debounce_max=options.debounce_max)
+    ads = AdsServer(
+        controller, debounce_after=options.debounce_after, debounce_max=options.debounce_max
+    )
     await ads.start(unix_path=xds_socket(home), tcp_address=options.xds_tcp)
 
     async def proxies(_: web.Request) -> web.Response:
@@ -60,7 +64,13 @@ async def run_daemon(home: MeshHome, options: DaemonOptions, stop: asyncio.Event
     runner = await start_unix_site(build_app(store, hooks), home.socket)
     with open(home.root / "isthmusd.pid", "w") as f:
         f.write(str(os.getpid()))
-    log.info("info started home=%s api=%s xds=%s revision=%d", home.root, home.socket, xds_socket(home), store.revision)
+    log.info(
+        "info started home=%s api=%s xds=%s revision=%d",
+        home.root,
+        home.socket,
+        xds_socket(home),
+        store.revision,
+    )
 
     async def follow_store() -> None:
         async for event in store.watch(since=store.revision):

@@ -61,7 +61,9 @@ class MeshController:
             self._mesh = build_snapshot(objects, self._workloads, self._config)
             log.info(
                 "info mesh rebuilt version=%s services=%d revision=%d",
-                self._mesh.version, len(self._mesh.services.by_host), self._store.revision,
+                self._mesh.version,
+                len(self._mesh.services.by_host),
+                self._store.revision,
             )
         return self._mesh
 

@@ -52,7 +52,9 @@ def build_snapshot(
     config = config or MeshConfig()
     objs = sorted(objects, key=_precedence_key)
     all_workloads = list(workloads)
-    all_workloads.extend(_workload_from_entry(o.resource) for o in objs if isinstance(o.resource, WorkloadEntry))
+    all_workloads.extend(
+        _workload_from_entry(o.resource) for o in objs if isinstance(o.resource, WorkloadEntry)
+    )
 
     services: dict[str, Service] = {}
     endpoints: dict[tuple[str, int], list[Endpoint]] = defaultdict(list)
@@ -127,7 +129,9 @@ def _service_from_kube(
     for p in res.spec.ports:
         protocol = select_protocol(p.name, p.app_protocol, p.protocol)
         target = p.target_port if isinstance(p.target_port, int) else None
-        ports.append(ServicePort(name=p.name or "", port=p.port, protocol=protocol, target_port=target))
+        ports.append(
+            ServicePort(name=p.name or "", port=p.port, protocol=protocol, target_port=target)
+        )
         target_ports[p.port] = p.target_port
     headless = res.spec.cluster_ip == "None"
     svc = Service(

@@ -50,7 +50,9 @@ class ServiceIndex:
 
     def visible_to(self, namespace: str) -> list[Service]:
         """Services a proxy in `namespace` may see (exportTo "*", ".", or its namespace)."""
-        return [s for s in self.by_host.values() if is_exported_to(s.export_to, s.namespace, namespace)]
+        return [
+            s for s in self.by_host.values() if is_exported_to(s.export_to, s.namespace, namespace)
+        ]
 
     def __iter__(self) -> Iterable[Service]:  # type: ignore[override]
         return iter(self.by_host.values())

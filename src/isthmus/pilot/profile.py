@@ -14,20 +14,26 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from google.protobuf.message import Message
 
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.model.types import Proxy
+from isthmus.pilot.consistency import rds_names
 from isthmus.pilot.destination_rule import DestinationRuleIndex, route_consistent_hash
 from isthmus.pilot.envoy.load_balancer import hash_policy_for
-from isthmus.pilot.generators.clusters import generate_inbound_clusters, generate_outbound_clusters
+from isthmus.pilot.generators.clusters import (
+    generate_inbound_clusters,
+    generate_outbound_clusters,
+    inbound_connection_pools,
+)
 from isthmus.pilot.generators.endpoints import generate_endpoints
 from isthmus.pilot.generators.listeners import (
     generate_http_proxy_listener,
     generate_inbound_listener,
     generate_outbound_listeners,
-    inbound_port_protocols,
 )
 from isthmus.pilot.generators.routes import (
     generate_http_proxy_route_config,
@@ -46,7 +52,12 @@ class GeneratorError(Exception):
 
 
 def _prepare(messages: Iterable[Message]) -> dict[str, PreparedResource]:
-    return {m.name: PreparedResource.of(m.name, m) for m in messages}  # type: ignore[attr-defined]
+    out = {}
+    for m in messages:
+        # ClusterLoadAssignment is named by cluster_name; every other type by name.
+        name = m.cluster_name if isinstance(m, ClusterLoadAssignment) else m.name  # type: ignore[attr-defined]
+        out[name] = PreparedResource.of(name, m)
+    return out
 
 
 @dataclass
@@ -84,7 +95,9 @@ class ConfigGenerator:
             try:
                 out[CLUSTER if name == "clusters" else LISTENER] = step()
             except Exception as exc:  # noqa: BLE001 - re-raised with the generator's name
-                raise GeneratorError(f"generator {name} failed for proxy {proxy.id}: {exc!r}") from exc
+                raise GeneratorError(
+                    f"generator {name} failed for proxy {proxy.id}: {exc!r}"
+                ) from exc
         for name, type_url, step in (
             ("endpoints", ENDPOINT, lambda: self._endpoints(views, mesh, proxy, out[CLUSTER])),
             ("routes", ROUTE, lambda: self._routes(views, mesh, proxy, out[LISTENER])),
@@ -92,17 +105,30 @@ class ConfigGenerator:
             try:
                 out[type_url] = step()
             except Exception as exc:  # noqa: BLE001
-                raise GeneratorError(f"generator {name} failed for proxy {proxy.id}: {exc!r}") from exc
+                raise GeneratorError(
+                    f"generator {name} failed for proxy {proxy.id}: {exc!r}"
+                ) from exc
         return Snapshot(resources=out)
 
     # --- clusters ------------------------------------------------------------------
 
-    def _clusters(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> dict[str, PreparedResource]:
+    def _clusters(
+        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy
+    ) -> dict[str, PreparedResource]:
+        rules = _rules(views, mesh)
         outbound = views.get(
-            ("cds", proxy.namespace), lambda: _prepare(generate_outbound_clusters(mesh, proxy.namespace))
+            ("cds", proxy.namespace),
+            lambda: _prepare(generate_outbound_clusters(mesh, proxy.namespace, rules)),
         )
-        ports = tuple(sorted(inbound_port_protocols(mesh, proxy)))
-        inbound = views.get(("cds-in", ports), lambda: _prepare(generate_inbound_clusters(ports)))
+        ports = proxy.inbound_ports
+        inbound = views.get(
+            ("cds-in", proxy.namespace, proxy.labels, ports),
+            lambda: _prepare(
+                generate_inbound_clusters(
+                    ports, inbound_connection_pools(mesh, proxy, rules), mesh.config.connect_timeout
+                )
+            ),
+        )
         return {**outbound, **inbound}
 
     def _endpoints(
@@ -111,40 +137,56 @@ class ConfigGenerator:
         eds_names = views.get(("eds-names", proxy.namespace), lambda: _eds_cluster_names(clusters))
         return views.get(
             ("eds", proxy.namespace),
-            lambda: _prepare(generate_endpoints(mesh, proxy.namespace, eds_names)),
+            lambda: _prepare(
+                generate_endpoints(mesh, proxy.namespace, eds_names, _rules(views, mesh))
+            ),
         )
 
     # --- listeners and routes -------------------------------------------------------
 
-    def _labels_key(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> tuple[tuple[str, str], ...]:
-        uses = views.get(("uses-source-labels", proxy.namespace), lambda: _uses_source_labels(mesh, proxy.namespace))
+    def _labels_key(
+        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy
+    ) -> tuple[tuple[str, str], ...]:
+        uses = views.get(
+            ("uses-source-labels", proxy.namespace),
+            lambda: _uses_source_labels(mesh, proxy.namespace),
+        )
         return proxy.labels if uses else ()
 
-    def _listeners(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> dict[str, PreparedResource]:
+    def _listeners(
+        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy
+    ) -> dict[str, PreparedResource]:
         labels = self._labels_key(views, mesh, proxy)
         outbound = views.get(
             ("lds", proxy.namespace, labels),
             lambda: _prepare(generate_outbound_listeners(mesh, proxy.namespace, dict(labels))),
         )
-        ports = tuple(sorted(inbound_port_protocols(mesh, proxy).items()))
         inbound = views.get(
-            ("lds-in", proxy.namespace, ports, proxy.labels),
+            ("lds-in", proxy.namespace, proxy.inbound_ports, proxy.labels),
             lambda: _prepare([generate_inbound_listener(mesh, proxy)]),
         )
         out = {**outbound, **inbound}
         if proxy.http_proxy_port:
             port = proxy.http_proxy_port
-            out.update(views.get(("lds-proxy", port), lambda: _prepare([generate_http_proxy_listener(port)])))
+            out.update(
+                views.get(
+                    ("lds-proxy", port), lambda: _prepare([generate_http_proxy_listener(port)])
+                )
+            )
         return out
 
     def _routes(
-        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy, listeners: dict[str, PreparedResource]
+        self,
+        views: _Views,
+        mesh: MeshSnapshot,
+        proxy: Proxy,
+        listeners: dict[str, PreparedResource],
     ) -> dict[str, PreparedResource]:
-        from isthmus.pilot.consistency import rds_names
-        from envoy.config.listener.v3 import listener_pb2
-
         labels = self._labels_key(views, mesh, proxy)
-        hashes = views.get(("hash-lookup", proxy.namespace), lambda: _hash_lookup(mesh, proxy.namespace))
+        hashes = views.get(
+            ("hash-lookup", proxy.namespace),
+            lambda: _hash_lookup(mesh, proxy.namespace, _rules(views, mesh)),
+        )
         wanted: set[str] = set()
         for res in listeners.values():
             listener = listener_pb2.Listener()
@@ -157,7 +199,9 @@ class ConfigGenerator:
                 out.update(
                     views.get(
                         ("rds", proxy.namespace, labels, port),
-                        lambda port=port: _prepare([generate_port_route_config(mesh, proxy, port, hashes)]),  # type: ignore[misc]
+                        lambda port=port: _prepare(
+                            [generate_port_route_config(mesh, proxy, port, hashes)]
+                        ),  # type: ignore[misc]
                     )
                 )
             else:
@@ -190,8 +234,13 @@ def _uses_source_labels(mesh: MeshSnapshot, namespace: str) -> bool:
     return False
 
 
-def _hash_lookup(mesh: MeshSnapshot, namespace: str) -> Callable[[str], Sequence[rc.RouteAction.HashPolicy]]:
-    index = DestinationRuleIndex.of(mesh)
+def _rules(views: _Views, mesh: MeshSnapshot) -> DestinationRuleIndex:
+    return views.get(("dr-index",), lambda: DestinationRuleIndex.of(mesh))
+
+
+def _hash_lookup(
+    mesh: MeshSnapshot, namespace: str, index: DestinationRuleIndex
+) -> Callable[[str], Sequence[rc.RouteAction.HashPolicy]]:
     memo: dict[str, Sequence[rc.RouteAction.HashPolicy]] = {}
 
     def lookup(cluster: str) -> Sequence[rc.RouteAction.HashPolicy]:

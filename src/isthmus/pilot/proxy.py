@@ -20,7 +20,9 @@ class InvalidNode(ValueError):
 def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = None) -> Proxy:
     parts = node.id.split("~")
     if len(parts) != 4 or parts[0] != "sidecar":
-        raise InvalidNode(f"node id {node.id!r} is not sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN")
+        raise InvalidNode(
+            f"node id {node.id!r} is not sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN"
+        )
     _, ip, pod, dns_domain = parts
     meta = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
     namespace = str(meta.get("NAMESPACE") or dns_domain.split(".", 1)[0])

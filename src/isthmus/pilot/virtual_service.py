@@ -24,7 +24,9 @@ def applies_to_mesh(vs: VirtualService) -> bool:
 
 
 def resolved_hosts(entry: ConfigEntry[VirtualService], domain_suffix: str) -> list[str]:
-    return [resolve_short_name(h, entry.namespace, domain_suffix) for h in entry.resource.spec.hosts]
+    return [
+        resolve_short_name(h, entry.namespace, domain_suffix) for h in entry.resource.spec.hosts
+    ]
 
 
 def visible_virtual_services(

@@ -12,7 +12,9 @@ from isthmus.pilot.envoy.durations import duration
 FAULT_FILTER = "envoy.filters.http.fault"
 
 
-def fractional_percent(percentage: Percent | None, legacy_percent: int | None) -> percent_pb2.FractionalPercent:
+def fractional_percent(
+    percentage: Percent | None, legacy_percent: int | None
+) -> percent_pb2.FractionalPercent:
     """Istio: `percentage.value` (double, 0..100) in millionths; legacy `percent` in
     hundredths; neither means 100%."""
     if percentage is not None:
@@ -24,7 +26,9 @@ def fractional_percent(percentage: Percent | None, legacy_percent: int | None) -
         return percent_pb2.FractionalPercent(
             numerator=legacy_percent, denominator=percent_pb2.FractionalPercent.HUNDRED
         )
-    return percent_pb2.FractionalPercent(numerator=100, denominator=percent_pb2.FractionalPercent.HUNDRED)
+    return percent_pb2.FractionalPercent(
+        numerator=100, denominator=percent_pb2.FractionalPercent.HUNDRED
+    )
 
 
 def http_fault(fault: HTTPFaultInjection) -> fault_pb2.HTTPFault | None:

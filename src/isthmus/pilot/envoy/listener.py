@@ -25,7 +25,9 @@ HTTP_APPLICATION_PROTOCOLS = ("http/1.1", "h2c")
 
 
 def socket_address(ip: str, port: int) -> address_pb2.Address:
-    return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=ip, port_value=port))
+    return address_pb2.Address(
+        socket_address=address_pb2.SocketAddress(address=ip, port_value=port)
+    )
 
 
 def _original_dst() -> lc.ListenerFilter:
@@ -43,7 +45,10 @@ def http_inspector() -> lc.ListenerFilter:
 
 
 def virtual_listener(
-    name: str, port: int, direction: int, default_chain: lc.FilterChain,
+    name: str,
+    port: int,
+    direction: int,
+    default_chain: lc.FilterChain,
     chains: Sequence[lc.FilterChain] = (),
 ) -> listener_pb2.Listener:
     """A capture listener: binds 0.0.0.0:port, restores the original destination."""
@@ -59,7 +64,10 @@ def virtual_listener(
 
 
 def outbound_port_listener(
-    ip: str, port: int, chains: Sequence[lc.FilterChain], sniff_http: bool = False,
+    ip: str,
+    port: int,
+    chains: Sequence[lc.FilterChain],
+    sniff_http: bool = False,
     default_chain: lc.FilterChain | None = None,
 ) -> listener_pb2.Listener:
     """`IP_PORT` listener reached only by hand-off from virtualOutbound."""
@@ -100,7 +108,9 @@ def tcp_chain(
     chain = lc.FilterChain(name=name, filters=[network_filter])
     if prefix is not None:
         chain.filter_chain_match.prefix_ranges.append(
-            address_pb2.CidrRange(address_prefix=prefix, prefix_len=wrappers_pb2.UInt32Value(value=32))
+            address_pb2.CidrRange(
+                address_prefix=prefix, prefix_len=wrappers_pb2.UInt32Value(value=32)
+            )
         )
     if port is not None:
         chain.filter_chain_match.destination_port.value = port

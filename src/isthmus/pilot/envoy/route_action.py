@@ -38,7 +38,9 @@ _REDIRECT_CODES = {
 }
 
 
-def mirror_fraction(percentage: Percent | None, legacy: int | None) -> rc.RouteAction.RequestMirrorPolicy:
+def mirror_fraction(
+    percentage: Percent | None, legacy: int | None
+) -> rc.RouteAction.RequestMirrorPolicy:
     """Istio mirrors 100% unless mirrorPercentage (or legacy mirrorPercent) says otherwise."""
     if percentage is not None:
         fraction = percent_pb2.FractionalPercent(
@@ -108,7 +110,9 @@ def build_route(
             redirect.port_redirect = r.port
         if r.scheme is not None:
             redirect.scheme_redirect = r.scheme
-        redirect.response_code = _REDIRECT_CODES.get(r.redirect_code or 301, rc.RedirectAction.MOVED_PERMANENTLY)
+        redirect.response_code = _REDIRECT_CODES.get(
+            r.redirect_code or 301, rc.RedirectAction.MOVED_PERMANENTLY
+        )
         route.redirect.CopyFrom(redirect)
         return route
     if rule.direct_response is not None:
@@ -157,10 +161,14 @@ def build_route(
     return route
 
 
-def default_route(cluster: str, hash_policies: Sequence[rc.RouteAction.HashPolicy] = ()) -> rc.Route:
+def default_route(
+    cluster: str, hash_policies: Sequence[rc.RouteAction.HashPolicy] = ()
+) -> rc.Route:
     """The route for a service with no VirtualService: all paths, Istio's default retries."""
     return build_route(
-        HTTPRoute(), rc.RouteMatch(prefix="/"), "default",
-        [WeightedDestination(cluster, 100)], hash_policies=hash_policies,
+        HTTPRoute(),
+        rc.RouteMatch(prefix="/"),
+        "default",
+        [WeightedDestination(cluster, 100)],
+        hash_policies=hash_policies,
     )
-

@@ -39,7 +39,11 @@ def route_match(match: HTTPMatchRequest | None) -> rc.RouteMatch:
         out.headers.append(header_matcher(name, value))
     for name, value in sorted(match.without_headers.items()):
         out.headers.append(header_matcher(name, value, invert=True))
-    for pseudo, value in ((":method", match.method), (":authority", match.authority), (":scheme", match.scheme)):
+    for pseudo, value in (
+        (":method", match.method),
+        (":authority", match.authority),
+        (":scheme", match.scheme),
+    ):
         if value is not None:
             out.headers.append(header_matcher(pseudo, value))
     for name, value in sorted(match.query_params.items()):

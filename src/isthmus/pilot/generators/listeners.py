@@ -48,7 +48,9 @@ def _is_http(protocol: Protocol) -> bool:
     return protocol.is_http
 
 
-def _l4_applies(match: L4MatchAttributes, proxy_labels: dict[str, str], namespace: str, port: int) -> bool:
+def _l4_applies(
+    match: L4MatchAttributes, proxy_labels: dict[str, str], namespace: str, port: int
+) -> bool:
     if match.port is not None and match.port != port:
         return False
     if match.source_namespace is not None and match.source_namespace != namespace:
@@ -116,9 +118,15 @@ def generate_outbound_listeners(
                 if svc.address:
                     clusters = tcp_destinations(mesh, svc, port, namespace, labels)
                     stat = f"outbound|{port}||{svc.hostname}"
-                    chains.append(tcp_chain(stat, weighted_tcp_proxy(stat, clusters), prefix=svc.address))
-            default = tcp_chain(PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER))
-        listeners.append(outbound_port_listener("0.0.0.0", port, chains, sniff_http=sniff, default_chain=default))
+                    chains.append(
+                        tcp_chain(stat, weighted_tcp_proxy(stat, clusters), prefix=svc.address)
+                    )
+            default = tcp_chain(
+                PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)
+            )
+        listeners.append(
+            outbound_port_listener("0.0.0.0", port, chains, sniff_http=sniff, default_chain=default)
+        )
     listeners.append(
         virtual_listener(
             "virtualOutbound",

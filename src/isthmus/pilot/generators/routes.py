@@ -97,7 +97,12 @@ def _rule_routes(
             )
         )
     for m in rule.mirrors:
-        mirrors.append((destination_cluster(m.destination, ns, port, mesh), mirror_fraction(m.percentage, None)))
+        mirrors.append(
+            (
+                destination_cluster(m.destination, ns, port, mesh),
+                mirror_fraction(m.percentage, None),
+            )
+        )
     hash_policies = hash_lookup(destinations[0].cluster) if destinations else ()
     out = []
     for m_index, match in enumerate(matches):
@@ -106,7 +111,9 @@ def _rule_routes(
             name = f"{name}.{match.name}"
         elif len(matches) > 1:
             name = f"{name}.match[{m_index}]"
-        out.append(build_route(rule, route_match(match), name, destinations, mirrors, hash_policies))
+        out.append(
+            build_route(rule, route_match(match), name, destinations, mirrors, hash_policies)
+        )
     return out
 
 
@@ -126,7 +133,9 @@ def service_routes(
 
 
 def _domains(svc: Service, proxy: Proxy, port: int, mesh: MeshSnapshot) -> list[str]:
-    names = kubernetes_alt_names(svc.hostname, svc.namespace, proxy.namespace, mesh.config.domain_suffix)
+    names = kubernetes_alt_names(
+        svc.hostname, svc.namespace, proxy.namespace, mesh.config.domain_suffix
+    )
     if svc.address:
         names.append(svc.address)
     out: list[str] = []
@@ -139,7 +148,8 @@ def http_services_on_port(mesh: MeshSnapshot, namespace: str, port: int) -> list
     return [
         s
         for s in mesh.services.visible_to(namespace)
-        if (p := s.port(port)) is not None and (p.protocol.is_http or p.protocol is Protocol.UNSUPPORTED)
+        if (p := s.port(port)) is not None
+        and (p.protocol.is_http or p.protocol is Protocol.UNSUPPORTED)
     ]
 
 
@@ -173,7 +183,9 @@ def generate_port_route_config(
             include_request_attempt_count=True,
         )
     )
-    return route_pb2.RouteConfiguration(name=str(port), virtual_hosts=vhosts, validate_clusters=_false())
+    return route_pb2.RouteConfiguration(
+        name=str(port), virtual_hosts=vhosts, validate_clusters=_false()
+    )
 
 
 def generate_http_proxy_route_config(
@@ -186,7 +198,9 @@ def generate_http_proxy_route_config(
     used: set[str] = set()
     vhosts = []
     for svc in mesh.services.visible_to(proxy.namespace):
-        for index, p in enumerate(q for q in svc.ports if q.protocol.is_http or q.protocol is Protocol.UNSUPPORTED):
+        for index, p in enumerate(
+            q for q in svc.ports if q.protocol.is_http or q.protocol is Protocol.UNSUPPORTED
+        ):
             domains = [d for d in _domains(svc, proxy, p.port, mesh) if ":" in d or index == 0]
             domains = [d for d in domains if d not in used]
             used.update(domains)
@@ -200,7 +214,9 @@ def generate_http_proxy_route_config(
                     include_request_attempt_count=True,
                 )
             )
-    return route_pb2.RouteConfiguration(name=HTTP_PROXY_ROUTE, virtual_hosts=vhosts, validate_clusters=_false())
+    return route_pb2.RouteConfiguration(
+        name=HTTP_PROXY_ROUTE, virtual_hosts=vhosts, validate_clusters=_false()
+    )
 
 
 def _zero() -> duration_pb2.Duration:
@@ -209,4 +225,3 @@ def _zero() -> duration_pb2.Duration:
 
 def _false() -> wrappers_pb2.BoolValue:
     return wrappers_pb2.BoolValue(value=False)
-
