@@ -3,13 +3,14 @@ clusters, and one inbound cluster per port the workload serves.
 
 The outbound part (with the fixed clusters) depends only on (mesh, proxy namespace), so
 callers can build it once per namespace and share it; the inbound part depends only on
-the served ports and their connection pools.
+the served ports and what their services say about them (`inbound_ports`).
 Output is sorted by name; on a name clash the first cluster built wins, as in Istio.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from isthmus.api.networking import ConnectionPoolSettings, SimpleLB, TrafficPolicy
@@ -52,8 +53,8 @@ def generate_clusters(mesh: MeshSnapshot, proxy: Proxy) -> list[Cluster]:
     """Every cluster a sidecar in `proxy.namespace` serving `proxy.inbound_ports` needs."""
     rules = DestinationRuleIndex.of(mesh)
     outbound = generate_outbound_clusters(mesh, proxy.namespace, rules)
-    pools = inbound_connection_pools(mesh, proxy, rules)
-    inbound = generate_inbound_clusters(proxy.inbound_ports, pools, mesh.config.connect_timeout)
+    served = inbound_ports(mesh, proxy, rules)
+    inbound = generate_inbound_clusters(proxy.inbound_ports, served, mesh.config.connect_timeout)
     return _unique_sorted(outbound + inbound)
 
 
@@ -157,30 +158,41 @@ def fixed_clusters(config: MeshConfig) -> list[Cluster]:
     return out
 
 
+@dataclass(frozen=True)
+class InboundPort:
+    """What an inbound cluster takes from the service a served port belongs to."""
+
+    protocol: Protocol = Protocol.UNSUPPORTED
+    connection_pool: ConnectionPoolSettings | None = None
+
+
 def generate_inbound_clusters(
     ports: Iterable[int],
-    pools: Mapping[int, ConnectionPoolSettings | None] | None = None,
+    served: Mapping[int, InboundPort] | None = None,
     connect_timeout: timedelta = MeshConfig.connect_timeout,
 ) -> list[Cluster]:
-    """`inbound|PORT||` per served port. `pools` (see `inbound_connection_pools`) gives a
-    port the connectionPool of its service's DestinationRule, as Istio applies it on the
-    server side too, so the server admits what its clients are allowed to send."""
+    """`inbound|PORT||` per served port. `served` (see `inbound_ports`) gives a port its
+    service's protocol (HTTP/2 to gRPC apps; the client's protocol when unknown) and the
+    connectionPool of its DestinationRule, which Istio applies on the server side too so
+    the server admits what its clients are allowed to send."""
     out = []
     for port in sorted(set(ports)):
+        spec = (served or {}).get(port, InboundPort())
         draft = inbound_cluster(inbound_cluster_name(port), port)
-        apply_connection_pool(draft, (pools or {}).get(port), connect_timeout)
+        set_upstream_protocol(draft, spec.protocol)
+        apply_connection_pool(draft, spec.connection_pool, connect_timeout)
         out.append(draft.finish())
     return out
 
 
-def inbound_connection_pools(
+def inbound_ports(
     mesh: MeshSnapshot, proxy: Proxy, rules: DestinationRuleIndex | None = None
-) -> dict[int, ConnectionPoolSettings | None]:
-    """Per served (target) port, the connectionPool of the DestinationRule of the first
-    service (by host name) selecting the proxy on that port; Istio's inbound rule."""
+) -> dict[int, InboundPort]:
+    """Per served (target) port: protocol and DestinationRule connectionPool of the first
+    service (by host name) in the proxy's namespace that selects the proxy on that port."""
     rules = rules if rules is not None else DestinationRuleIndex.of(mesh)
     labels = proxy.label_dict
-    out: dict[int, ConnectionPoolSettings | None] = {}
+    out: dict[int, InboundPort] = {}
     for service in sorted(mesh.services.visible_to(proxy.namespace), key=lambda s: s.hostname):
         if service.namespace != proxy.namespace or not service.selector:
             continue
@@ -192,7 +204,8 @@ def inbound_connection_pools(
             if target not in proxy.inbound_ports or target in out:
                 continue
             policy, _ = port_traffic_policy(rule.traffic_policy if rule else None, port.port)
-            out[target] = policy.connection_pool if policy else None
+            pool = policy.connection_pool if policy else None
+            out[target] = InboundPort(port.protocol, pool)
     return out
 
 
