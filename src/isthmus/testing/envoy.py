@@ -273,8 +273,8 @@ class EnvoyProcess:
             text = ""
             if self._admin_address_path.exists():
                 text = self._admin_address_path.read_text().strip()
-            if text:
-                host, _, port = text.rpartition(":")
+            host, _, port = text.rpartition(":")
+            if host and port.isdigit():
                 return host, int(port)
             self._check_running()
             if time.monotonic() >= deadline:

@@ -11,7 +11,6 @@ recorded with its status, latency and the `x-upstream` that answered.
 from __future__ import annotations
 
 import http.client
-import statistics
 import threading
 import time
 from collections import Counter
@@ -88,14 +87,14 @@ class LoadResult:
         return self.count / self.elapsed if self.elapsed > 0 else 0.0
 
     def percentile(self, q: float) -> float:
-        """Latency at quantile `q` (0..1), in seconds."""
+        """Latency at quantile `q` (0..1) in seconds, interpolated between samples."""
         if not self.samples:
             raise ValueError("no samples")
-        if len(self.samples) == 1:
-            return self.samples[0].latency
-        cuts = statistics.quantiles(self.latencies, n=1000, method="inclusive")
-        index = min(max(round(q * 1000) - 1, 0), len(cuts) - 1)
-        return cuts[index]
+        ordered = sorted(self.latencies)
+        position = min(max(q, 0.0), 1.0) * (len(ordered) - 1)
+        below = int(position)
+        above = min(below + 1, len(ordered) - 1)
+        return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
     def summary(self) -> str:
         if not self.samples:
@@ -235,6 +234,49 @@ def _prepare(
     merged = {"Host": target.host}
     merged.update(headers or {})
     return _Request(target, method, merged, body, timeout, retry_stale)
+
+
+class KeepAliveClient:
+    """One keep-alive connection that sends the same request whenever asked.
+
+    For tests that go step by step (send, change something, send again) rather
+    than in bulk; `run_requests` and `SteadyLoad` use one of these per worker.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        proxy: str | None = None,
+        connect_to: tuple[str, int] | None = None,
+        host_header: str | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+        timeout: float = 5.0,
+        retry_stale: bool = True,
+    ) -> None:
+        request = _prepare(
+            url, headers, proxy, connect_to, host_header, method, body, timeout, retry_stale
+        )
+        self._client = _Client(request, time.perf_counter())
+
+    def __enter__(self) -> KeepAliveClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def stale_retries(self) -> int:
+        """How often a request was resent because the idle connection had been closed."""
+        return self._client.stale_retries
+
+    def send(self) -> Sample:
+        return self._client.send()
+
+    def close(self) -> None:
+        self._client.close()
 
 
 def run_requests(

@@ -47,6 +47,9 @@ class _Answer:
 class UpstreamServer:
     """A thread-per-connection HTTP/1.1 server with keep-alive; start()/stop() or `with`.
 
+    Counters: `requests`, `requests_by_path`, `responses` (by status) and
+    `connections_opened`; `recent` holds the last `history` requests.
+
     Knobs, read on every request: `status` forces a status for all requests;
     `fail_every` = N makes every Nth request fail with `fail_status`; `fail_rate`
     fails that share at random; `delay` seconds are slept before answering, on every
@@ -66,6 +69,7 @@ class UpstreamServer:
         self.delay = 0.0
         self.delay_every = 0
         self.requests = 0
+        self.connections_opened = 0
         self.requests_by_path: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
         self.recent: deque[RecordedRequest] = deque(maxlen=history)
@@ -134,6 +138,7 @@ class UpstreamServer:
         """Forget counters and recorded requests (knobs stay as they are)."""
         with self._lock:
             self.requests = 0
+            self.connections_opened = 0
             self.requests_by_path.clear()
             self.responses.clear()
             self.recent.clear()
@@ -141,6 +146,7 @@ class UpstreamServer:
     def _track(self, connection: socket.socket, open_: bool) -> None:
         with self._lock:
             if open_:
+                self.connections_opened += 1
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)

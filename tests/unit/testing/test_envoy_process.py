@@ -72,11 +72,39 @@ def test_requests_flow_through_envoy_and_stats_move(
 def test_upstream_failures_show_up_as_503(tmp_path: Path, upstream: UpstreamServer) -> None:
     port = free_port()
     upstream.fail_every = 2
-    with EnvoyProcess(static_proxy_bootstrap(port, [upstream.port]), tmp_path) as envoy:
+    # Istio-style names carry '|', '.' and '-', which the stat lookup must escape.
+    cluster = "outbound|8080|v1|inventory-service.production.svc.cluster.local"
+    bootstrap = static_proxy_bootstrap(port, [upstream.port], cluster=cluster)
+    with EnvoyProcess(bootstrap, tmp_path) as envoy:
         envoy.wait_ready()
         result = run_requests(f"http://127.0.0.1:{port}/", count=10, concurrency=1)
         assert result.statuses == {200: 5, 503: 5}
-        assert envoy.stat("cluster.upstream.upstream_rq_503") == 5
+        assert envoy.stat(f"cluster.{cluster}.upstream_rq_503") == 5
+        assert envoy.stat(f"cluster.{cluster}.upstream_rq_200") == 5
+
+
+def test_envoy_accepts_absolute_urls_as_an_http_proxy(
+    tmp_path: Path, upstream: UpstreamServer
+) -> None:
+    port = free_port()
+    service = "inventory-service.production.svc.cluster.local:8080"
+    with EnvoyProcess(static_proxy_bootstrap(port, [upstream.port]), tmp_path) as envoy:
+        envoy.wait_ready()
+        proxied = run_requests(
+            f"http://{service}/stock?sku=7", count=5, concurrency=1, proxy=f"127.0.0.1:{port}"
+        )
+        assert proxied.statuses == {200: 5}
+        record = upstream.recent[-1]
+        # Envoy turned the absolute-form request target into origin form.
+        assert record.path == "/stock?sku=7"
+        assert record.headers["host"] == service
+
+        redirected = run_requests(
+            f"http://{service}/orders", count=5, concurrency=1, connect_to=("127.0.0.1", port)
+        )
+        assert redirected.statuses == {200: 5}
+        assert upstream.recent[-1].headers["host"] == service
+        assert upstream.recent[-1].path == "/orders"
 
 
 def test_admin_port_is_chosen_by_envoy_on_loopback(tmp_path: Path) -> None:
@@ -140,3 +168,16 @@ def test_ads_sidecar_waits_for_its_control_plane(tmp_path: Path) -> None:
         bootstrap_dump = next(entry["bootstrap"] for entry in dump if "bootstrap" in entry)
         assert bootstrap_dump["node"]["id"] == NODE
         assert "xds-grpc::" in envoy.clusters_text()
+
+
+def test_two_thousand_requests_through_envoy_in_seconds(
+    tmp_path: Path, upstream: UpstreamServer
+) -> None:
+    port = free_port()
+    with EnvoyProcess(static_proxy_bootstrap(port, [upstream.port]), tmp_path) as envoy:
+        envoy.wait_ready()
+        result = run_requests(f"http://127.0.0.1:{port}/", count=2000, concurrency=8)
+    assert result.statuses == {200: 2000}
+    assert upstream.requests == 2000
+    # Typically under one second; the bound leaves room for a busy shared machine.
+    assert result.elapsed < 10.0, result.summary()
