@@ -116,13 +116,17 @@ class EnvoyProcess:
         command += list(extra_args)
         self.command = command
         self._output: IO[bytes] = self.output_path.open("wb")
-        self._process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            self._output.close()
+            raise
         _register(self)
 
     def __enter__(self) -> EnvoyProcess:
