@@ -30,8 +30,10 @@ KINDS: dict[str, type[Resource]] = {
 def mesh_from_yaml(text: str) -> tuple[MeshSnapshot, Proxy]:
     """Documents in order are created in order (older first), as in a store."""
     objects: list[ConfigObject] = []
-    proxy = Proxy(id="sidecar~10.44.0.1~client.production~production.svc.cluster.local",
-                  namespace="production")
+    proxy = Proxy(
+        id="sidecar~10.44.0.1~client.production~production.svc.cluster.local",
+        namespace="production",
+    )
     for revision, document in enumerate(d for d in yaml.safe_load_all(text) if d):
         if document["kind"] == "Proxy":
             proxy = _proxy(document)
