@@ -12,8 +12,9 @@ outbound config is shared per namespace, and a selector would make it per worklo
    or only its own namespace); a private rule of the root namespace goes into a separate
    root-local index.
 3. Within one index, rules for the same host are merged (Istio's enhanced merge): a rule is
-   merged into an earlier entry for that host whose exportTo equals its own, or is a
-   non-empty subset of its own; otherwise it becomes a separate entry. Merging appends
+   merged into every earlier entry for that host whose exportTo equals its own, or is a
+   non-empty subset of its own; it becomes a separate entry as well when the last earlier
+   entry could not take it (Istio's loop keeps only the last verdict). Merging appends
    the subsets whose names are new (the older rule keeps a duplicate name) and takes the
    top-level trafficPolicy only when the entry has none yet, so the oldest rule that has
    one wins; exportTo and the rest stay the oldest rule's.
