@@ -27,7 +27,7 @@ from isthmus.pilot.envoy.load_balancer import hash_policy_for
 from isthmus.pilot.generators.clusters import (
     generate_inbound_clusters,
     generate_outbound_clusters,
-    inbound_connection_pools,
+    inbound_ports,
 )
 from isthmus.pilot.generators.endpoints import generate_endpoints
 from isthmus.pilot.generators.listeners import (
@@ -125,7 +125,7 @@ class ConfigGenerator:
             ("cds-in", proxy.namespace, proxy.labels, ports),
             lambda: _prepare(
                 generate_inbound_clusters(
-                    ports, inbound_connection_pools(mesh, proxy, rules), mesh.config.connect_timeout
+                    ports, inbound_ports(mesh, proxy, rules), mesh.config.connect_timeout
                 )
             ),
         )

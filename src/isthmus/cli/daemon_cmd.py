@@ -1,0 +1,44 @@
+"""`isthmus daemon`: run isthmusd in the foreground on the selected mesh home."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from isthmus.cli.context import CliContext, pass_cli
+from isthmus.cli.errors import UserError
+from isthmus.daemon.logs import setup_logging
+from isthmus.daemon.main import DaemonOptions, run_daemon
+
+
+@click.command("daemon")
+@click.option("--debounce", type=float, default=0.1, show_default=True, help="Push quiet window (s).")
+@click.option("--debounce-max", type=float, default=10.0, show_default=True, help="Longest push delay (s).")
+@click.option("--xds-tcp", metavar="127.0.0.1:PORT", help="Also serve ADS over TCP on loopback.")
+@click.option("--proxy-http-port", type=int, help="Mesh-wide explicit HTTP proxy port (proxyHttpPort).")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@pass_cli
+def daemon_command(
+    cli: CliContext,
+    debounce: float,
+    debounce_max: float,
+    xds_tcp: str | None,
+    proxy_http_port: int | None,
+    log_level: str,
+) -> None:
+    """Run isthmusd (store, xDS server, HTTP API) in the foreground."""
+    if xds_tcp is not None and not xds_tcp.startswith("127.0.0.1:"):
+        raise UserError("--xds-tcp must be 127.0.0.1:PORT (isthmus serves only loopback)")
+    try:
+        cli.home.check_socket_path()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    setup_logging(log_level, cli.home.log_dir / "isthmusd.log")
+    options = DaemonOptions(
+        debounce_after=debounce,
+        debounce_max=debounce_max,
+        xds_tcp=xds_tcp,
+        proxy_http_port=proxy_http_port,
+    )
+    asyncio.run(run_daemon(cli.home, options))
