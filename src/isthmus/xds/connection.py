@@ -153,7 +153,9 @@ class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
                     assert self._next_snapshot is not None
                     self.snapshot, self._next_snapshot = self._next_snapshot, None
                 else:
-                    self.handle_request(cast(RequestT, event))
+                    request = cast(RequestT, event)
+                    _log.log(logging.DEBUG, "request", node=self.node.id, **self.describe(request))
+                    self.handle_request(request)
                 for response in self.responses():
                     await write(response)
                 if self._events.empty():
@@ -171,6 +173,10 @@ class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
     @abstractmethod
     def responses(self) -> list[ResponseT]:
         """Responses owed now, in push order; marks them as sent."""
+
+    @abstractmethod
+    def describe(self, request: RequestT) -> dict[str, object]:
+        """Log fields for one request."""
 
     @abstractmethod
     def new_state(self, type_url: str, subscribed: set[str] | None) -> StateT:

@@ -5,7 +5,8 @@ the proxy was told the resource does not exist). It starts from the request's
 ``initial_resource_versions`` so a reconnecting proxy gets only what differs. One
 response per type is in flight at a time: the next diff is computed only after the
 ACK or NACK, so it is always relative to what the proxy really accepted. A NACKed diff
-is not sent again unchanged.
+is not sent again unchanged. After a CDS response that adds or changes EDS clusters, their
+subscribed assignments are sent again even if unchanged (cluster warming).
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from isthmus.pilot.resources import PreparedResource
-from isthmus.xds.connection import Connection, TypeState, ordered_types, selected, version_of
+from isthmus.pilot.resources import CLUSTER, ENDPOINT, PreparedResource
+from isthmus.xds.connection import (
+    Connection,
+    TypeState,
+    ordered_types,
+    selected,
+    short_type,
+    version_of,
+)
+from isthmus.xds.warming import eds_names
 
 # name -> version the proxy should move to; None removes the resource.
 Diff = dict[str, str | None]
@@ -27,6 +36,7 @@ class DeltaTypeState(TypeState):
     known: dict[str, str | None] = field(default_factory=dict)
     in_flight: Diff | None = None
     rejected: Diff | None = None
+    resend: set[str] = field(default_factory=set)  # sent again even if unchanged
 
 
 class DeltaConnection(
@@ -40,6 +50,16 @@ class DeltaConnection(
 
     def new_state(self, type_url: str, subscribed: set[str] | None) -> DeltaTypeState:
         return DeltaTypeState(type_url=type_url, subscribed=subscribed)
+
+    def describe(self, request: discovery_pb2.DeltaDiscoveryRequest) -> dict[str, object]:
+        return {
+            "type": short_type(request.type_url),
+            "nonce": request.response_nonce,
+            "subscribe": ",".join(request.resource_names_subscribe),
+            "unsubscribe": ",".join(request.resource_names_unsubscribe),
+            "initial": len(request.initial_resource_versions),
+            "error": request.error_detail.message,
+        }
 
     def handle_request(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         state = self.type_state(request.type_url)
@@ -101,8 +121,17 @@ class DeltaConnection(
                 )
             )
             state.in_flight = diff
+            state.resend.clear()
             self.record_sent(state, version, nonce, len(added))
+            if type_url == CLUSTER and added:
+                self._warm([chosen[name] for name in added])
         return out
+
+    def _warm(self, clusters: list[PreparedResource]) -> None:
+        """Resend subscribed assignments of added or changed clusters (cluster warming)."""
+        endpoints = self.types.get(ENDPOINT)
+        if endpoints is not None and endpoints.subscribed:
+            endpoints.resend |= eds_names(clusters) & endpoints.subscribed
 
     @staticmethod
     def _diff(state: DeltaTypeState, chosen: Mapping[str, PreparedResource]) -> Diff:
@@ -110,7 +139,7 @@ class DeltaConnection(
         diff: Diff = {
             name: res.version
             for name, res in chosen.items()
-            if state.known.get(name) != res.version
+            if state.known.get(name) != res.version or name in state.resend
         }
         if state.subscribed is None:
             gone = [n for n, v in state.known.items() if v is not None and n not in chosen]

@@ -3,16 +3,27 @@
 Wildcard types (CDS, LDS) always carry everything; named types (EDS, RDS, SDS) carry
 exactly the names of the latest request. A response is owed when what the proxy would
 get differs from what it was last sent. Content that was NACKed is therefore not sent
-again: the proxy stays on its last accepted config until the content changes.
+again: the proxy stays on its last accepted config until the content changes. One
+exception: after a CDS response that adds or changes EDS clusters, the EDS response is
+sent even if unchanged, because Envoy keeps those clusters warming until it arrives.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from isthmus.xds.connection import Connection, TypeState, ordered_types, selected, version_of
+from isthmus.pilot.resources import CLUSTER, ENDPOINT, PreparedResource
+from isthmus.xds.connection import (
+    Connection,
+    TypeState,
+    ordered_types,
+    selected,
+    short_type,
+    version_of,
+)
+from isthmus.xds.warming import eds_names
 
 # What a response was computed from: the version and, for named types, the names.
 _Key = tuple[str, frozenset[str] | None]
@@ -21,6 +32,7 @@ _Key = tuple[str, frozenset[str] | None]
 @dataclass
 class SotwTypeState(TypeState):
     sent_key: _Key | None = None
+    sent_versions: dict[str, str] = field(default_factory=dict)  # per resource, last sent
 
 
 class SotwConnection(
@@ -32,6 +44,15 @@ class SotwConnection(
 
     def new_state(self, type_url: str, subscribed: set[str] | None) -> SotwTypeState:
         return SotwTypeState(type_url=type_url, subscribed=subscribed)
+
+    def describe(self, request: discovery_pb2.DiscoveryRequest) -> dict[str, object]:
+        return {
+            "type": short_type(request.type_url),
+            "version": request.version_info,
+            "nonce": request.response_nonce,
+            "names": ",".join(request.resource_names),
+            "error": request.error_detail.message,
+        }
 
     def handle_request(self, request: discovery_pb2.DiscoveryRequest) -> None:
         state = self.type_state(request.type_url)
@@ -74,4 +95,16 @@ class SotwConnection(
             )
             state.sent_key = key
             self.record_sent(state, version, nonce, len(chosen))
+            changed = [r for n, r in chosen.items() if state.sent_versions.get(n) != r.version]
+            state.sent_versions = {name: r.version for name, r in chosen.items()}
+            if type_url == CLUSTER and changed:
+                self._warm(changed)
         return out
+
+    def _warm(self, clusters: list[PreparedResource]) -> None:
+        """Owe an EDS response for subscribed assignments of added or changed clusters."""
+        endpoints = self.types.get(ENDPOINT)
+        if endpoints is None or not endpoints.subscribed:
+            return
+        if eds_names(clusters) & endpoints.subscribed:
+            endpoints.must_respond = True

@@ -3,17 +3,15 @@ proxies speaking real gRPC to it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from xds_world import NODE_A, StaticSource, mesh
+from xds_world import NODE_A, ClientFactory, StaticSource, mesh
 
 from isthmus.testing.ads_client import AdsClient
 from isthmus.xds import AdsServer
-
-ClientFactory = Callable[..., Awaitable[AdsClient]]
 
 
 @pytest.fixture

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ClientFactory
-from xds_world import NODE_A, RATINGS, REVIEWS, StaticSource, assignment, cluster
+from xds_world import NODE_A, RATINGS, REVIEWS, ClientFactory, StaticSource, assignment, cluster
 
 from isthmus.pilot.resources import CLUSTER, ENDPOINT
 from isthmus.xds import AdsServer

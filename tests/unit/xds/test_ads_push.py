@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
-from conftest import ClientFactory
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from xds_world import (
     NODE_A,
     NODE_B,
     RATINGS,
     REVIEWS,
+    ClientFactory,
     StaticSource,
     assignment,
     cluster,

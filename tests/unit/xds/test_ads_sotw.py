@@ -8,9 +8,8 @@ import logging
 
 import grpc
 import pytest
-from conftest import ClientFactory
 from envoy.service.discovery.v3 import discovery_pb2
-from xds_world import NODE_A, RATINGS, REVIEWS, StaticSource, assignment, cluster
+from xds_world import NODE_A, RATINGS, REVIEWS, ClientFactory, StaticSource, assignment, cluster
 
 from isthmus.pilot.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from isthmus.xds import AdsServer

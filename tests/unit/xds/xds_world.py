@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
@@ -17,6 +17,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
 from isthmus.pilot.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource, Snapshot
+from isthmus.testing.ads_client import AdsClient
 from isthmus.xds import ProxyRejected
 
 ADS = config_source_pb2.ConfigSource(
@@ -91,6 +92,8 @@ def prepare(message: Message) -> PreparedResource:
 
 
 View = dict[str, dict[str, PreparedResource]]
+# The `proxy` fixture: makes a connected fake Envoy (AdsClient keyword options).
+ClientFactory = Callable[..., Awaitable[AdsClient]]
 
 
 class StaticSource:
