@@ -1,73 +1,90 @@
-"""Shared pieces of every model: strict camelCase models, object metadata, durations."""
+"""Shared pieces of every model: strict camelCase models, object metadata, durations.
+
+Models are strict like the Kubernetes API server: a string is never silently turned
+into a number, an unknown field is an error, and the YAML names are Istio's JSON names
+(lowerCamelCase of the proto field names).
+"""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
+from isthmus.api.durations import parse_duration
 
-
-def parse_duration(value: Any) -> timedelta:
-    """Parse a duration as Istio accepts it (Go syntax: "3s", "100ms", "1h30m", "1.5s")."""
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f'must be a duration string like "3s" or "100ms", got {value!r}')
-    text = value.strip()
-    if text in ("0",):
-        return timedelta(0)
-    pos = 0
-    total = 0.0
-    if not text:
-        raise ValueError('must be a duration string like "3s" or "100ms", got ""')
-    for match in _GO_DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or pos == 0:
-        raise ValueError(f'invalid duration {value!r}: use a number and unit, like "3s" or "100ms"')
-    return timedelta(seconds=total)
+__all__ = [
+    "Duration",
+    "Int32",
+    "IntOrString",
+    "IstioModel",
+    "ObjectMeta",
+    "Resource",
+    "UInt32",
+    "UInt64",
+    "json_name",
+    "parse_duration",
+]
 
 
+def json_name(field_name: str) -> str:
+    """The JSON name protoc gives a proto field: drop each "_" and upper-case what follows.
+
+    Unlike a generic camel-case helper this keeps digits as they are, so
+    `consecutive_5xx_errors` becomes `consecutive5xxErrors` exactly as in Istio's YAML.
+    """
+    out: list[str] = []
+    upper_next = False
+    for char in field_name:
+        if char == "_":
+            upper_next = True
+            continue
+        out.append(char.upper() if upper_next else char)
+        upper_next = False
+    return "".join(out)
+
+
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+def _int_or_string(value: object) -> int | str:
+    """Kubernetes IntOrString: a YAML integer or a YAML string, nothing else."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"must be an integer or a string (got {value!r})")
+    return value
+
+
+IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
+
+
 class IstioModel(BaseModel):
-    """Base of every spec model: camelCase field names, unknown fields rejected."""
+    """Base of every spec model: camelCase field names, unknown fields rejected.
+
+    `not_supported_fields` names (in YAML spelling) the fields Istio has but isthmus does
+    not model yet, so that using one reads "not supported yet" instead of "unknown field".
+    """
 
     model_config = ConfigDict(
         extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
+        alias_generator=json_name,
+        validate_by_name=True,
+        validate_by_alias=True,
         frozen=True,
-        strict=False,
+        strict=True,
     )
+
+    not_supported_fields: ClassVar[frozenset[str]] = frozenset()
 
 
 class ObjectMeta(IstioModel):
-    """The part of Kubernetes ObjectMeta a user may write."""
+    """The part of Kubernetes ObjectMeta a user may write, plus server-set fields that
+    `get -o yaml` output carries (so that such output can be applied again)."""
 
-    model_config = ConfigDict(
-        extra="ignore",  # server-set fields (uid, creationTimestamp, ...) are tolerated
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-    )
+    not_supported_fields = frozenset({"generateName"})
 
     name: str
     namespace: str | None = None
@@ -75,6 +92,14 @@ class ObjectMeta(IstioModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     resource_version: str | None = None
     generation: int | None = None
+    uid: str | None = None
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
+    finalizers: list[str] = Field(default_factory=list)
+    owner_references: list[dict[str, Any]] = Field(default_factory=list)
+    managed_fields: list[dict[str, Any]] = Field(default_factory=list)
+    self_link: str | None = None
 
 
 class Resource(IstioModel):

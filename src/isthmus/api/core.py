@@ -1,7 +1,8 @@
 """Kubernetes kinds isthmus accepts: v1 Namespace, Service, ServiceAccount; apps/v1 Deployment.
 
 Only the fields isthmus acts on are modelled; anything else is rejected rather than
-silently ignored, except server-populated fields such as `status`.
+silently ignored (well-known Kubernetes fields read "not supported yet"). The loader drops
+the server-populated top-level `status` before validation.
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from isthmus.api.base import IstioModel, ObjectMeta, Resource
+from isthmus.api.base import Int32, IntOrString, IstioModel, Resource
+
+
+class NamespaceSpec(IstioModel):
+    finalizers: list[str] = Field(default_factory=list)
 
 
 class Namespace(Resource):
-    spec: dict[str, list[str]] | None = None
+    """Cluster-scoped; `istio-injection` and other labels live in metadata."""
+
+    spec: NamespaceSpec | None = None
 
 
 class ServiceAccount(Resource):
@@ -22,14 +29,37 @@ class ServiceAccount(Resource):
 
 
 class ServicePortSpec(IstioModel):
-    port: int
+    not_supported_fields = frozenset({"nodePort"})
+
+    port: Int32
     name: str | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
     app_protocol: str | None = None
-    target_port: int | str | None = None
+    target_port: IntOrString | None = None
 
 
 class ServiceSpec(IstioModel):
+    not_supported_fields = frozenset(
+        {
+            "clusterIPs",
+            "externalIPs",
+            "externalName",
+            "externalTrafficPolicy",
+            "internalTrafficPolicy",
+            "healthCheckNodePort",
+            "ipFamilies",
+            "ipFamilyPolicy",
+            "loadBalancerIP",
+            "loadBalancerClass",
+            "loadBalancerSourceRanges",
+            "allocateLoadBalancerNodePorts",
+            "publishNotReadyAddresses",
+            "sessionAffinity",
+            "sessionAffinityConfig",
+            "trafficDistribution",
+        }
+    )
+
     ports: list[ServicePortSpec] = Field(default_factory=list)
     selector: dict[str, str] = Field(default_factory=dict)
     cluster_ip: str | None = Field(default=None, alias="clusterIP")
@@ -41,6 +71,8 @@ class Service(Resource):
 
 
 class LabelSelector(IstioModel):
+    not_supported_fields = frozenset({"matchExpressions"})
+
     match_labels: dict[str, str] = Field(default_factory=dict)
 
 
@@ -50,7 +82,11 @@ class ObjectFieldSelector(IstioModel):
 
 
 class EnvVarSource(IstioModel):
-    field_ref: ObjectFieldSelector
+    """Only the downward API's fieldRef; validation requires it."""
+
+    not_supported_fields = frozenset({"secretKeyRef", "configMapKeyRef", "resourceFieldRef"})
+
+    field_ref: ObjectFieldSelector | None = None
 
 
 class EnvVar(IstioModel):
@@ -60,19 +96,25 @@ class EnvVar(IstioModel):
 
 
 class ContainerPort(IstioModel):
-    container_port: int
+    not_supported_fields = frozenset({"hostPort", "hostIP"})
+
+    container_port: Int32
     name: str | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
 
 
 class HTTPGetAction(IstioModel):
+    not_supported_fields = frozenset({"host", "httpHeaders"})
+
     path: str = "/"
-    port: int | str
+    port: IntOrString
     scheme: Literal["HTTP"] = "HTTP"
 
 
 class TCPSocketAction(IstioModel):
-    port: int | str
+    not_supported_fields = frozenset({"host"})
+
+    port: IntOrString
 
 
 class ExecAction(IstioModel):
@@ -80,22 +122,46 @@ class ExecAction(IstioModel):
 
 
 class Probe(IstioModel):
+    """Exactly one handler: httpGet, tcpSocket or exec."""
+
+    not_supported_fields = frozenset({"grpc", "terminationGracePeriodSeconds"})
+
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
     exec: ExecAction | None = None
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
+    initial_delay_seconds: Int32 = 0
+    period_seconds: Int32 = 10
+    timeout_seconds: Int32 = 1
+    success_threshold: Int32 = 1
+    failure_threshold: Int32 = 3
 
 
 class ResourceRequirements(IstioModel):
-    requests: dict[str, str | int] = Field(default_factory=dict)
-    limits: dict[str, str | int] = Field(default_factory=dict)
+    not_supported_fields = frozenset({"claims"})
+
+    requests: dict[str, IntOrString] = Field(default_factory=dict)
+    limits: dict[str, IntOrString] = Field(default_factory=dict)
 
 
 class Container(IstioModel):
+    not_supported_fields = frozenset(
+        {
+            "envFrom",
+            "volumeMounts",
+            "volumeDevices",
+            "lifecycle",
+            "startupProbe",
+            "securityContext",
+            "stdin",
+            "stdinOnce",
+            "tty",
+            "terminationMessagePath",
+            "terminationMessagePolicy",
+            "resizePolicy",
+            "restartPolicy",
+        }
+    )
+
     name: str
     image: str | None = None
     image_pull_policy: str | None = None
@@ -110,20 +176,57 @@ class Container(IstioModel):
 
 
 class PodSpec(IstioModel):
+    not_supported_fields = frozenset(
+        {
+            "volumes",
+            "initContainers",
+            "ephemeralContainers",
+            "nodeSelector",
+            "nodeName",
+            "affinity",
+            "tolerations",
+            "securityContext",
+            "hostNetwork",
+            "hostPID",
+            "hostIPC",
+            "hostAliases",
+            "imagePullSecrets",
+            "dnsPolicy",
+            "dnsConfig",
+            "priorityClassName",
+            "schedulerName",
+            "automountServiceAccountToken",
+            "serviceAccount",
+            "shareProcessNamespace",
+            "topologySpreadConstraints",
+            "activeDeadlineSeconds",
+            "runtimeClassName",
+            "hostname",
+            "subdomain",
+        }
+    )
+
     containers: list[Container]
     service_account_name: str | None = None
-    termination_grace_period_seconds: int = 30
+    termination_grace_period_seconds: Int32 = 30
     restart_policy: Literal["Always"] = "Always"
 
 
+class PodTemplateMeta(IstioModel):
+    """A pod template's metadata: pods get their names from the Deployment."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
 class PodTemplateSpec(IstioModel):
-    metadata: ObjectMeta | None = None
+    metadata: PodTemplateMeta | None = None
     spec: PodSpec
 
 
 class RollingUpdateDeployment(IstioModel):
-    max_surge: int | str = "25%"
-    max_unavailable: int | str = "25%"
+    max_surge: IntOrString = "25%"
+    max_unavailable: IntOrString = "25%"
 
 
 class DeploymentStrategy(IstioModel):
@@ -132,11 +235,13 @@ class DeploymentStrategy(IstioModel):
 
 
 class DeploymentSpec(IstioModel):
-    replicas: int = 1
+    not_supported_fields = frozenset({"revisionHistoryLimit", "progressDeadlineSeconds", "paused"})
+
+    replicas: Int32 = 1
     selector: LabelSelector
     template: PodTemplateSpec
     strategy: DeploymentStrategy | None = None
-    min_ready_seconds: int = 0
+    min_ready_seconds: Int32 = 0
 
 
 class Deployment(Resource):

@@ -7,11 +7,11 @@ that Istio's admission webhook performs live in `validation`.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, Strict
 
-from isthmus.api.base import Duration, IstioModel, Resource
+from isthmus.api.base import Duration, Int32, IstioModel, Resource, UInt32, UInt64
 
 NETWORKING_API_VERSIONS = (
     "networking.istio.io/v1",
@@ -33,7 +33,7 @@ class Percent(IstioModel):
 
 
 class PortSelector(IstioModel):
-    number: int
+    number: UInt32
 
 
 class Destination(IstioModel):
@@ -42,7 +42,7 @@ class Destination(IstioModel):
     port: PortSelector | None = None
 
 
-class Headers_HeaderOperations(IstioModel):  # noqa: N801 - Istio's message name
+class Headers_HeaderOperations(IstioModel):
     set: dict[str, str] = Field(default_factory=dict)
     add: dict[str, str] = Field(default_factory=dict)
     remove: list[str] = Field(default_factory=list)
@@ -54,13 +54,15 @@ class Headers(IstioModel):
 
 
 class HTTPMatchRequest(IstioModel):
+    not_supported_fields = frozenset({"statPrefix"})
+
     name: str | None = None
     uri: StringMatch | None = None
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
     headers: dict[str, StringMatch] = Field(default_factory=dict)
-    port: int | None = None
+    port: UInt32 | None = None
     source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
     query_params: dict[str, StringMatch] = Field(default_factory=dict)
@@ -71,17 +73,19 @@ class HTTPMatchRequest(IstioModel):
 
 class HTTPRouteDestination(IstioModel):
     destination: Destination
-    weight: int | None = None
+    weight: Int32 | None = None
     headers: Headers | None = None
 
 
 class HTTPRedirect(IstioModel):
+    not_supported_fields = frozenset({"prefixRewrite"})
+
     uri: str | None = None
     authority: str | None = None
-    port: int | None = None
+    port: UInt32 | None = None
     derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None
     scheme: str | None = None
-    redirect_code: int | None = None
+    redirect_code: UInt32 | None = None
 
 
 class RegexRewrite(IstioModel):
@@ -96,21 +100,23 @@ class HTTPRewrite(IstioModel):
 
 
 class HTTPRetry(IstioModel):
-    attempts: int = 0
+    not_supported_fields = frozenset({"retryIgnorePreviousHosts", "backoff"})
+
+    attempts: Int32 = 0
     per_try_timeout: Duration | None = None
     retry_on: str | None = None
     retry_remote_localities: bool | None = None
 
 
-class HTTPFaultInjection_Delay(IstioModel):  # noqa: N801
+class HTTPFaultInjection_Delay(IstioModel):
     fixed_delay: Duration | None = None
     exponential_delay: Duration | None = None
     percentage: Percent | None = None
-    percent: int | None = None
+    percent: Int32 | None = None
 
 
-class HTTPFaultInjection_Abort(IstioModel):  # noqa: N801
-    http_status: int | None = None
+class HTTPFaultInjection_Abort(IstioModel):
+    http_status: Int32 | None = None
     grpc_status: str | None = None
     http2_error: str | None = None
     percentage: Percent | None = None
@@ -127,6 +133,8 @@ class HTTPMirrorPolicy(IstioModel):
 
 
 class CorsPolicy(IstioModel):
+    not_supported_fields = frozenset({"allowOrigin", "unmatchedPreflights"})
+
     allow_origins: list[StringMatch] = Field(default_factory=list)
     allow_methods: list[str] = Field(default_factory=list)
     allow_headers: list[str] = Field(default_factory=list)
@@ -136,7 +144,10 @@ class CorsPolicy(IstioModel):
 
 
 class HTTPDirectResponse(IstioModel):
-    status: int
+    """`body` is Istio's HTTPBody oneof as a mapping: `{string: text}` or `{bytes: base64}`
+    (validation enforces exactly one of the two keys)."""
+
+    status: UInt32
     body: dict[str, str] | None = None
 
 
@@ -154,14 +165,16 @@ class HTTPRoute(IstioModel):
     mirror: Destination | None = None
     mirrors: list[HTTPMirrorPolicy] = Field(default_factory=list)
     mirror_percentage: Percent | None = None
-    mirror_percent: int | None = None
+    mirror_percent: UInt32 | None = None
     cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
 
 
 class L4MatchAttributes(IstioModel):
+    not_supported_fields = frozenset({"sourceSubnet"})
+
     destination_subnets: list[str] = Field(default_factory=list)
-    port: int | None = None
+    port: UInt32 | None = None
     source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
     source_namespace: str | None = None
@@ -169,7 +182,7 @@ class L4MatchAttributes(IstioModel):
 
 class RouteDestination(IstioModel):
     destination: Destination
-    weight: int | None = None
+    weight: Int32 | None = None
 
 
 class TCPRoute(IstioModel):
@@ -180,7 +193,7 @@ class TCPRoute(IstioModel):
 class TLSMatchAttributes(IstioModel):
     sni_hosts: list[str]
     destination_subnets: list[str] = Field(default_factory=list)
-    port: int | None = None
+    port: UInt32 | None = None
     source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
     source_namespace: str | None = None
@@ -217,32 +230,44 @@ class SimpleLB(StrEnum):
 
 
 class HTTPCookie(IstioModel):
+    not_supported_fields = frozenset({"attributes"})
+
     name: str
     path: str | None = None
     ttl: Duration | None = None
 
 
 class ConsistentHashLB(IstioModel):
+    """Session affinity; exactly one hash key (Istio's oneof hash_key)."""
+
+    not_supported_fields = frozenset({"ringHash", "maglev"})
+
     http_header_name: str | None = None
     http_cookie: HTTPCookie | None = None
     use_source_ip: bool | None = None
     http_query_parameter_name: str | None = None
-    minimum_ring_size: int | None = None
+    minimum_ring_size: UInt64 | None = None
 
 
 class LoadBalancerSettings(IstioModel):
-    simple: SimpleLB | None = None
+    """Either `simple` or `consistentHash` (Istio's oneof lb_policy)."""
+
+    not_supported_fields = frozenset(
+        {"localityLbSetting", "zoneAwareLbSetting", "warmupDurationSecs", "warmup"}
+    )
+
+    simple: Annotated[SimpleLB, Strict(False)] | None = None
     consistent_hash: ConsistentHashLB | None = None
 
 
 class TCPKeepalive(IstioModel):
-    probes: int | None = None
+    probes: UInt32 | None = None
     time: Duration | None = None
     interval: Duration | None = None
 
 
-class ConnectionPoolSettings_TCPSettings(IstioModel):  # noqa: N801
-    max_connections: int | None = None
+class ConnectionPoolSettings_TCPSettings(IstioModel):
+    max_connections: Int32 | None = None
     connect_timeout: Duration | None = None
     tcp_keepalive: TCPKeepalive | None = None
     max_connection_duration: Duration | None = None
@@ -255,15 +280,17 @@ class H2UpgradePolicy(StrEnum):
     UPGRADE = "UPGRADE"
 
 
-class ConnectionPoolSettings_HTTPSettings(IstioModel):  # noqa: N801
-    http1_max_pending_requests: int | None = None
-    http2_max_requests: int | None = None
-    max_requests_per_connection: int | None = None
-    max_retries: int | None = None
+class ConnectionPoolSettings_HTTPSettings(IstioModel):
+    not_supported_fields = frozenset({"http2KeepAlive"})
+
+    http1_max_pending_requests: Int32 | None = None
+    http2_max_requests: Int32 | None = None
+    max_requests_per_connection: Int32 | None = None
+    max_retries: Int32 | None = None
     idle_timeout: Duration | None = None
-    h2_upgrade_policy: H2UpgradePolicy | None = None
+    h2_upgrade_policy: Annotated[H2UpgradePolicy, Strict(False)] | None = None
     use_client_protocol: bool | None = None
-    max_concurrent_streams: int | None = None
+    max_concurrent_streams: Int32 | None = None
 
 
 class ConnectionPoolSettings(IstioModel):
@@ -272,15 +299,17 @@ class ConnectionPoolSettings(IstioModel):
 
 
 class OutlierDetection(IstioModel):
-    consecutive_5xx_errors: int | None = Field(default=None, alias="consecutive5xxErrors")
-    consecutive_gateway_errors: int | None = None
-    consecutive_errors: int | None = None
+    not_supported_fields = frozenset({"outlierDetectionHttpErrorCodes"})
+
+    consecutive_5xx_errors: UInt32 | None = None
+    consecutive_gateway_errors: UInt32 | None = None
+    consecutive_errors: Int32 | None = None
     split_external_local_origin_errors: bool | None = None
-    consecutive_local_origin_failures: int | None = None
+    consecutive_local_origin_failures: UInt32 | None = None
     interval: Duration | None = None
     base_ejection_time: Duration | None = None
-    max_ejection_percent: int | None = None
-    min_health_percent: int | None = None
+    max_ejection_percent: Int32 | None = None
+    min_health_percent: Int32 | None = None
 
 
 class TLSMode(StrEnum):
@@ -291,11 +320,25 @@ class TLSMode(StrEnum):
 
 
 class ClientTLSSettings(IstioModel):
-    mode: TLSMode = TLSMode.DISABLE
+    """Upstream TLS; only mode DISABLE is accepted for now (validation rejects the rest)."""
+
+    not_supported_fields = frozenset(
+        {
+            "clientCertificate",
+            "privateKey",
+            "caCertificates",
+            "credentialName",
+            "subjectAltNames",
+            "insecureSkipVerify",
+            "caCrl",
+        }
+    )
+
+    mode: Annotated[TLSMode, Strict(False)] = TLSMode.DISABLE
     sni: str | None = None
 
 
-class TrafficPolicy_PortTrafficPolicy(IstioModel):  # noqa: N801
+class TrafficPolicy_PortTrafficPolicy(IstioModel):
     port: PortSelector | None = None
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
@@ -304,6 +347,8 @@ class TrafficPolicy_PortTrafficPolicy(IstioModel):  # noqa: N801
 
 
 class TrafficPolicy(IstioModel):
+    not_supported_fields = frozenset({"tunnel", "proxyProtocol", "retryBudget"})
+
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
     outlier_detection: OutlierDetection | None = None
@@ -318,7 +363,15 @@ class Subset(IstioModel):
 
 
 class WorkloadSelector(IstioModel):
+    """istio.type.v1beta1.WorkloadSelector (DestinationRule and the security kinds)."""
+
     match_labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ServiceEntryWorkloadSelector(IstioModel):
+    """networking's WorkloadSelector, as ServiceEntry uses it: plain `labels`."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class DestinationRuleSpec(IstioModel):
@@ -337,19 +390,19 @@ class DestinationRule(Resource):
 
 
 class ServicePort(IstioModel):
-    number: int
+    number: UInt32
     protocol: str | None = None
     name: str
-    target_port: int | None = None
+    target_port: UInt32 | None = None
 
 
 class WorkloadEntrySpec(IstioModel):
     address: str | None = None
-    ports: dict[str, int] = Field(default_factory=dict)
+    ports: dict[str, UInt32] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     network: str | None = None
     locality: str | None = None
-    weight: int | None = None
+    weight: UInt32 | None = None
     service_account: str | None = None
 
 
@@ -363,16 +416,17 @@ class ServiceEntryResolution(StrEnum):
     STATIC = "STATIC"
     DNS = "DNS"
     DNS_ROUND_ROBIN = "DNS_ROUND_ROBIN"
+    DYNAMIC_DNS = "DYNAMIC_DNS"
 
 
 class ServiceEntrySpec(IstioModel):
-    hosts: list[str]
+    hosts: list[str] = Field(default_factory=list)
     addresses: list[str] = Field(default_factory=list)
     ports: list[ServicePort] = Field(default_factory=list)
-    location: ServiceEntryLocation = ServiceEntryLocation.MESH_EXTERNAL
-    resolution: ServiceEntryResolution = ServiceEntryResolution.NONE
+    location: Annotated[ServiceEntryLocation, Strict(False)] = ServiceEntryLocation.MESH_EXTERNAL
+    resolution: Annotated[ServiceEntryResolution, Strict(False)] = ServiceEntryResolution.NONE
     endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
-    workload_selector: WorkloadSelector | None = None
+    workload_selector: ServiceEntryWorkloadSelector | None = None
     export_to: list[str] = Field(default_factory=list)
     subject_alt_names: list[str] = Field(default_factory=list)
 

@@ -1,0 +1,449 @@
+"""VirtualService checks: Istio's admission rules, plus "not supported yet" for the
+parts isthmus does not translate (gateways, tls routes, delegation, CORS, ...)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from isthmus.api import names
+from isthmus.api.checks_common import (
+    NOT_SUPPORTED,
+    check_destination,
+    check_duration,
+    check_export_to,
+    check_labels,
+    check_percentage,
+    check_port,
+    check_range,
+    check_regex,
+    check_string_match,
+)
+from isthmus.api.errors import FieldPath, Problems, short_repr
+from isthmus.api.networking import (
+    Headers,
+    Headers_HeaderOperations,
+    HTTPDirectResponse,
+    HTTPFaultInjection,
+    HTTPMatchRequest,
+    HTTPRedirect,
+    HTTPRetry,
+    HTTPRewrite,
+    HTTPRoute,
+    HTTPRouteDestination,
+    L4MatchAttributes,
+    RouteDestination,
+    TCPRoute,
+    VirtualService,
+)
+
+MESH_GATEWAY = "mesh"
+MAX_DIRECT_RESPONSE_BYTES = 1024 * 1024
+
+# Envoy's x-envoy-retry-on and x-envoy-retry-grpc-on policies, as Istio accepts them.
+RETRY_ON_POLICIES = frozenset(
+    {
+        "5xx",
+        "gateway-error",
+        "reset",
+        "reset-before-request",
+        "connect-failure",
+        "envoy-ratelimited",
+        "retriable-4xx",
+        "refused-stream",
+        "retriable-status-codes",
+        "retriable-headers",
+        "http3-post-connect-failure",
+        "cancelled",
+        "deadline-exceeded",
+        "internal",
+        "resource-exhausted",
+        "unavailable",
+    }
+)
+_JWT_CLAIM_PREFIX = "@request.auth.claims"
+
+
+def check_virtual_service(vs: VirtualService, problems: Problems) -> None:
+    spec = vs.spec
+    path = FieldPath("spec")
+    _check_hosts(problems, path.field("hosts"), spec.hosts)
+    for position, gateway in enumerate(spec.gateways):
+        if gateway != MESH_GATEWAY:
+            problems.add(path.field("gateways").index(position), NOT_SUPPORTED)
+    if spec.tls:
+        problems.add(path.field("tls"), NOT_SUPPORTED)
+    if not (spec.http or spec.tcp or spec.tls):
+        problems.add(path, "set at least one of http, tcp and tls")
+    for position, http in enumerate(spec.http):
+        _check_http_route(problems, path.field("http").index(position), http)
+    for position, tcp in enumerate(spec.tcp):
+        _check_tcp_route(problems, path.field("tcp").index(position), tcp)
+    check_export_to(problems, path.field("exportTo"), vs.metadata.namespace or "", spec.export_to)
+
+
+def _check_hosts(problems: Problems, path: FieldPath, hosts: list[str]) -> None:
+    if not hosts:
+        problems.add(path, "at least one host is required")
+        return
+    all_valid = True
+    for position, host in enumerate(hosts):
+        here = path.index(position)
+        if host == "*":
+            problems.add(here, 'host "*" is not allowed for the mesh; name the hosts')
+            all_valid = False
+            continue
+        problem = names.wildcard_domain_error(host)
+        if problem and not names.is_ip_address(host):
+            problems.add(here, problem)
+            all_valid = False
+    if not all_valid:
+        return
+    for later in range(len(hosts)):
+        for earlier in range(later):
+            if names.hosts_overlap(hosts[earlier], hosts[later]):
+                relation = "duplicates" if hosts[earlier] == hosts[later] else "overlaps"
+                problems.add(path.index(later), f"{relation} host {short_repr(hosts[earlier])}")
+                break
+
+
+def _check_http_route(problems: Problems, path: FieldPath, http: HTTPRoute) -> None:
+    if http.delegate is not None:
+        problems.add(path.field("delegate"), NOT_SUPPORTED)
+    if http.cors_policy is not None:
+        problems.add(path.field("corsPolicy"), NOT_SUPPORTED)
+    _check_actions(problems, path, http)
+    for position, match in enumerate(http.match):
+        _check_http_match(problems, path.field("match").index(position), match)
+    _check_header_operations(problems, path.field("headers"), http.headers)
+    _check_authority_set_once(problems, path, http)
+    _check_fault(problems, path.field("fault"), http.fault)
+    _check_mirrors(problems, path, http)
+    _check_redirect(problems, path.field("redirect"), http.redirect)
+    _check_direct_response(problems, path.field("directResponse"), http.direct_response)
+    _check_retries(problems, path.field("retries"), http.retries)
+    _check_rewrite(problems, path.field("rewrite"), http.rewrite)
+    _check_http_destinations(problems, path.field("route"), http.route)
+    check_duration(problems, path.field("timeout"), http.timeout, zero_ok=True)
+
+
+def _check_actions(problems: Problems, path: FieldPath, http: HTTPRoute) -> None:
+    """Exactly one of route, redirect, directResponse; no fault/rewrite without a route."""
+    actions = [
+        name
+        for name, value in (
+            ("route", http.route),
+            ("redirect", http.redirect),
+            ("directResponse", http.direct_response),
+        )
+        if value
+    ]
+    if len(actions) > 1:
+        problems.add(
+            path, f"set only one of route, redirect and directResponse (found {', '.join(actions)})"
+        )
+    elif not actions and http.delegate is None:
+        problems.add(path, "set one of route, redirect and directResponse")
+    elif actions and actions[0] != "route":
+        for name, value in (("fault", http.fault), ("rewrite", http.rewrite)):
+            if value is not None:
+                problems.add(path.field(name), f"cannot be combined with {actions[0]}")
+    if http.mirror is not None and http.mirrors:
+        problems.add(path.field("mirrors"), "set only one of mirror and mirrors")
+
+
+def _check_http_match(problems: Problems, path: FieldPath, match: HTTPMatchRequest) -> None:
+    for field, headers in (("headers", match.headers), ("withoutHeaders", match.without_headers)):
+        for name, header_match in headers.items():
+            here = path.field(field).key(name)
+            if name.startswith(_JWT_CLAIM_PREFIX):
+                problems.add(
+                    here, "JWT claim routing is only supported for gateways; " + NOT_SUPPORTED
+                )
+                continue
+            if name not in names.PSEUDO_HEADERS:
+                problem = names.header_name_error(name)
+                if problem:
+                    problems.add(here, problem)
+            if field == "withoutHeaders" and header_match.regex == "*":
+                continue  # Istio's spelling of "header absent"
+            check_string_match(problems, here, header_match, presence_ok=True)
+    check_string_match(problems, path.field("uri"), match.uri, empty_prefix_ok=True)
+    for field, string_match in (
+        ("scheme", match.scheme),
+        ("method", match.method),
+        ("authority", match.authority),
+    ):
+        check_string_match(problems, path.field(field), string_match)
+    for name, string_match in match.query_params.items():
+        check_string_match(
+            problems, path.field("queryParams").key(name), string_match, presence_ok=True
+        )
+    check_port(problems, path.field("port"), match.port)
+    check_labels(problems, path.field("sourceLabels"), match.source_labels)
+    for position, gateway in enumerate(match.gateways):
+        if gateway != MESH_GATEWAY:
+            problems.add(path.field("gateways").index(position), NOT_SUPPORTED)
+    if match.source_namespace is not None and names.dns1123_label_error(match.source_namespace):
+        problems.add(path.field("sourceNamespace"), "must be a namespace name")
+
+
+def _check_header_operations(problems: Problems, path: FieldPath, headers: Headers | None) -> None:
+    if headers is None:
+        return
+    for direction, operations in (("request", headers.request), ("response", headers.response)):
+        if operations is not None:
+            _check_operations(problems, path.field(direction), operations, direction == "request")
+
+
+def _check_operations(
+    problems: Problems, path: FieldPath, operations: Headers_HeaderOperations, request: bool
+) -> None:
+    for field, values in (("set", operations.set), ("add", operations.add)):
+        for name, value in values.items():
+            here = path.field(field).key(name)
+            problem = _operation_name_error(name, authority_ok=request)
+            if problem:
+                problems.add(here, problem)
+            problem = names.header_value_error(value)
+            if problem:
+                problems.add(here, problem)
+    for position, name in enumerate(operations.remove):
+        problem = _operation_name_error(name, authority_ok=False)
+        if problem:
+            problems.add(path.field("remove").index(position), problem)
+
+
+def _operation_name_error(name: str, *, authority_ok: bool) -> str | None:
+    """Envoy manages pseudo-headers itself; only the request authority may be rewritten."""
+    if not name:
+        return "header name must not be empty"
+    lowered = name.lower()
+    if lowered in (":authority", "host"):
+        return None if authority_ok else f"header {short_repr(name)} cannot be changed here"
+    if name.startswith(":"):
+        return f'header {short_repr(name)}: pseudo-headers (":" prefix) cannot be changed'
+    return names.header_name_error(name)
+
+
+def _check_authority_set_once(problems: Problems, path: FieldPath, http: HTTPRoute) -> None:
+    sources = []
+    if http.rewrite is not None and http.rewrite.authority:
+        sources.append("rewrite.authority")
+    request = http.headers.request if http.headers is not None else None
+    if request is not None:
+        for field, values in (("set", request.set), ("add", request.add)):
+            sources.extend(
+                f"headers.request.{field}[{name}]"
+                for name in values
+                if name.lower() in (":authority", "host")
+            )
+    if len(sources) > 1:
+        problems.add(path, f"the authority is rewritten more than once ({', '.join(sources)})")
+
+
+def _check_fault(problems: Problems, path: FieldPath, fault: HTTPFaultInjection | None) -> None:
+    if fault is None:
+        return
+    if fault.abort is None and fault.delay is None:
+        problems.add(path, "set abort, delay or both")
+    abort = fault.abort
+    if abort is not None:
+        here = path.field("abort")
+        check_percentage(problems, here.field("percentage"), abort.percentage)
+        if abort.grpc_status is not None:
+            problems.add(here.field("grpcStatus"), NOT_SUPPORTED)
+        if abort.http2_error is not None:
+            problems.add(here.field("http2Error"), NOT_SUPPORTED)
+        if abort.http_status is None:
+            if abort.grpc_status is None and abort.http2_error is None:
+                problems.add(here.field("httpStatus"), "is required")
+        elif not 200 <= abort.http_status <= 599:
+            problems.add(
+                here.field("httpStatus"),
+                f"HTTP status {abort.http_status} must be between 200 and 599",
+            )
+    delay = fault.delay
+    if delay is not None:
+        here = path.field("delay")
+        check_percentage(problems, here.field("percentage"), delay.percentage)
+        check_range(problems, here.field("percent"), delay.percent, 0, 100)
+        if delay.exponential_delay is not None:
+            problems.add(here.field("exponentialDelay"), NOT_SUPPORTED)
+        elif delay.fixed_delay is None:
+            problems.add(here.field("fixedDelay"), "is required")
+        if delay.fixed_delay is not None and delay.exponential_delay is not None:
+            problems.add(here, "set only one of fixedDelay and exponentialDelay")
+        check_duration(problems, here.field("fixedDelay"), delay.fixed_delay)
+
+
+def _check_mirrors(problems: Problems, path: FieldPath, http: HTTPRoute) -> None:
+    if http.mirror is not None:
+        check_destination(problems, path.field("mirror"), http.mirror)
+    for position, mirror in enumerate(http.mirrors):
+        here = path.field("mirrors").index(position)
+        check_destination(problems, here.field("destination"), mirror.destination)
+        if mirror.percentage is not None:
+            check_range(
+                problems, here.field("percentage").field("value"), mirror.percentage.value, 0, 100
+            )
+    if http.mirror_percentage is not None:
+        check_range(
+            problems,
+            path.field("mirrorPercentage").field("value"),
+            http.mirror_percentage.value,
+            0,
+            100,
+        )
+    check_range(problems, path.field("mirrorPercent"), http.mirror_percent, 0, 100)
+
+
+def _check_redirect(problems: Problems, path: FieldPath, redirect: HTTPRedirect | None) -> None:
+    if redirect is None:
+        return
+    if not (redirect.uri or redirect.authority or redirect.scheme) and (
+        redirect.port is None and redirect.derive_port is None
+    ):
+        problems.add(path, "set at least one of uri, authority, scheme, port and derivePort")
+    if redirect.port is not None and redirect.derive_port is not None:
+        problems.add(path, "set only one of port and derivePort")
+    if redirect.redirect_code is not None and not 300 <= redirect.redirect_code <= 399:
+        problems.add(
+            path.field("redirectCode"),
+            f"{redirect.redirect_code} is not a redirect status; use a 3xx code such as 301 or 302",
+        )
+    if redirect.scheme is not None and redirect.scheme not in ("http", "https"):
+        problems.add(path.field("scheme"), 'must be "http" or "https"')
+    check_port(problems, path.field("port"), redirect.port)
+
+
+def _check_direct_response(
+    problems: Problems, path: FieldPath, response: HTTPDirectResponse | None
+) -> None:
+    if response is None:
+        return
+    if not 200 <= response.status <= 599:
+        problems.add(
+            path.field("status"), f"HTTP status {response.status} must be between 200 and 599"
+        )
+    body = response.body
+    if body is None:
+        return
+    here = path.field("body")
+    for key in body:
+        if key not in ("string", "bytes"):
+            problems.add(here.field(key), "unknown field")
+    if "string" in body and "bytes" in body:
+        problems.add(here, "set only one of string and bytes")
+    size = 0
+    if "string" in body:
+        size = len(body["string"].encode("utf-8"))
+    elif "bytes" in body:
+        try:
+            size = len(base64.b64decode(body["bytes"], validate=True))
+        except (binascii.Error, ValueError):
+            problems.add(here.field("bytes"), "must be base64-encoded")
+    if size > MAX_DIRECT_RESPONSE_BYTES:
+        problems.add(here, "direct response bodies must be smaller than 1 MiB")
+
+
+def _check_retries(problems: Problems, path: FieldPath, retries: HTTPRetry | None) -> None:
+    if retries is None:
+        return
+    if retries.attempts < 0:
+        problems.add(path.field("attempts"), "must not be negative")
+    elif retries.attempts == 0 and (
+        retries.per_try_timeout is not None
+        or retries.retry_on
+        or retries.retry_remote_localities is not None
+    ):
+        problems.add(
+            path.field("attempts"),
+            "retries are disabled when attempts is 0; set attempts or drop the other retry fields",
+        )
+    if retries.retry_remote_localities is not None:
+        problems.add(path.field("retryRemoteLocalities"), NOT_SUPPORTED)
+    check_duration(problems, path.field("perTryTimeout"), retries.per_try_timeout)
+    if retries.retry_on:
+        for policy in retries.retry_on.split(","):
+            if not _is_retry_policy(policy):
+                problems.add(
+                    path.field("retryOn"), f"{short_repr(policy)} is not a valid retryOn policy"
+                )
+
+
+def _is_retry_policy(policy: str) -> bool:
+    """An Envoy/Istio retry-on token, or a bare HTTP status code to retry on."""
+    if policy in RETRY_ON_POLICIES:
+        return True
+    return policy.isascii() and policy.isdigit() and 100 <= int(policy) <= 599
+
+
+def _check_rewrite(problems: Problems, path: FieldPath, rewrite: HTTPRewrite | None) -> None:
+    if rewrite is None:
+        return
+    if rewrite.uri and rewrite.uri_regex_rewrite is not None:
+        problems.add(path, "set only one of uri and uriRegexRewrite")
+    if not (rewrite.uri or rewrite.uri_regex_rewrite is not None or rewrite.authority):
+        problems.add(path, "set at least one of uri, uriRegexRewrite and authority")
+    regex_rewrite = rewrite.uri_regex_rewrite
+    if regex_rewrite is not None:
+        here = path.field("uriRegexRewrite")
+        check_regex(problems, here.field("match"), regex_rewrite.match)
+        if not regex_rewrite.rewrite:
+            problems.add(here.field("rewrite"), "must not be empty")
+
+
+def _check_http_destinations(
+    problems: Problems, path: FieldPath, destinations: list[HTTPRouteDestination]
+) -> None:
+    for position, destination in enumerate(destinations):
+        here = path.index(position)
+        check_destination(problems, here.field("destination"), destination.destination)
+        _check_header_operations(problems, here.field("headers"), destination.headers)
+    _check_weights(problems, path, [d.weight for d in destinations])
+
+
+def _check_weights(problems: Problems, path: FieldPath, weights: list[int | None]) -> None:
+    """Each weight 0..100; with several destinations they add up to 100 (unset counts 0)."""
+    in_range = True
+    for position, weight in enumerate(weights):
+        if weight is not None and not 0 <= weight <= 100:
+            problems.add(path.index(position).field("weight"), "must be between 0 and 100")
+            in_range = False
+    if in_range and len(weights) > 1:
+        total = sum(weight or 0 for weight in weights)
+        if total != 100:
+            problems.add(path, f"weights must add up to 100 (they add up to {total})")
+
+
+def _check_tcp_route(problems: Problems, path: FieldPath, tcp: TCPRoute) -> None:
+    for position, match in enumerate(tcp.match):
+        _check_l4_match(problems, path.field("match").index(position), match)
+    if not tcp.route:
+        problems.add(path.field("route"), "at least one destination is required")
+    _check_route_destinations(problems, path.field("route"), tcp.route)
+
+
+def _check_l4_match(problems: Problems, path: FieldPath, match: L4MatchAttributes) -> None:
+    for position, subnet in enumerate(match.destination_subnets):
+        problem = names.ip_or_cidr_error(subnet)
+        if problem:
+            problems.add(path.field("destinationSubnets").index(position), problem)
+    check_port(problems, path.field("port"), match.port)
+    check_labels(problems, path.field("sourceLabels"), match.source_labels)
+    for position, gateway in enumerate(match.gateways):
+        if gateway != MESH_GATEWAY:
+            problems.add(path.field("gateways").index(position), NOT_SUPPORTED)
+    if match.source_namespace is not None and names.dns1123_label_error(match.source_namespace):
+        problems.add(path.field("sourceNamespace"), "must be a namespace name")
+
+
+def _check_route_destinations(
+    problems: Problems, path: FieldPath, destinations: list[RouteDestination]
+) -> None:
+    for position, destination in enumerate(destinations):
+        check_destination(
+            problems, path.index(position).field("destination"), destination.destination
+        )
+    _check_weights(problems, path, [d.weight for d in destinations])

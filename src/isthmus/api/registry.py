@@ -1,0 +1,124 @@
+"""Which (apiVersion, kind) pairs isthmus accepts, and the model class of each.
+
+Istio's kinds Istio serves but isthmus does not translate yet are known by name, so a
+user applying a Gateway reads "not supported yet" rather than "unknown kind".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from isthmus.api.base import Resource
+from isthmus.api.core import Deployment, Namespace, Service, ServiceAccount
+from isthmus.api.networking import (
+    NETWORKING_API_VERSIONS,
+    DestinationRule,
+    ServiceEntry,
+    VirtualService,
+    WorkloadEntry,
+)
+
+__all__ = [
+    "KINDS",
+    "LIST_API_VERSION",
+    "LIST_KIND",
+    "KindInfo",
+    "UnknownKindError",
+    "lookup",
+    "resolve_kind_name",
+]
+
+LIST_KIND = "List"
+LIST_API_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """A kind isthmus accepts: its served apiVersions (preferred first) and model."""
+
+    kind: str
+    api_versions: tuple[str, ...]
+    model: type[Resource]
+    namespaced: bool
+    plural: str
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def preferred_api_version(self) -> str:
+        return self.api_versions[0]
+
+
+class UnknownKindError(ValueError):
+    """The (apiVersion, kind) pair is not one isthmus accepts; str() is the user message."""
+
+
+def _networking(kind: type[Resource], plural: str, *short: str) -> KindInfo:
+    return KindInfo(kind.__name__, NETWORKING_API_VERSIONS, kind, True, plural, short)
+
+
+KINDS: Mapping[str, KindInfo] = {
+    info.kind: info
+    for info in (
+        _networking(VirtualService, "virtualservices", "vs"),
+        _networking(DestinationRule, "destinationrules", "dr"),
+        _networking(ServiceEntry, "serviceentries", "se"),
+        _networking(WorkloadEntry, "workloadentries", "we"),
+        KindInfo("Namespace", ("v1",), Namespace, False, "namespaces", ("ns",)),
+        KindInfo("Service", ("v1",), Service, True, "services", ("svc",)),
+        KindInfo("ServiceAccount", ("v1",), ServiceAccount, True, "serviceaccounts", ("sa",)),
+        KindInfo("Deployment", ("apps/v1",), Deployment, True, "deployments", ("deploy",)),
+    )
+}
+
+_SECURITY = ("security.istio.io/v1", "security.istio.io/v1beta1")
+_GATEWAY_API = ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1")
+NOT_SUPPORTED_YET: Mapping[str, tuple[str, ...]] = {
+    "Gateway": (*NETWORKING_API_VERSIONS, *_GATEWAY_API),
+    "Sidecar": NETWORKING_API_VERSIONS,
+    "EnvoyFilter": ("networking.istio.io/v1alpha3",),
+    "WorkloadGroup": NETWORKING_API_VERSIONS,
+    "ProxyConfig": ("networking.istio.io/v1beta1",),
+    "Telemetry": ("telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1"),
+    "WasmPlugin": ("extensions.istio.io/v1alpha1",),
+    "PeerAuthentication": _SECURITY,
+    "AuthorizationPolicy": _SECURITY,
+    "RequestAuthentication": _SECURITY,
+    "HTTPRoute": _GATEWAY_API,
+    "GRPCRoute": _GATEWAY_API,
+    "GatewayClass": _GATEWAY_API,
+    "ReferenceGrant": _GATEWAY_API,
+}
+
+
+def lookup(api_version: str, kind: str) -> KindInfo:
+    """The KindInfo for an (apiVersion, kind); raise UnknownKindError with a clear message."""
+    info = KINDS.get(kind)
+    if info is not None and api_version in info.api_versions:
+        return info
+    unsupported = NOT_SUPPORTED_YET.get(kind)
+    if unsupported is not None and api_version in unsupported:
+        raise UnknownKindError(f"kind {kind} ({api_version}) is not supported yet")
+    served = info.api_versions if info is not None else unsupported
+    if served is not None:
+        raise UnknownKindError(
+            f"kind {kind} is not served by apiVersion {api_version}; use {_one_of(served)}"
+        )
+    accepted = ", ".join(sorted(KINDS))
+    raise UnknownKindError(f"unknown kind {kind} ({api_version}); isthmus accepts {accepted}")
+
+
+def resolve_kind_name(name: str) -> KindInfo | None:
+    """Find a kind as typed on a command line: `VirtualService`, `virtualservices`, `vs`,
+    optionally qualified by group (`virtualservices.networking.istio.io`)."""
+    wanted = name.split(".", 1)[0].lower()
+    for info in KINDS.values():
+        if wanted in (info.kind.lower(), info.plural, *info.short_names):
+            return info
+    return None
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    if len(values) == 1:
+        return values[0]
+    return "one of " + ", ".join(values)

@@ -1,0 +1,313 @@
+"""Hostile-input-safe reading of a multi-document YAML stream into plain data.
+
+libyaml (the C part of yaml.CSafeLoader) produces the events; a small composer on top
+of it bounds what untrusted input can cost before any Python object is built:
+nesting depth, nodes after alias expansion (billion laughs), recursive aliases. Values
+are then constructed as Kubernetes reads YAML: timestamps stay strings, duplicate keys
+are errors, and only JSON-like values survive (see `plain_data_problems`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.error import MarkedYAMLError
+from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
+from yaml.resolver import Resolver
+
+from isthmus.api.errors import FieldPath, short_repr
+
+MAX_INPUT_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 100
+MAX_NODES = 1_000_000  # per stream, counting every alias as a full copy of its target
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _PythonEventSource(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """The pure-Python event source, for a PyYAML built without libyaml."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+
+
+_EventSource: Any = getattr(yaml, "CParser", _PythonEventSource)
+
+
+class LimitError(MarkedYAMLError):
+    """Input that is valid YAML but too expensive to accept."""
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """One non-empty document: its 1-based start line, position in the stream, data."""
+
+    line: int
+    index: int
+    data: Any
+    node: Node
+
+
+@dataclass(frozen=True)
+class YamlProblem:
+    """Why (part of) the stream could not be read; `line` is None when unknown."""
+
+    line: int | None
+    message: str
+
+
+class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type: ignore[misc]
+    """Composer with limits, over libyaml's events, constructing like Kubernetes."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+        for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream: str) -> None:
+        _EventSource.__init__(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+        self._depth = 0
+        self._open_anchors: set[str] = set()
+        self._sizes: dict[int, int] = {}
+        self._total_nodes = 0
+
+    def compose_document(self) -> Node:
+        node = _present(super().compose_document())
+        self._total_nodes += self._sizes.get(id(node), 1)
+        self._sizes.clear()
+        if self._total_nodes > MAX_NODES:
+            raise LimitError(
+                problem=f"input expands to more than {MAX_NODES} YAML nodes "
+                "(aliases count once per use)",
+                problem_mark=node.start_mark,
+            )
+        return node
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            if event.anchor in self._open_anchors:
+                raise LimitError(
+                    problem=f"alias *{event.anchor} refers to a node that contains it",
+                    problem_mark=event.start_mark,
+                )
+            return _present(super().compose_node(parent, index))
+        if not self.check_event(SequenceStartEvent, MappingStartEvent):
+            node = _present(super().compose_node(parent, index))
+            self._sizes[id(node)] = 1
+            return node
+        event = self.peek_event()
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise LimitError(
+                problem=f"nesting is deeper than {MAX_DEPTH} levels",
+                problem_mark=event.start_mark,
+            )
+        if event.anchor is not None:
+            self._open_anchors.add(event.anchor)
+        node = _present(super().compose_node(parent, index))
+        if event.anchor is not None:
+            self._open_anchors.discard(event.anchor)
+        self._depth -= 1
+        self._sizes[id(node)] = 1 + sum(self._sizes.get(id(child), 1) for child in _children(node))
+        if self._sizes[id(node)] > MAX_NODES:
+            raise LimitError(
+                problem=f"input expands to more than {MAX_NODES} YAML nodes "
+                "(aliases count once per use)",
+                problem_mark=event.start_mark,
+            )
+        return node
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                break  # unhashable: SafeConstructor reports it
+            if duplicate:
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {short_repr(key)}",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _present(node: Node | None) -> Node:
+    """The composer returns a node for every event it is called on."""
+    assert node is not None
+    return node
+
+
+def _children(node: Node) -> Iterator[Node]:
+    if isinstance(node, SequenceNode):
+        yield from node.value
+    elif isinstance(node, MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+
+
+def decode_input(data: str | bytes) -> tuple[str, bytes] | YamlProblem:
+    """Check size and encoding up front; return the text (BOM removed) and its UTF-8."""
+    if isinstance(data, str):
+        if len(data) > MAX_INPUT_BYTES:
+            return _too_large(len(data))
+        try:
+            encoded = data.encode("utf-8")
+        except UnicodeEncodeError as error:
+            return YamlProblem(None, f"input is not valid text ({error.reason})")
+    else:
+        encoded = bytes(data)
+    if len(encoded) > MAX_INPUT_BYTES:
+        return _too_large(len(encoded))
+    if encoded.startswith(b"\xef\xbb\xbf"):
+        encoded = encoded[3:]
+    try:
+        text = encoded.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = encoded[: error.start].count(b"\n") + 1
+        return YamlProblem(
+            line,
+            f"input is not UTF-8 text (byte 0x{encoded[error.start]:02x} at offset {error.start})",
+        )
+    return text, encoded
+
+
+def _too_large(size: int) -> YamlProblem:
+    return YamlProblem(
+        None,
+        f"input is {size / 1024 / 1024:.1f} MiB; the limit is {MAX_INPUT_BYTES // 2**20} MiB",
+    )
+
+
+def read_documents(text: str, encoded: bytes) -> tuple[list[YamlDocument], YamlProblem | None]:
+    """Documents in order (empty ones skipped) and the problem that stopped reading, if any."""
+    documents: list[YamlDocument] = []
+    loader = _BoundedLoader(text)
+    index = 0
+    try:
+        while loader.check_node():
+            node = _present(loader.get_node())
+            data = loader.construct_document(node)
+            if data is not None:
+                documents.append(YamlDocument(node.start_mark.line + 1, index, data, node))
+            index += 1
+    except MarkedYAMLError as error:
+        return documents, _marked_problem(error, text)
+    except ReaderError as error:
+        line = encoded[: error.position].count(b"\n") + 1
+        return documents, YamlProblem(
+            line, f"invalid YAML: {error.reason} (character #x{error.character:04x})"
+        )
+    except (RecursionError, MemoryError):
+        return documents, YamlProblem(None, "invalid YAML: input is too deeply nested or too large")
+    finally:
+        loader.dispose()
+    return documents, None
+
+
+def _marked_problem(error: MarkedYAMLError, text: str) -> YamlProblem:
+    mark = error.problem_mark or error.context_mark
+    line = mark.line + 1 if mark is not None else None
+    if isinstance(error, LimitError):
+        return YamlProblem(line, f"input rejected: {error.problem}")
+    if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
+        return YamlProblem(line, "invalid YAML: tab character; YAML indentation must use spaces")
+    message = error.problem or "invalid YAML"
+    if error.context:
+        message = f"{message} ({error.context})"
+    return YamlProblem(line, f"invalid YAML: {message}")
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.split("\n", line + 1)
+    if line < len(lines) and column < len(lines[line]):
+        return lines[line][column]
+    return ""
+
+
+def item_lines(node: Node, key: str) -> list[int]:
+    """1-based start lines of the items of the sequence at `key` in a mapping node."""
+    if isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            if (
+                isinstance(key_node, ScalarNode)
+                and key_node.value == key
+                and isinstance(value_node, SequenceNode)
+            ):
+                return [item.start_mark.line + 1 for item in value_node.value]
+    return []
+
+
+def plain_data_problems(value: Any, path: FieldPath) -> list[tuple[str, str]]:
+    """(path, message) for anything JSON cannot hold: non-string keys, dates, binary, NaN."""
+    problems: list[tuple[str, str]] = []
+    _check_plain(value, path, problems)
+    return problems
+
+
+def _check_plain(value: Any, path: FieldPath, problems: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(
+                    (str(path), f"keys must be strings; quote the key {short_repr(key)}")
+                )
+                continue
+            _check_plain(item, path.field(key) if _is_plain_name(key) else path.key(key), problems)
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _check_plain(item, path.index(position), problems)
+    elif isinstance(value, float) and not math.isfinite(value):
+        problems.append((str(path), "must be a finite number"))
+    elif value is not None and not isinstance(value, str | int | float | bool):
+        problems.append((str(path), f"unsupported YAML value of type {_yaml_type(value)}"))
+
+
+def _is_plain_name(key: str) -> bool:
+    return key.isidentifier()
+
+
+def _yaml_type(value: object) -> str:
+    names = {"bytes": "binary", "date": "timestamp", "datetime": "timestamp", "set": "set"}
+    name = type(value).__name__
+    return names.get(name, name)
+
+
+def prune_nulls(value: Any) -> Any:
+    """A copy without null-valued mapping entries: Kubernetes treats `field: null` as unset."""
+    if isinstance(value, dict):
+        return {key: prune_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [prune_nulls(item) for item in value]
+    return value
+
+
+def copy_tree(value: Any) -> Any:
+    """A deep copy in which aliased (shared) mappings and lists become separate copies."""
+    if isinstance(value, dict):
+        return {key: copy_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_tree(item) for item in value]
+    return value
