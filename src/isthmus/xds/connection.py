@@ -154,7 +154,10 @@ class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
                     self.snapshot, self._next_snapshot = self._next_snapshot, None
                 else:
                     request = cast(RequestT, event)
-                    _log.log(logging.DEBUG, "request", node=self.node.id, **self.describe(request))
+                    if _log.logger.isEnabledFor(logging.DEBUG):
+                        _log.log(
+                            logging.DEBUG, "request", node=self.node.id, **self.describe(request)
+                        )
                     self.handle_request(request)
                 for response in self.responses():
                     await write(response)
