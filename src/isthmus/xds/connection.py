@@ -21,7 +21,14 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.message import Message
 
-from isthmus.pilot.resources import CLUSTER, LISTENER, PUSH_ORDER, PreparedResource, Snapshot
+from isthmus.pilot.resources import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    PUSH_ORDER,
+    PreparedResource,
+    Snapshot,
+)
 from isthmus.xds import _log
 from isthmus.xds.status import NackRecord, ProxyStatus, StreamKind, TypeStatus
 
@@ -152,6 +159,7 @@ class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
                 if isinstance(event, _SnapshotChanged):
                     assert self._next_snapshot is not None
                     self.snapshot, self._next_snapshot = self._next_snapshot, None
+                    affected: Iterable[str] = self.types
                 else:
                     request = cast(RequestT, event)
                     if _log.logger.isEnabledFor(logging.DEBUG):
@@ -159,7 +167,13 @@ class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
                             logging.DEBUG, "request", node=self.node.id, **self.describe(request)
                         )
                     self.handle_request(request)
-                for response in self.responses():
+                    # A request only changes its own type (and CDS may owe EDS: warming).
+                    affected = (
+                        {request.type_url, ENDPOINT}
+                        if request.type_url == CLUSTER
+                        else {request.type_url}
+                    )
+                for response in self.responses(affected):
                     await write(response)
                 if self._events.empty():
                     self._idle.set()
@@ -174,8 +188,8 @@ class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
         """Apply one request (subscription change, ACK or NACK) to the type state."""
 
     @abstractmethod
-    def responses(self) -> list[ResponseT]:
-        """Responses owed now, in push order; marks them as sent."""
+    def responses(self, type_urls: Iterable[str]) -> list[ResponseT]:
+        """Responses owed now for these types, in push order; marks them as sent."""
 
     @abstractmethod
     def describe(self, request: RequestT) -> dict[str, object]:

@@ -11,7 +11,7 @@ subscribed assignments are sent again even if unchanged (cluster warming).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -93,9 +93,9 @@ class DeltaConnection(
                     # An explicit (re-)subscribe asks for the current copy.
                     state.known.pop(name, None)
 
-    def responses(self) -> list[discovery_pb2.DeltaDiscoveryResponse]:
+    def responses(self, type_urls: Iterable[str]) -> list[discovery_pb2.DeltaDiscoveryResponse]:
         out = []
-        for type_url in ordered_types(self.types):
+        for type_url in ordered_types(t for t in type_urls if t in self.types):
             state = self.types[type_url]
             if not state.requested or state.in_flight is not None:
                 continue

@@ -10,6 +10,7 @@ sent even if unchanged, because Envoy keeps those clusters warming until it arri
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -71,9 +72,9 @@ class SotwConnection(
         if state.subscribed is not None:
             state.subscribed = set(request.resource_names)
 
-    def responses(self) -> list[discovery_pb2.DiscoveryResponse]:
+    def responses(self, type_urls: Iterable[str]) -> list[discovery_pb2.DiscoveryResponse]:
         out = []
-        for type_url in ordered_types(self.types):
+        for type_url in ordered_types(t for t in type_urls if t in self.types):
             state = self.types[type_url]
             if not state.requested or (state.subscribed is not None and not state.subscribed):
                 continue
