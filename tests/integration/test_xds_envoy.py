@@ -45,7 +45,7 @@ def backend_cluster(**overrides: Any) -> cluster_pb2.Cluster:
         "connect_timeout": "1s",
         **overrides,
     }
-    return dict_to_message(spec, cluster_pb2.Cluster())  # type: ignore[no-any-return]
+    return dict_to_message(spec, cluster_pb2.Cluster())
 
 
 def backend_assignment(port: int) -> endpoint_pb2.ClusterLoadAssignment:
@@ -54,7 +54,7 @@ def backend_assignment(port: int) -> endpoint_pb2.ClusterLoadAssignment:
         "cluster_name": BACKEND,
         "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
     }
-    return dict_to_message(spec, endpoint_pb2.ClusterLoadAssignment())  # type: ignore[no-any-return]
+    return dict_to_message(spec, endpoint_pb2.ClusterLoadAssignment())
 
 
 def http_listener(port: int) -> listener_pb2.Listener:
@@ -78,7 +78,7 @@ def http_listener(port: int) -> listener_pb2.Listener:
             }
         ],
     }
-    return dict_to_message(spec, listener_pb2.Listener())  # type: ignore[no-any-return]
+    return dict_to_message(spec, listener_pb2.Listener())
 
 
 def backend_routes() -> route_pb2.RouteConfiguration:
@@ -92,7 +92,7 @@ def backend_routes() -> route_pb2.RouteConfiguration:
             }
         ],
     }
-    return dict_to_message(spec, route_pb2.RouteConfiguration())  # type: ignore[no-any-return]
+    return dict_to_message(spec, route_pb2.RouteConfiguration())
 
 
 class MutableSource:
