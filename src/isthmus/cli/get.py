@@ -8,7 +8,7 @@ import click
 
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
-from isthmus.cli.kinds import KindInfo, UnknownKind, resolve_kind
+from isthmus.cli.kinds import KindInfo, UnknownKind, resolve_kind, resource_of
 from isthmus.cli.render import as_document, table, to_json, to_yaml
 
 DEFAULT_NAMESPACE = "default"
@@ -77,4 +77,4 @@ def _fail_on_missing(
     missing = [n for n in dict.fromkeys(names) if n not in found]
     if missing:
         where = f" in namespace {scope}" if scope else ""
-        raise UserError(*(f'{info.resource} "{name}" not found{where}' for name in missing))
+        raise UserError(*(f'{resource_of(info)} "{name}" not found{where}' for name in missing))
