@@ -452,6 +452,20 @@ def test_client_raises_daemon_error_with_lines(daemon: Daemon) -> None:
     ]
 
 
+def test_stopped_daemon_removes_its_socket_and_a_stale_one_is_replaced(home: MeshHome) -> None:
+    first = Daemon(home).start()
+    first.stop()
+    assert not home.socket.exists()
+    home.socket.touch()  # left behind by a crash
+    second = Daemon(home).start()
+    try:
+        with DaemonClient(home) as client:
+            assert client.healthz()["status"] == "ok"
+        assert home.socket.stat().st_mode & 0o777 == 0o600
+    finally:
+        second.stop()
+
+
 def test_second_daemon_on_the_same_home_is_refused(daemon: Daemon) -> None:
     with pytest.raises(RuntimeError, match="already running"):
         Daemon(daemon.home).start()

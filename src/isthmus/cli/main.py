@@ -1,24 +1,32 @@
 """The `isthmus` command: a click group with one module per command family.
 
 Commands stay thin: parse arguments, call the daemon through `DaemonClient`, print.
-Add a command family by writing its module and listing its command in COMMANDS.
+Add a command family by writing its module and naming its command in COMMANDS; it is
+imported only when used.
 """
 
 from __future__ import annotations
 
 import click
 
-from isthmus.cli.apply import apply_command
 from isthmus.cli.context import CliContext
-from isthmus.cli.delete import delete_command
-from isthmus.cli.errors import IsthmusGroup
-from isthmus.cli.get import get_command
+from isthmus.cli.group import IsthmusGroup
 from isthmus.daemon.paths import resolve_home
 
-COMMANDS: tuple[click.Command, ...] = (apply_command, get_command, delete_command)
+COMMANDS: dict[str, str] = {
+    "apply": "isthmus.cli.apply:apply_command",
+    "get": "isthmus.cli.get:get_command",
+    "delete": "isthmus.cli.delete:delete_command",
+    "daemon": "isthmus.cli.daemon_cmd:daemon_command",
+    "proxy-status": "isthmus.cli.proxy_status:proxy_status_command",
+}
 
 
-@click.group(cls=IsthmusGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=IsthmusGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--home",
     type=click.Path(file_okay=False),
@@ -28,10 +36,6 @@ COMMANDS: tuple[click.Command, ...] = (apply_command, get_command, delete_comman
 def cli(ctx: click.Context, home: str | None) -> None:
     """isthmus: an Istio-compatible service mesh with an Envoy data plane."""
     ctx.obj = CliContext(resolve_home(home))
-
-
-for _command in COMMANDS:
-    cli.add_command(_command)
 
 
 def main() -> None:

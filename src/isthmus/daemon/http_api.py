@@ -85,13 +85,14 @@ async def start_unix_site(app: web.Application, path: Path) -> web.AppRunner:
     """Serve `app` on the unix socket `path` (mode 0600) and return its runner.
 
     A socket file left by a crashed daemon is replaced; one a live daemon answers on is
-    not (two daemons on one home would corrupt each other's view of the mesh).
+    not (two daemons on one home would corrupt each other's view of the mesh). The
+    runner's cleanup() also removes the socket file, so "no socket" means "not running".
     """
     if path.exists():
         if _socket_answers(path):
             raise RuntimeError(f"isthmusd is already running on {path}")
         path.unlink()
-    runner = web.AppRunner(app, access_log=None)
+    runner = _UnixRunner(app, path)
     await runner.setup()
     try:
         site = web.UnixSite(runner, str(path))
@@ -101,6 +102,20 @@ async def start_unix_site(app: web.Application, path: Path) -> web.AppRunner:
         await runner.cleanup()
         raise
     return runner
+
+
+class _UnixRunner(web.AppRunner):
+    """An AppRunner that removes its socket file once it stops serving."""
+
+    def __init__(self, app: web.Application, path: Path) -> None:
+        super().__init__(app, access_log=None)
+        self._path = path
+
+    async def cleanup(self) -> None:
+        try:
+            await super().cleanup()
+        finally:
+            self._path.unlink(missing_ok=True)
 
 
 def _socket_answers(path: Path) -> bool:
