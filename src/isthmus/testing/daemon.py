@@ -68,13 +68,18 @@ class DaemonProcess:
                 raise DaemonError(
                     f"isthmusd exited {self._process.returncode}: {self.log_text()[-2000:]}"
                 )
-            try:
-                if self.client.get("/v1/healthz").status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
+            if self.socket.exists() and self._healthy():
+                return self
             time.sleep(0.05)
         raise DaemonError(f"isthmusd did not become healthy: {self.log_text()[-2000:]}")
+
+    def _healthy(self) -> bool:
+        transport = httpx.HTTPTransport(uds=str(self.socket))
+        with httpx.Client(transport=transport, base_url="http://isthmusd", timeout=2) as probe:
+            try:
+                return probe.get("/v1/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
 
     @property
     def client(self) -> httpx.Client:
