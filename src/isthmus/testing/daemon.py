@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,12 +75,16 @@ class DaemonProcess:
         raise DaemonError(f"isthmusd did not become healthy: {self.log_text()[-2000:]}")
 
     def _healthy(self) -> bool:
-        transport = httpx.HTTPTransport(uds=str(self.socket))
-        with httpx.Client(transport=transport, base_url="http://isthmusd", timeout=2) as probe:
+        """GET /v1/healthz over a plain socket (a stale socket file refuses the connect)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
             try:
-                return probe.get("/v1/healthz").status_code == 200
-            except httpx.TransportError:
+                sock.connect(str(self.socket))
+                sock.sendall(b"GET /v1/healthz HTTP/1.0\r\nHost: isthmusd\r\n\r\n")
+                head = sock.recv(32)
+            except OSError:
                 return False
+        return head.split(b" ", 2)[1:2] == [b"200"]
 
     @property
     def client(self) -> httpx.Client:

@@ -1,0 +1,174 @@
+"""Control-plane behaviour seen from a real Envoy: restart and resync, NACK handling, Delta xDS."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from isthmus.testing.daemon import start_sidecar, wait_for
+from isthmus.testing.load import SteadyLoad
+from isthmus.testing.mesh import NAMESPACE, Mesh
+from isthmus.testing.ports import free_port
+
+pytestmark = pytest.mark.envoy
+
+
+def fqdn(name: str, port: int = 8080) -> str:
+    return f"{name}.{NAMESPACE}.svc.cluster.local:{port}"
+
+
+def _virtual_service(name: str) -> str:
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: {NAMESPACE}}}
+spec:
+  hosts: [{name}]
+  http:
+  - match: [{{headers: {{x-beta-user: {{exact: "true"}}}}}}]
+    route: [{{destination: {{host: {name}, subset: v2}}}}]
+  - route: [{{destination: {{host: {name}, subset: v1}}}}]
+"""
+
+
+def _two_versions(mesh: Mesh, name: str) -> str:
+    a, b = mesh.upstream(f"{name}-v1"), mesh.upstream(f"{name}-v2")
+    return (
+        mesh.service(name)
+        + mesh.workload(name, a, "v1")
+        + mesh.workload(name, b, "v2")
+        + f"""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {name}, namespace: {NAMESPACE}}}
+spec:
+  host: {name}
+  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
+---
+"""
+        + _virtual_service(name)
+    )
+
+
+def _proxy_status(mesh: Mesh, pod: str) -> dict[str, object]:
+    for p in mesh.daemon.proxies():
+        if str(p["node_id"]).split("~")[2].startswith(f"{pod}-"):
+            return p
+    return {}
+
+
+def test_restart_keeps_objects_and_serving(mesh: Mesh) -> None:
+    mesh.apply(_two_versions(mesh, "restart"))
+    host = fqdn("restart")
+    mesh.wait_routed(host, "restart-v2", headers={"x-beta-user": "true"})
+    before = mesh.daemon.client.get("/v1/objects").json()["items"]
+
+    load = SteadyLoad(f"http://{host}/", rate=100, max_duration=30, proxy=mesh.proxy, workers=2)
+    load.start()
+    try:
+        time.sleep(0.5)
+        mesh.daemon.kill()  # SIGKILL: no clean shutdown
+        time.sleep(2.0)  # Envoy keeps serving its last config while the daemon is gone
+        mesh.daemon.start()
+        wait_for(lambda: bool(_proxy_status(mesh, "client")), timeout=20, what="Envoy reconnected")
+        wait_for(
+            lambda: bool(_proxy_status(mesh, "client").get("synced")),
+            timeout=20,
+            what="Envoy resynced",
+        )
+        time.sleep(0.5)
+    finally:
+        result = load.stop()
+    after = mesh.daemon.client.get("/v1/objects").json()["items"]
+    assert after == before
+    assert result.count > 200
+    assert result.failed == 0, (result.statuses, result.errors)
+    # The resynced Envoy still routes by the VirtualService.
+    beta = mesh.get(host, count=10, headers={"x-beta-user": "true"})
+    assert beta.upstreams == {"restart-v2": 10}
+
+
+def test_envoy_rejection_is_a_nack_visible_in_status(mesh: Mesh) -> None:
+    """A regex valid in RE2 but over Envoy's program-size limit: Envoy NACKs the route
+    config, keeps serving the previous one, and the status API carries Envoy's message."""
+    mesh.apply(_two_versions(mesh, "nacked"))
+    host = fqdn("nacked")
+    mesh.wait_routed(host, "nacked-v2", headers={"x-beta-user": "true"})
+    huge = "(items){300}"  # RE2 accepts it; its program exceeds Envoy's size limit (100)
+    mesh.apply(f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: nacked, namespace: {NAMESPACE}}}
+spec:
+  hosts: [nacked]
+  http:
+  - match: [{{uri: {{regex: "/{huge}"}}}}]
+    route: [{{destination: {{host: nacked, subset: v1}}}}]
+  - route: [{{destination: {{host: nacked, subset: v2}}}}]
+""")
+
+    def nacked_message() -> str:
+        types = _proxy_status(mesh, "client").get("types", {})
+        assert isinstance(types, dict)
+        for type_url, entry in types.items():
+            if type_url.endswith("RouteConfiguration") and entry.get("last_nack"):
+                return str(entry["last_nack"]["message"])
+        return ""
+
+    wait_for(lambda: bool(nacked_message()), timeout=15, what="NACK in status")
+    assert "too large" in nacked_message() or "program size" in nacked_message()
+    # Still the previous routes: beta users to v2, everyone else to v1.
+    assert mesh.get(host, count=5, headers={"x-beta-user": "true"}).upstreams == {"nacked-v2": 5}
+    assert mesh.get(host, count=5).upstreams == {"nacked-v1": 5}
+    # proxy-status through the CLI names the NACK too.
+    from click.testing import CliRunner
+
+    from isthmus.cli.main import cli
+
+    out = CliRunner().invoke(cli, ["--home", str(mesh.daemon.home), "proxy-status"])
+    assert out.exit_code == 0, out.output
+    assert "NACKED" in out.output
+
+    # A fixed config is accepted again: the proxy is SYNCED with the new version.
+    mesh.apply(_virtual_service("nacked").replace("subset: v1", "subset: v2"))
+    wait_for(lambda: mesh.get(host).upstreams == {"nacked-v2": 1}, what="fixed config served")
+    wait_for(lambda: bool(_proxy_status(mesh, "client").get("synced")), what="synced after fix")
+
+
+def test_delta_xds_sidecar_gets_the_same_routing(mesh: Mesh) -> None:
+    mesh.apply(_two_versions(mesh, "deltasvc"))
+    port = free_port()
+    sidecar = start_sidecar(
+        mesh.daemon,
+        mesh.workdir / "delta",
+        pod="delta-client-5c6d7f8b9-abcde",
+        namespace=NAMESPACE,
+        http_proxy_port=port,
+        labels={"app": "delta-client"},
+        delta=True,
+    )
+    try:
+        sidecar.wait_ready(timeout=20)
+        proxy = f"http://127.0.0.1:{port}"
+        from isthmus.testing.load import run_requests
+
+        url = f"http://{fqdn('deltasvc')}/"
+        wait_for(
+            lambda: (
+                run_requests(url, 1, 1, headers={"x-beta-user": "true"}, proxy=proxy).upstreams
+                == {"deltasvc-v2": 1}
+            ),
+            what="delta sidecar routed",
+        )
+        assert run_requests(url, 20, 2, proxy=proxy).upstreams == {"deltasvc-v1": 20}
+        status = _proxy_status(mesh, "delta-client")
+        assert status["stream"] == "delta"
+        # A change reaches the delta stream as well.
+        mesh.apply(_virtual_service("deltasvc").replace("subset: v1", "subset: v2"))
+        wait_for(
+            lambda: run_requests(url, 1, 1, proxy=proxy).upstreams == {"deltasvc-v2": 1},
+            what="delta update",
+        )
+    finally:
+        sidecar.stop()
