@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from isthmus.testing.load import SteadyLoad
-
 from isthmus.testing.daemon import wait_for
+from isthmus.testing.load import SteadyLoad
 from isthmus.testing.mesh import NAMESPACE, Mesh
 
 pytestmark = pytest.mark.envoy
@@ -151,7 +150,11 @@ spec:
   host: od
   trafficPolicy:
     loadBalancer: {{simple: ROUND_ROBIN}}
-    outlierDetection: {{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}}
+    outlierDetection:
+      consecutive5xxErrors: 3
+      interval: 1s
+      baseEjectionTime: 30s
+      maxEjectionPercent: 100
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

@@ -13,11 +13,19 @@ from isthmus.daemon.main import DaemonOptions, run_daemon
 
 
 @click.command("daemon")
-@click.option("--debounce", type=float, default=0.1, show_default=True, help="Push quiet window (s).")
-@click.option("--debounce-max", type=float, default=10.0, show_default=True, help="Longest push delay (s).")
+@click.option(
+    "--debounce", type=float, default=0.1, show_default=True, help="Push quiet window (s)."
+)
+@click.option(
+    "--debounce-max", type=float, default=10.0, show_default=True, help="Longest push delay (s)."
+)
 @click.option("--xds-tcp", metavar="127.0.0.1:PORT", help="Also serve ADS over TCP on loopback.")
-@click.option("--proxy-http-port", type=int, help="Mesh-wide explicit HTTP proxy port (proxyHttpPort).")
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--proxy-http-port", type=int, help="Mesh-wide explicit HTTP proxy port (proxyHttpPort)."
+)
+@click.option(
+    "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
+)
 @pass_cli
 def daemon_command(
     cli: CliContext,

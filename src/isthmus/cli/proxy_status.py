@@ -11,7 +11,12 @@ import click
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.render import to_json, to_yaml
 
-_TYPES = (("CDS", "Cluster"), ("LDS", "Listener"), ("EDS", "ClusterLoadAssignment"), ("RDS", "RouteConfiguration"))
+_TYPES = (
+    ("CDS", "Cluster"),
+    ("LDS", "Listener"),
+    ("EDS", "ClusterLoadAssignment"),
+    ("RDS", "RouteConfiguration"),
+)
 
 
 def _state(types: dict[str, Any], suffix: str) -> str:
@@ -49,10 +54,15 @@ def proxy_status_command(cli: CliContext, output: str | None) -> None:
         for type_url, entry in p.get("types", {}).items():
             nack = entry.get("last_nack")
             if nack:
-                click.echo(f"{p.get('node_id')} {type_url.rsplit('.', 1)[-1]} NACK: {nack.get('message')}")
+                click.echo(
+                    f"{p.get('node_id')} {type_url.rsplit('.', 1)[-1]} NACK: {nack.get('message')}"
+                )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines = [
+        "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
     return "\n".join(lines)

@@ -94,7 +94,7 @@ class ConfigGenerator:
         for name, step in steps:
             try:
                 out[CLUSTER if name == "clusters" else LISTENER] = step()
-            except Exception as exc:  # noqa: BLE001 - re-raised with the generator's name
+            except Exception as exc:
                 raise GeneratorError(
                     f"generator {name} failed for proxy {proxy.id}: {exc!r}"
                 ) from exc
@@ -104,7 +104,7 @@ class ConfigGenerator:
         ):
             try:
                 out[type_url] = step()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise GeneratorError(
                     f"generator {name} failed for proxy {proxy.id}: {exc!r}"
                 ) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from envoy.config.route.v3 import route_components_pb2 as rc
 from google.protobuf import wrappers_pb2
 
-from isthmus.api.networking import HTTPMatchRequest
+from isthmus.api.networking import HTTPMatchRequest, StringMatch
 from isthmus.pilot.envoy.matchers import header_matcher, query_parameter_matcher, regex_matcher
 
 
@@ -39,13 +39,14 @@ def route_match(match: HTTPMatchRequest | None) -> rc.RouteMatch:
         out.headers.append(header_matcher(name, value))
     for name, value in sorted(match.without_headers.items()):
         out.headers.append(header_matcher(name, value, invert=True))
-    for pseudo, value in (
+    pseudo_headers: tuple[tuple[str, StringMatch | None], ...] = (
         (":method", match.method),
         (":authority", match.authority),
         (":scheme", match.scheme),
-    ):
-        if value is not None:
-            out.headers.append(header_matcher(pseudo, value))
+    )
+    for pseudo, pseudo_match in pseudo_headers:
+        if pseudo_match is not None:
+            out.headers.append(header_matcher(pseudo, pseudo_match))
     for name, value in sorted(match.query_params.items()):
         out.query_parameters.append(query_parameter_matcher(name, value))
     return out

@@ -17,6 +17,7 @@ from isthmus.api.networking import HTTPMatchRequest, HTTPRoute, VirtualService
 from isthmus.model.hosts import kubernetes_alt_names
 from isthmus.model.snapshot import ConfigEntry, MeshSnapshot
 from isthmus.model.types import Protocol, Proxy, Service
+from isthmus.pilot.destinations import destination_cluster
 from isthmus.pilot.envoy.route_action import (
     WeightedDestination,
     build_route,
@@ -24,7 +25,6 @@ from isthmus.pilot.envoy.route_action import (
     mirror_fraction,
 )
 from isthmus.pilot.envoy.route_match import route_match
-from isthmus.pilot.destinations import destination_cluster
 from isthmus.pilot.naming import PASSTHROUGH_CLUSTER, outbound_cluster_name
 from isthmus.pilot.virtual_service import virtual_service_for, visible_virtual_services
 
