@@ -6,17 +6,17 @@ Each test registers its own service (own name), so tests share one daemon and on
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
+from isthmus.demo.seed import SEED_YAML
 from isthmus.testing.daemon import wait_for
 from isthmus.testing.load import SteadyLoad
 from isthmus.testing.mesh import NAMESPACE, Mesh
 
 pytestmark = pytest.mark.envoy
 
-SEED = (Path(__file__).parents[1] / "data" / "seed-inventory.yaml").read_text()
+SEED = SEED_YAML
 
 
 def fqdn(name: str, port: int = 8080) -> str:

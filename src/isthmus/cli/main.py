@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "delete": "isthmus.cli.delete:delete_command",
     "daemon": "isthmus.cli.daemon_cmd:daemon_command",
     "proxy-status": "isthmus.cli.proxy_status:proxy_status_command",
+    "demo": "isthmus.cli.demo_cmd:demo_command",
 }
 
 

@@ -1,1 +1,1 @@
-"""isthmus.demo."""
+"""Demo applications and scenarios modelled on the seed article."""
