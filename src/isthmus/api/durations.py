@@ -39,30 +39,36 @@ def parse_go_duration_ns(text: str) -> int:
     if rest == "0":
         return 0
     if not rest:
-        raise DurationSyntaxError(f"invalid duration {text!r}: {_HINT}")
+        raise DurationSyntaxError(f"invalid duration {_quoted(text)}: {_HINT}")
     total = 0
     while rest:
         number = _NUMBER.match(rest)
         assert number is not None  # the pattern also matches the empty string
         whole, fraction = number.group(1), number.group(2)
         if not whole and not fraction:
-            raise DurationSyntaxError(f"invalid duration {text!r}: {_HINT}")
+            raise DurationSyntaxError(f"invalid duration {_quoted(text)}: {_HINT}")
         rest = rest[number.end() :]
         unit_match = _UNIT.match(rest)
         assert unit_match is not None
         unit = unit_match.group(0)
         if not unit:
-            raise DurationSyntaxError(f"invalid duration {text!r}: missing unit; {_HINT}")
+            raise DurationSyntaxError(f"invalid duration {_quoted(text)}: missing unit; {_HINT}")
         scale = NANOSECONDS_PER_UNIT.get(unit)
         if scale is None:
-            raise DurationSyntaxError(f"invalid duration {text!r}: unknown unit {unit!r}; {_HINT}")
+            raise DurationSyntaxError(
+                f"invalid duration {_quoted(text)}: unknown unit {_quoted(unit)}; {_HINT}"
+            )
         rest = rest[unit_match.end() :]
         total += int(whole or "0") * scale
         if fraction:
             total += int(fraction) * scale // 10 ** len(fraction)
         if total > _MAX_NANOSECONDS:
-            raise DurationSyntaxError(f"invalid duration {text!r}: too large")
+            raise DurationSyntaxError(f"invalid duration {_quoted(text)}: too large")
     return -total if negative else total
+
+
+def _quoted(text: object) -> str:
+    return '"' + str(text).replace('"', '\\"') + '"' if isinstance(text, str) else repr(text)
 
 
 def parse_duration(value: object) -> timedelta:
@@ -74,13 +80,13 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise ValueError(f'must be a duration string like "3s" or "100ms" (got {value!r})')
+        raise ValueError(f'must be a duration string like "3s" or "100ms" (got {_quoted(value)})')
     nanoseconds = parse_go_duration_ns(value)
     if nanoseconds < 0:
-        raise ValueError(f"invalid duration {value!r}: must not be negative")
+        raise ValueError(f"invalid duration {_quoted(value)}: must not be negative")
     if nanoseconds % 1_000:
         raise ValueError(
-            f"invalid duration {value!r}: only durations to ms precision are supported"
+            f"invalid duration {_quoted(value)}: only durations to ms precision are supported"
         )
     return timedelta(microseconds=nanoseconds // 1_000)
 

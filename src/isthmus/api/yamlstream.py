@@ -10,7 +10,6 @@ are errors, and only JSON-like values survive (see `plain_data_problems`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,7 @@ from isthmus.api.errors import FieldPath, short_repr
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 100
-MAX_NODES = 1_000_000  # per stream, counting every alias as a full copy of its target
+MAX_NODES = 200_000  # per stream (about 10,000 objects), each alias counted as a full copy
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -42,7 +41,16 @@ class _PythonEventSource(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.P
         yaml.parser.Parser.__init__(self)
 
 
-_EventSource: Any = getattr(yaml, "CParser", _PythonEventSource)
+def _event_source() -> Any:
+    """libyaml's parser (the C half of yaml.CSafeLoader) when PyYAML was built with it."""
+    try:
+        from yaml.cyaml import CParser
+    except ImportError:  # pragma: no cover - PyYAML built without libyaml
+        return _PythonEventSource
+    return CParser
+
+
+_EventSource: Any = _event_source()
 
 
 class LimitError(MarkedYAMLError):
@@ -87,50 +95,48 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
 
     def compose_document(self) -> Node:
         node = _present(super().compose_document())
-        self._total_nodes += self._sizes.get(id(node), 1)
-        self._sizes.clear()
-        if self._total_nodes > MAX_NODES:
-            raise LimitError(
-                problem=f"input expands to more than {MAX_NODES} YAML nodes "
-                "(aliases count once per use)",
-                problem_mark=node.start_mark,
-            )
+        self._sizes.clear()  # anchors do not outlive their document
         return node
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
-        if self.check_event(AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
             if event.anchor in self._open_anchors:
                 raise LimitError(
                     problem=f"alias *{event.anchor} refers to a node that contains it",
                     problem_mark=event.start_mark,
                 )
-            return _present(super().compose_node(parent, index))
-        if not self.check_event(SequenceStartEvent, MappingStartEvent):
             node = _present(super().compose_node(parent, index))
-            self._sizes[id(node)] = 1
+            self._count(self._sizes.get(id(node), 1), event)
             return node
-        event = self.peek_event()
+        self._count(1, event)
+        if not isinstance(event, SequenceStartEvent | MappingStartEvent):
+            return _present(super().compose_node(parent, index))
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise LimitError(
                 problem=f"nesting is deeper than {MAX_DEPTH} levels",
                 problem_mark=event.start_mark,
             )
+        first = self._total_nodes
         if event.anchor is not None:
             self._open_anchors.add(event.anchor)
         node = _present(super().compose_node(parent, index))
         if event.anchor is not None:
             self._open_anchors.discard(event.anchor)
+            self._sizes[id(node)] = self._total_nodes - first + 1
         self._depth -= 1
-        self._sizes[id(node)] = 1 + sum(self._sizes.get(id(child), 1) for child in _children(node))
-        if self._sizes[id(node)] > MAX_NODES:
+        return node
+
+    def _count(self, nodes: int, event: Any) -> None:
+        """Charge `nodes` to the stream; an alias costs as much as what it repeats."""
+        self._total_nodes += nodes
+        if self._total_nodes > MAX_NODES:
             raise LimitError(
-                problem=f"input expands to more than {MAX_NODES} YAML nodes "
-                "(aliases count once per use)",
+                problem=f"input has more than {MAX_NODES:,} YAML nodes "
+                "(an alias counts as a copy of what it refers to)",
                 problem_mark=event.start_mark,
             )
-        return node
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -157,15 +163,6 @@ def _present(node: Node | None) -> Node:
     """The composer returns a node for every event it is called on."""
     assert node is not None
     return node
-
-
-def _children(node: Node) -> Iterator[Node]:
-    if isinstance(node, SequenceNode):
-        yield from node.value
-    elif isinstance(node, MappingNode):
-        for key, value in node.value:
-            yield key
-            yield value
 
 
 def decode_input(data: str | bytes) -> tuple[str, bytes] | YamlProblem:
@@ -197,16 +194,17 @@ def decode_input(data: str | bytes) -> tuple[str, bytes] | YamlProblem:
 def _too_large(size: int) -> YamlProblem:
     return YamlProblem(
         None,
-        f"input is {size / 1024 / 1024:.1f} MiB; the limit is {MAX_INPUT_BYTES // 2**20} MiB",
+        f"input is {size:,} bytes; the limit is {MAX_INPUT_BYTES // 2**20} MiB "
+        f"({MAX_INPUT_BYTES:,} bytes)",
     )
 
 
 def read_documents(text: str, encoded: bytes) -> tuple[list[YamlDocument], YamlProblem | None]:
     """Documents in order (empty ones skipped) and the problem that stopped reading, if any."""
     documents: list[YamlDocument] = []
-    loader = _BoundedLoader(text)
     index = 0
     try:
+        loader = _BoundedLoader(text)
         while loader.check_node():
             node = _present(loader.get_node())
             data = loader.construct_document(node)
@@ -222,8 +220,6 @@ def read_documents(text: str, encoded: bytes) -> tuple[list[YamlDocument], YamlP
         )
     except (RecursionError, MemoryError):
         return documents, YamlProblem(None, "invalid YAML: input is too deeply nested or too large")
-    finally:
-        loader.dispose()
     return documents, None
 
 
@@ -232,6 +228,8 @@ def _marked_problem(error: MarkedYAMLError, text: str) -> YamlProblem:
     line = mark.line + 1 if mark is not None else None
     if isinstance(error, LimitError):
         return YamlProblem(line, f"input rejected: {error.problem}")
+    if "nesting depth" in (error.problem or ""):  # libyaml's own, higher, limit
+        return YamlProblem(line, f"input rejected: nesting is deeper than {MAX_DEPTH} levels")
     if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
         return YamlProblem(line, "invalid YAML: tab character; YAML indentation must use spaces")
     message = error.problem or "invalid YAML"
