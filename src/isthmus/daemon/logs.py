@@ -15,6 +15,10 @@ class _Format(logging.Formatter):
         # Messages already starting with a level word keep their own shape.
         if message.split(" ", 1)[0] in ("debug", "info", "warn", "warning", "error"):
             message = message.split(" ", 1)[1] if " " in message else ""
+        # Components that already name themselves ("xds push ...") are not named twice.
+        short = component.rsplit(".", 1)[-1]
+        if message.startswith(short + " "):
+            message = message[len(short) + 1 :]
         return f"{ts} {record.levelname.lower()} {component} {message}"
 
 
