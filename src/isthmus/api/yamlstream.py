@@ -44,7 +44,7 @@ class _PythonEventSource(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.P
 def _event_source() -> Any:
     """libyaml's parser (the C half of yaml.CSafeLoader) when PyYAML was built with it."""
     try:
-        from yaml.cyaml import CParser
+        from yaml._yaml import CParser
     except ImportError:  # pragma: no cover - PyYAML built without libyaml
         return _PythonEventSource
     return CParser
@@ -99,13 +99,10 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
         return node
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
-        event = self.peek_event()
+        event: Any = self.peek_event()
         if isinstance(event, AliasEvent):
             if event.anchor in self._open_anchors:
-                raise LimitError(
-                    problem=f"alias *{event.anchor} refers to a node that contains it",
-                    problem_mark=event.start_mark,
-                )
+                raise _limit(f"alias *{event.anchor} refers to a node that contains it", event)
             node = _present(super().compose_node(parent, index))
             self._count(self._sizes.get(id(node), 1), event)
             return node
@@ -114,10 +111,7 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
             return _present(super().compose_node(parent, index))
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise LimitError(
-                problem=f"nesting is deeper than {MAX_DEPTH} levels",
-                problem_mark=event.start_mark,
-            )
+            raise _limit(f"nesting is deeper than {MAX_DEPTH} levels", event)
         first = self._total_nodes
         if event.anchor is not None:
             self._open_anchors.add(event.anchor)
@@ -132,10 +126,10 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
         """Charge `nodes` to the stream; an alias costs as much as what it repeats."""
         self._total_nodes += nodes
         if self._total_nodes > MAX_NODES:
-            raise LimitError(
-                problem=f"input has more than {MAX_NODES:,} YAML nodes "
+            raise _limit(
+                f"input has more than {MAX_NODES:,} YAML nodes "
                 "(an alias counts as a copy of what it refers to)",
-                problem_mark=event.start_mark,
+                event,
             )
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -157,6 +151,10 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
                     key_node.start_mark,
                 )
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _limit(problem: str, event: Any) -> LimitError:
+    return LimitError(problem=problem, problem_mark=event.start_mark)
 
 
 def _present(node: Node | None) -> Node:
