@@ -142,8 +142,19 @@ def _service_from_kube(
         address=None if headless else res.spec.cluster_ip,
         selector=tuple(sorted(res.spec.selector.items())) if res.spec.selector else None,
         resolution=Resolution.PASSTHROUGH if headless else Resolution.CLIENT_SIDE_LB,
+        export_to=_service_export_to(res),
     )
     return svc, target_ports
+
+
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
+
+
+def _service_export_to(res: KubeService) -> frozenset[str]:
+    """Istio's `networking.istio.io/exportTo` annotation on a Kubernetes Service."""
+    raw = res.metadata.annotations.get(EXPORT_TO_ANNOTATION, "")
+    targets = frozenset(t.strip() for t in raw.split(",") if t.strip())
+    return targets or frozenset({"*"})
 
 
 def _select_endpoints(
