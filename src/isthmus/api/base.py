@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
 from isthmus.api.durations import parse_duration
+from isthmus.api.errors import short_repr
 
 __all__ = [
     "Duration",
@@ -54,7 +55,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 def _int_or_string(value: object) -> int | str:
     """Kubernetes IntOrString: a YAML integer or a YAML string, nothing else."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"must be an integer or a string (got {value!r})")
+        raise ValueError(f"must be an integer or a string (got {short_repr(value)})")
     return value
 
 

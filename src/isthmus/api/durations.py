@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from isthmus.api.errors import short_repr
+
 NANOSECONDS_PER_UNIT = {
     "ns": 1,
     "us": 1_000,
@@ -80,7 +82,9 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise ValueError(f'must be a duration string like "3s" or "100ms" (got {_quoted(value)})')
+        raise ValueError(
+            f'must be a duration string like "3s" or "100ms" (got {short_repr(value)})'
+        )
     nanoseconds = parse_go_duration_ns(value)
     if nanoseconds < 0:
         raise ValueError(f"invalid duration {_quoted(value)}: must not be negative")

@@ -251,3 +251,45 @@ def test_mutated_valid_yaml_loads_or_raises_api_error(changes: list[tuple[int, i
     for position, removed, inserted in changes:
         text = text[:position] + inserted + text[position + removed :]
     check_outcome(text)
+
+
+VALID_DOCUMENTS = [d for d in yaml.safe_load_all(VALID_TEXT) if d is not None]
+_DELETE = object()
+replacements = (
+    st.sampled_from(
+        [None, 0, -1, 1, 100, 101, 70_000, "", "x", "*", "0s", "1ms", "v1", [], {}, True, _DELETE]
+    )
+    | st.lists(st.sampled_from(["x", "", "*", 1]), max_size=2)
+    | json_like
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.extend(_paths(value, (*prefix, key)))
+    elif isinstance(node, list):
+        for position, value in enumerate(node):
+            found.extend(_paths(value, (*prefix, position)))
+    return found
+
+
+def _replace(document: Any, path: tuple[Any, ...], value: Any) -> None:
+    parent = document
+    for step in path[:-1]:
+        parent = parent[step]
+    if value is _DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+
+
+@FUZZ
+@given(st.data())
+def test_valid_objects_with_edited_fields_load_or_raise_api_error(data: st.DataObject) -> None:
+    document = json.loads(json.dumps(data.draw(st.sampled_from(VALID_DOCUMENTS))))
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        path = data.draw(st.sampled_from(_paths(document)))
+        _replace(document, path, data.draw(replacements))
+    check_outcome(yaml.safe_dump(document))
