@@ -1,0 +1,141 @@
+"""The synthetic mesh of the xDS scale benchmark, as YAML and as proxy identities.
+
+Shape (per service `svc-K` in namespace `bench-N`, namespaces assigned round-robin):
+a Kubernetes Service with two ports (`http` 8080, `grpc` 9090) and a cluster IP, two
+WorkloadEntries (`version: v1` and `version: v2`), a DestinationRule with subsets v1/v2
+and a VirtualService splitting v1/v2 by weight. Every object is exported to the whole
+mesh (Istio's default), so every sidecar sees every service, as in a mesh without
+Sidecar scoping. Proxy `i` is the sidecar of WorkloadEntry `i mod 2*services`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+HTTP_PORT = 8080
+GRPC_PORT = 9090
+SUBSETS = ("v1", "v2")
+
+
+@dataclass(frozen=True)
+class MeshShape:
+    """How big the synthetic mesh is and how it is spread over namespaces."""
+
+    services: int
+    proxies: int
+    namespaces: int
+
+    def namespace_of(self, service: int) -> str:
+        return f"bench-{service % self.namespaces}"
+
+    @property
+    def workloads(self) -> int:
+        return self.services * len(SUBSETS)
+
+
+@dataclass(frozen=True)
+class ProxyIdentity:
+    """What one fake sidecar says about itself in its first xDS request."""
+
+    node_id: str
+    metadata: dict[str, object]
+
+
+def _address(prefix: int, index: int) -> str:
+    return f"{prefix}.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}"
+
+
+def _workload_address(workload: int) -> str:
+    return _address(10, workload + 1)
+
+
+def _service(shape: MeshShape, k: int) -> str:
+    ns = shape.namespace_of(k)
+    return f"""apiVersion: v1
+kind: Service
+metadata: {{name: svc-{k}, namespace: {ns}}}
+spec:
+  clusterIP: {_address(172, k + 1)}
+  selector: {{app: svc-{k}}}
+  ports:
+  - {{name: http, port: {HTTP_PORT}}}
+  - {{name: grpc, port: {GRPC_PORT}}}
+"""
+
+
+def _workload_entry(shape: MeshShape, workload: int) -> str:
+    k, subset = divmod(workload, len(SUBSETS))
+    return f"""apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: svc-{k}-{SUBSETS[subset]}, namespace: {shape.namespace_of(k)}}}
+spec:
+  address: {_workload_address(workload)}
+  labels: {{app: svc-{k}, version: {SUBSETS[subset]}}}
+  ports: {{http: {HTTP_PORT}, grpc: {GRPC_PORT}}}
+"""
+
+
+def _destination_rule(shape: MeshShape, k: int) -> str:
+    return f"""apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: svc-{k}, namespace: {shape.namespace_of(k)}}}
+spec:
+  host: svc-{k}
+  subsets:
+  - {{name: v1, labels: {{version: v1}}}}
+  - {{name: v2, labels: {{version: v2}}}}
+"""
+
+
+def virtual_service(shape: MeshShape, k: int, v1_weight: int) -> str:
+    """The VirtualService of `svc-K`: v1 gets `v1_weight` percent, v2 the rest."""
+    return f"""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: svc-{k}, namespace: {shape.namespace_of(k)}}}
+spec:
+  hosts: [svc-{k}]
+  http:
+  - route:
+    - destination: {{host: svc-{k}, subset: v1}}
+      weight: {v1_weight}
+    - destination: {{host: svc-{k}, subset: v2}}
+      weight: {100 - v1_weight}
+"""
+
+
+def mesh_documents(shape: MeshShape, batch: int = 500) -> list[str]:
+    """The whole mesh as YAML streams of at most `batch` services each (one apply each)."""
+    out = []
+    for start in range(0, shape.services, batch):
+        docs: list[str] = []
+        ks = range(start, min(start + batch, shape.services))
+        docs.extend(
+            f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: bench-{n}}}\n"
+            for n in range(shape.namespaces)
+            if start == 0
+        )
+        for k in ks:
+            docs.append(_service(shape, k))
+            docs.extend(_workload_entry(shape, k * len(SUBSETS) + s) for s in range(len(SUBSETS)))
+            docs.append(_destination_rule(shape, k))
+            docs.append(virtual_service(shape, k, 90))
+        out.append("---\n".join(docs))
+    return out
+
+
+def proxy_identity(shape: MeshShape, i: int) -> ProxyIdentity:
+    """Sidecar `i`: the pod behind WorkloadEntry `i mod workloads`, serving both ports."""
+    workload = i % shape.workloads
+    k, subset = divmod(workload, len(SUBSETS))
+    ns = shape.namespace_of(k)
+    pod = f"svc-{k}-{SUBSETS[subset]}-{i}"
+    metadata: dict[str, object] = {
+        "NAMESPACE": ns,
+        "LABELS": {"app": f"svc-{k}", "version": SUBSETS[subset]},
+        "SERVICE_ACCOUNT": "default",
+        "WORKLOAD_NAME": f"svc-{k}-{SUBSETS[subset]}",
+        "INBOUND_PORTS": f"{HTTP_PORT},{GRPC_PORT}",
+    }
+    node_id = f"sidecar~{_workload_address(workload)}~{pod}.{ns}~{ns}.svc.cluster.local"
+    return ProxyIdentity(node_id=node_id, metadata=json.loads(json.dumps(metadata)))

@@ -1,0 +1,583 @@
+"""Control plane at scale: how fast and how cheaply isthmusd pushes xDS to many proxies.
+
+    .venv/bin/python bench/xds_scale.py --services 1000 --proxies 2000
+
+A synthetic mesh (see `_mesh_gen`: per service two ports, a DestinationRule with subsets
+v1/v2, two WorkloadEntries and a VirtualService splitting v1/v2) is applied to a real
+isthmusd over its HTTP API, and fake sidecars (`_ads_load`: real gRPC SotW ADS streams
+that ACK at once and only count what they receive) connect from separate processes.
+Measured, for a baseline size and the requested size in the same run:
+
+1. VirtualService weight change (HTTP apply) -> every proxy ACKed the new routes;
+2. full push after an isthmusd restart: wall time and isthmusd CPU seconds
+   (utime+stime from /proc) until every proxy ACKed CDS, EDS, LDS and RDS;
+3. isthmusd RSS at steady state and peak (VmRSS / VmHWM).
+
+Everything runs on unix sockets. Each phase has a timeout and the whole run a hard
+deadline; isthmusd and the client processes are stopped at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from _ads_load import client_main
+from _mesh_gen import MeshShape, mesh_documents, virtual_service
+from _proc import Memory, Profiler, cpu_seconds, machine_facts, memory
+from _profile import summarize
+
+from isthmus.testing.daemon import DaemonProcess
+
+DEBOUNCE = 0.1  # isthmusd's default quiet window (Istio's PILOT_DEBOUNCE_AFTER)
+
+
+class PhaseTimeout(Exception):
+    """A phase did not finish in time; the scenario reports what it measured so far."""
+
+
+class Deadline(Exception):
+    """The whole run exceeded --timeout."""
+
+
+@dataclass
+class Result:
+    """Everything one scenario measured; None where a phase did not run or finish."""
+
+    shape: MeshShape
+    objects: int = 0
+    apply_s: float | None = None
+    initial_sync_s: float | None = None
+    initial_cpu_s: float | None = None
+    change_all_s: list[float] = field(default_factory=list)
+    change_proxy_p50_s: list[float] = field(default_factory=list)
+    change_cpu_s: list[float] = field(default_factory=list)
+    change_responses: dict[str, float] = field(default_factory=dict)  # per change
+    steady: Memory | None = None
+    first_peak: Memory | None = None
+    startup_cpu_s: float | None = None
+    restart_push_s: float | None = None
+    restart_cpu_s: float | None = None
+    restart_bytes_per_proxy: float | None = None
+    restart_resources_per_proxy: float | None = None
+    restart_after: Memory | None = None
+    server_synced: str | None = None
+    client_errors: list[str] = field(default_factory=list)
+    incomplete: str | None = None
+    profiles: dict[str, str] = field(default_factory=dict)  # phase -> py-spy summary
+
+
+# -- client processes ---------------------------------------------------------------------
+
+
+class Clients:
+    """The fake sidecars, split over a few processes; commands go to all of them."""
+
+    def __init__(
+        self, target: str, shape: MeshShape, processes: int, lifetime: float, cpu: int | None
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")  # no gRPC state inherited across fork
+        self._conns: list[Connection] = []
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+        for n in range(processes):
+            ours, theirs = ctx.Pipe()
+            indices = list(range(n, shape.proxies, processes))
+            proc = ctx.Process(
+                target=_client_entry,
+                args=(theirs, target, shape, indices, lifetime, cpu),
+                name=f"xds-bench-clients-{n}",
+                daemon=True,
+            )
+            proc.start()
+            theirs.close()
+            self._conns.append(ours)
+            self._procs.append(proc)
+
+    def command(self, *command: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Send `command` to every process, then collect one reply from each."""
+        for conn in self._conns:
+            conn.send(command)
+        replies = []
+        deadline = time.monotonic() + timeout
+        for conn in self._conns:
+            if not conn.poll(max(0.0, deadline - time.monotonic())):
+                raise PhaseTimeout(f"client process did not answer {command[0]!r} in {timeout}s")
+            replies.append(conn.recv())
+        return replies
+
+    def stats(self) -> dict[str, Any]:
+        replies = self.command("stats")
+        out: dict[str, Any] = {"connected": 0, "errors": [], "error_count": 0}
+        for key in ("responses", "resources", "bytes"):
+            out[key] = {}
+            for reply in replies:
+                for t, v in reply[key].items():
+                    out[key][t] = out[key].get(t, 0) + v
+        for reply in replies:
+            out["connected"] += reply["connected"]
+            out["errors"] += reply["errors"]
+            out["error_count"] += reply["error_count"]
+        return out
+
+    def close(self) -> None:
+        for conn in self._conns:
+            with contextlib.suppress(OSError, EOFError, BrokenPipeError):
+                conn.send(("stop",))
+        for proc in self._procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        for conn in self._conns:
+            conn.close()
+
+
+def _client_entry(
+    conn: Connection,
+    target: str,
+    shape: MeshShape,
+    indices: list[int],
+    lifetime: float,
+    cpu: int | None,
+) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    client_main(conn, target, shape, indices, lifetime)
+
+
+# -- the scenario -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _pinned(cpu: int | None) -> Iterator[None]:
+    """Processes started inside inherit affinity to `cpu` (the driver gets its own back)."""
+    if cpu is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _daemon_pid(daemon: DaemonProcess) -> int:
+    return int((daemon.home / "isthmusd.pid").read_text())
+
+
+def _wait_all(clients: Clients, command: str, timeout: float) -> list[float]:
+    replies = clients.command(command, timeout, timeout=timeout + 30)
+    times = [t for r in replies for t in r["times"]]
+    if not all(r["ok"] for r in replies):
+        done = sum(r["done"] for r in replies)
+        raise PhaseTimeout(f"{command}: only {done} proxies done after {timeout:.0f}s")
+    return times
+
+
+def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in after}
+
+
+class Scenario:
+    """One mesh size, start to finish, on its own isthmusd home."""
+
+    def __init__(self, shape: MeshShape, args: argparse.Namespace, deadline: float) -> None:
+        self.shape = shape
+        self.args = args
+        self.deadline = deadline
+        self.result = Result(shape)
+        self.guard: RssGuard = args.rss_guard
+        pin = args.pin and (os.cpu_count() or 1) >= 2
+        self.server_cpu = 0 if pin else None
+        self.client_cpu = 1 if pin else None
+
+    def timeout(self, phase_limit: float) -> float:
+        remaining = self.deadline - time.monotonic()
+        if remaining < 5:
+            raise Deadline("the run's --timeout is used up")
+        return min(phase_limit, remaining - 5)
+
+    def run(self) -> Result:
+        home = Path(tempfile.mkdtemp(prefix="isx-", dir="/tmp"))
+        self.daemon = DaemonProcess(home, debounce=DEBOUNCE)
+        clients: Clients | None = None
+        try:
+            with _pinned(self.server_cpu):
+                self.daemon.start()
+            self.guard.watch(_daemon_pid(self.daemon))
+            self._apply(self.daemon)
+            clients = Clients(
+                f"unix:{self.daemon.xds_socket}",
+                self.shape,
+                self.args.client_processes,
+                lifetime=max(10.0, self.deadline - time.monotonic()),
+                cpu=self.client_cpu,
+            )
+            clients.command("stats", timeout=self.timeout(120))  # processes are up
+            self._initial_sync(self.daemon, clients)
+            self._changes(self.daemon, clients)
+            self._restart(clients)
+            self._server_check(self.daemon)
+        except (PhaseTimeout, Deadline) as exc:
+            self.result.incomplete = str(exc)
+        finally:
+            remaining = signal.alarm(0)  # cleanup must not be interrupted
+            if clients is not None:
+                with contextlib.suppress(Exception):
+                    self.result.client_errors = clients.stats()["errors"]
+                clients.close()
+            self.daemon.stop()
+            if not self.args.keep_home:
+                _remove_tree(home)
+            if remaining:
+                signal.alarm(remaining)
+        return self.result
+
+    def _apply(self, daemon: DaemonProcess) -> None:
+        started = time.monotonic()
+        for text in mesh_documents(self.shape):
+            self.result.objects += len(daemon.apply(text, source="bench-mesh.yaml"))
+        self.result.apply_s = time.monotonic() - started
+        log(
+            f"{self.shape.services} services: applied {self.result.objects} objects "
+            f"in {self.result.apply_s:.1f}s"
+        )
+
+    def _initial_sync(self, daemon: DaemonProcess, clients: Clients) -> None:
+        pid = _daemon_pid(daemon)
+        cpu0 = cpu_seconds(pid)
+        started = clients.command("release")[0]["at"]
+        times = _wait_all(clients, "wait_synced", self.timeout(self.args.phase_timeout))
+        self.result.initial_cpu_s = cpu_seconds(pid) - cpu0
+        self.result.initial_sync_s = max(times) - started
+        log(
+            f"  initial connect of {self.shape.proxies} proxies synced in "
+            f"{self.result.initial_sync_s:.1f}s, isthmusd CPU {self.result.initial_cpu_s:.1f}s"
+        )
+
+    def _changes(self, daemon: DaemonProcess, clients: Clients) -> None:
+        pid = _daemon_pid(daemon)
+        before = clients.stats()["responses"]
+        profiler = self._profiler(pid, "changes")
+        try:
+            self._change_loop(daemon, clients, pid)
+        finally:
+            self._profile_done(profiler, "VirtualService changes")
+        after = clients.stats()["responses"]
+        changes = max(1, self.args.changes)
+        self.result.change_responses = {
+            t: v / changes for t, v in _delta(after, before).items() if v
+        }
+        time.sleep(1.0)
+        self.result.steady = memory(pid)
+
+    def _change_loop(self, daemon: DaemonProcess, clients: Clients, pid: int) -> None:
+        rng = random.Random(7)
+        weights: dict[int, int] = {}
+        for n in range(self.args.changes):
+            k = rng.randrange(self.shape.services)
+            current = weights.get(k, 90)
+            weight = rng.choice([w for w in range(10, 91, 10) if w != current])
+            weights[k] = weight
+            clients.command("mark")
+            cpu0 = cpu_seconds(pid)
+            started = time.monotonic()
+            daemon.apply(virtual_service(self.shape, k, weight), source="bench-change.yaml")
+            times = _wait_all(clients, "wait_rds", self.timeout(self.args.phase_timeout))
+            self.result.change_cpu_s.append(cpu_seconds(pid) - cpu0)
+            self.result.change_all_s.append(max(times) - started)
+            self.result.change_proxy_p50_s.append(statistics.median(times) - started)
+            log(
+                f"  change {n + 1}/{self.args.changes}: svc-{k} v1={weight}% -> all ACKed in "
+                f"{self.result.change_all_s[-1]:.2f}s, CPU {self.result.change_cpu_s[-1]:.2f}s"
+            )
+            time.sleep(2 * DEBOUNCE)
+
+    def _restart(self, clients: Clients) -> None:
+        """Stop isthmusd, start it again and time the full push to the returning proxies."""
+        self.result.first_peak = memory(_daemon_pid(self.daemon))
+        clients.command("hold")
+        self.daemon.stop()
+        replies = clients.command("wait_disconnected", 30.0, timeout=60)
+        if not all(r["ok"] for r in replies):
+            raise PhaseTimeout("proxies did not see isthmusd go away within 30s")
+        daemon = self.daemon = DaemonProcess(self.daemon.home, debounce=DEBOUNCE)
+        with _pinned(self.server_cpu):
+            daemon.start()
+        pid = _daemon_pid(daemon)
+        self.guard.watch(pid)
+        self.result.startup_cpu_s = cpu_seconds(pid)
+        profiler = self._profiler(pid, "restart")
+        before = clients.stats()
+        cpu0 = cpu_seconds(pid)
+        started = clients.command("release")[0]["at"]
+        try:
+            times = _wait_all(clients, "wait_synced", self.timeout(self.args.phase_timeout))
+            self.result.restart_cpu_s = cpu_seconds(pid) - cpu0
+            self.result.restart_push_s = max(times) - started
+        finally:
+            self._profile_done(profiler, "restart full push")
+        after = clients.stats()
+        sent = sum(_delta(after["bytes"], before["bytes"]).values())
+        count = sum(_delta(after["resources"], before["resources"]).values())
+        self.result.restart_bytes_per_proxy = sent / self.shape.proxies
+        self.result.restart_resources_per_proxy = count / self.shape.proxies
+        log(
+            f"  restart: full push to {self.shape.proxies} proxies in "
+            f"{self.result.restart_push_s:.1f}s, isthmusd CPU {self.result.restart_cpu_s:.1f}s"
+        )
+        time.sleep(1.0)
+        self.result.restart_after = memory(pid)
+
+    def _profiler(self, pid: int, phase: str) -> Profiler | None:
+        """py-spy on isthmusd for one phase, if asked for and this is the profiled size."""
+        if self.args.profile is None or self.shape != self.args.profile_shape:
+            return None
+        profiler = Profiler(pid, self.args.profile / f"isthmusd-{self.shape.services}-{phase}.raw")
+        time.sleep(1.0)  # let py-spy attach before the phase starts
+        return profiler
+
+    def _profile_done(self, profiler: Profiler | None, phase: str) -> None:
+        if profiler is None:
+            return
+        err = profiler.stop()
+        if profiler.output.exists():
+            self.result.profiles[phase] = summarize(profiler.output)
+        else:
+            self.result.profiles[phase] = f"py-spy wrote nothing: {err[-500:]}"
+
+    def _server_check(self, daemon: DaemonProcess) -> None:
+        """isthmusd's own view, after the measurements: does it see every proxy synced?"""
+        proxies = daemon.proxies()
+        synced = sum(1 for p in proxies if p["synced"])
+        self.result.server_synced = f"{synced}/{len(proxies)}"
+
+
+class RssGuard:
+    """Kills isthmusd if its RSS passes a limit, so a runaway run can not take the machine.
+
+    The watcher thread then interrupts the driver's main thread (SIGUSR1), whose handler
+    raises PhaseTimeout: the scenario reports what it measured and cleans up.
+    """
+
+    def __init__(self, limit_mib: float) -> None:
+        self.limit_mib = limit_mib
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self.tripped: str | None = None
+        signal.signal(signal.SIGUSR1, self._interrupt)
+        self._thread = threading.Thread(target=self._watch, name="rss-guard", daemon=True)
+        self._thread.start()
+
+    def watch(self, pid: int) -> None:
+        self._pid = pid
+        self.tripped = None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _interrupt(self, _signum: int, _frame: FrameType | None) -> None:
+        raise PhaseTimeout(self.tripped or "isthmusd RSS limit")
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            pid = self._pid
+            if pid is None or self.tripped:
+                continue
+            with contextlib.suppress(OSError, KeyError):
+                rss = memory(pid).rss_mib
+                if rss > self.limit_mib:
+                    self.tripped = (
+                        f"isthmusd RSS {rss:.0f} MiB passed --max-rss {self.limit_mib:.0f}"
+                    )
+                    os.kill(pid, signal.SIGKILL)
+                    os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def _remove_tree(path: Path) -> None:
+    for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            child.rmdir() if child.is_dir() and not child.is_symlink() else child.unlink()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (with 20 samples p99 is the maximum)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def _rows(r: Result) -> dict[str, float | str | None]:
+    def mem(m: Memory | None, attr: str) -> float | None:
+        return None if m is None else float(getattr(m, attr))
+
+    changes = r.change_all_s
+    per_proxy_ms = None if r.restart_cpu_s is None else 1000 * r.restart_cpu_s / r.shape.proxies
+    responses = ", ".join(f"{t} {v:.0f}" for t, v in sorted(r.change_responses.items()))
+    return {
+        "config objects applied": r.objects,
+        "apply all objects (s)": r.apply_s,
+        "initial connect: all synced (s)": r.initial_sync_s,
+        "initial connect: isthmusd CPU (s)": r.initial_cpu_s,
+        "VS change -> all ACKed, p50 (s)": percentile(changes, 50) if changes else None,
+        "VS change -> all ACKed, p99 (s)": percentile(changes, 99) if changes else None,
+        "VS change -> median proxy ACK, p50 (s)": (
+            percentile(r.change_proxy_p50_s, 50) if r.change_proxy_p50_s else None
+        ),
+        "VS change: isthmusd CPU, p50 (s)": (
+            percentile(r.change_cpu_s, 50) if r.change_cpu_s else None
+        ),
+        "VS change: responses sent per change": responses or None,
+        "isthmusd RSS steady (MiB)": mem(r.steady, "rss_mib"),
+        "isthmusd RSS peak, first run (MiB)": mem(r.first_peak, "hwm_mib"),
+        "isthmusd startup CPU, no proxies (s)": r.startup_cpu_s,
+        "restart full push: all synced (s)": r.restart_push_s,
+        "restart full push: isthmusd CPU (s)": r.restart_cpu_s,
+        "restart full push: CPU per proxy (ms)": per_proxy_ms,
+        "restart full push: resources per proxy": r.restart_resources_per_proxy,
+        "restart full push: MiB per proxy": (
+            None if r.restart_bytes_per_proxy is None else r.restart_bytes_per_proxy / 2**20
+        ),
+        "isthmusd RSS after restart push (MiB)": mem(r.restart_after, "rss_mib"),
+        "isthmusd RSS peak after restart (MiB)": mem(r.restart_after, "hwm_mib"),
+        "isthmusd sees proxies synced": r.server_synced,
+    }
+
+
+def _cell(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) or abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def table(results: list[Result]) -> str:
+    heads = [f"{r.shape.services} svc / {r.shape.proxies} px" for r in results]
+    with_ratio = len(results) == 2
+    header = ["metric", *heads, *(["ratio"] if with_ratio else [])]
+    rows_of = [_rows(r) for r in results]
+    lines = []
+    for metric in rows_of[0]:
+        values = [rows[metric] for rows in rows_of]
+        row = [metric, *(_cell(v) for v in values)]
+        if with_ratio:
+            a, b = values
+            ok = isinstance(a, int | float) and isinstance(b, int | float) and a
+            row.append(f"{b / a:.1f}x" if ok else "")  # type: ignore[operator]
+        lines.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*row) for row in lines]
+    return "\n".join(out)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    p.add_argument("--services", type=int, default=1000)
+    p.add_argument("--proxies", type=int, default=2000)
+    p.add_argument("--namespaces", type=int, default=4)
+    p.add_argument("--baseline-services", type=int, default=100)
+    p.add_argument("--baseline-proxies", type=int, default=200)
+    p.add_argument("--no-baseline", action="store_true", help="only the requested size")
+    p.add_argument("--changes", type=int, default=20, help="VirtualService changes to time")
+    p.add_argument("--client-processes", type=int, default=2)
+    p.add_argument("--phase-timeout", type=float, default=420.0, help="seconds per wait")
+    p.add_argument("--timeout", type=float, default=1500.0, help="hard limit for the run")
+    p.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin isthmusd to CPU 0 and the clients to CPU 1",
+    )
+    p.add_argument("--max-rss", type=float, default=8192, help="MiB; isthmusd is killed above")
+    p.add_argument("--profile", type=Path, help="py-spy the largest size into this directory")
+    p.add_argument("--keep-home", action="store_true", help="keep isthmusd homes (logs)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    shapes = [MeshShape(args.services, args.proxies, args.namespaces)]
+    if not args.no_baseline:
+        base = MeshShape(args.baseline_services, args.baseline_proxies, args.namespaces)
+        shapes.insert(0, base)
+    args.profile_shape = shapes[-1]
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+
+    def on_alarm(_signum: int, _frame: FrameType | None) -> None:
+        raise Deadline(f"the run exceeded --timeout {args.timeout:.0f}s")
+
+    args.rss_guard = RssGuard(args.max_rss)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(args.timeout))
+    deadline = time.monotonic() + args.timeout
+    results: list[Result] = []
+    try:
+        for shape in shapes:
+            log(
+                f"== {shape.services} services, {shape.proxies} proxies, "
+                f"{shape.namespaces} namespaces"
+            )
+            results.append(Scenario(shape, args, deadline).run())
+    except Deadline as exc:
+        log(f"stopped: {exc}")
+    finally:
+        signal.alarm(0)
+        args.rss_guard.close()
+    if not results:
+        return 1
+    facts = machine_facts()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+    pinned = "isthmusd pinned to CPU 0, clients to CPU 1" if args.pin else "no CPU pinning"
+    print(
+        f"setup: {args.namespaces} namespaces, {args.client_processes} client processes, "
+        f"debounce {DEBOUNCE}s, {args.changes} changes, {pinned}"
+    )
+    print()
+    print(table(results))
+    for r in results:
+        if r.incomplete:
+            print(f"\nINCOMPLETE ({r.shape.services} svc / {r.shape.proxies} px): {r.incomplete}")
+        if r.client_errors:
+            print(f"\nclient errors ({r.shape.services} svc): " + "; ".join(r.client_errors))
+        for phase, summary in r.profiles.items():
+            print(
+                f"\nprofile of isthmusd, {phase} ({r.shape.services} svc / "
+                f"{r.shape.proxies} px, py-spy):\n{summary}"
+            )
+    return 0 if all(r.incomplete is None and not r.client_errors for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
