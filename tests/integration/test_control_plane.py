@@ -90,50 +90,73 @@ def test_restart_keeps_objects_and_serving(mesh: Mesh) -> None:
 
 
 def test_envoy_rejection_is_a_nack_visible_in_status(mesh: Mesh) -> None:
-    """A regex valid in RE2 but over Envoy's program-size limit: Envoy NACKs the route
-    config, keeps serving the previous one, and the status API carries Envoy's message."""
+    """An Envoy that rejects a route config (here: one running Envoy's default RE2 program
+    size limit of 100 instead of the 32768 our bootstraps and validation use) NACKs it,
+    keeps serving its previous routes, and the status API carries Envoy's message, while a
+    sidecar that accepts it moves on."""
     mesh.apply(_two_versions(mesh, "nacked"))
     host = fqdn("nacked")
-    mesh.wait_routed(host, "nacked-v2", headers={"x-beta-user": "true"})
-    huge = "(items){300}"  # RE2 accepts it; its program exceeds Envoy's size limit (100)
-    mesh.apply(f"""
+    port = free_port()
+    strict = start_sidecar(
+        mesh.daemon,
+        mesh.workdir / "strict",
+        pod="strict-client-6b7c8d9e0-fghij",
+        namespace=NAMESPACE,
+        http_proxy_port=port,
+        labels={"app": "strict-client"},
+        runtime={"re2.max_program_size.error_level": 100},
+    )
+    try:
+        strict.wait_ready(timeout=20)
+        from isthmus.testing.load import run_requests
+
+        def via_strict(headers: dict[str, str] | None = None, count: int = 1) -> dict[str, int]:
+            url = f"http://{host}/"
+            proxy = f"http://127.0.0.1:{port}"
+            return dict(run_requests(url, count, 1, headers=headers, proxy=proxy).upstreams)
+
+        wait_for(lambda: via_strict({"x-beta-user": "true"}) == {"nacked-v2": 1}, what="routed")
+        # RE2 accepts this and its program (2104 instructions) is within our limit.
+        mesh.apply(f"""
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {{name: nacked, namespace: {NAMESPACE}}}
 spec:
   hosts: [nacked]
   http:
-  - match: [{{uri: {{regex: "/{huge}"}}}}]
+  - match: [{{uri: {{regex: "/(items){{300}}"}}}}]
     route: [{{destination: {{host: nacked, subset: v1}}}}]
   - route: [{{destination: {{host: nacked, subset: v2}}}}]
 """)
 
-    def nacked_message() -> str:
-        types = _proxy_status(mesh, "client").get("types", {})
-        assert isinstance(types, dict)
-        for type_url, entry in types.items():
-            if type_url.endswith("RouteConfiguration") and entry.get("last_nack"):
-                return str(entry["last_nack"]["message"])
-        return ""
+        def nack_message(pod: str) -> str:
+            types = _proxy_status(mesh, pod).get("types", {})
+            assert isinstance(types, dict)
+            for type_url, entry in types.items():
+                if type_url.endswith("RouteConfiguration") and entry.get("last_nack"):
+                    return str(entry["last_nack"]["message"])
+            return ""
 
-    wait_for(lambda: bool(nacked_message()), timeout=15, what="NACK in status")
-    assert "too large" in nacked_message() or "program size" in nacked_message()
-    # Still the previous routes: beta users to v2, everyone else to v1.
-    assert mesh.get(host, count=5, headers={"x-beta-user": "true"}).upstreams == {"nacked-v2": 5}
-    assert mesh.get(host, count=5).upstreams == {"nacked-v1": 5}
-    # proxy-status through the CLI names the NACK too.
-    from click.testing import CliRunner
+        wait_for(lambda: bool(nack_message("strict-client")), timeout=15, what="NACK in status")
+        assert "program size" in nack_message("strict-client"), nack_message("strict-client")
+        # The strict Envoy still serves its previous routes: beta users to v2, others to v1.
+        assert via_strict({"x-beta-user": "true"}, 5) == {"nacked-v2": 5}
+        assert via_strict(count=5) == {"nacked-v1": 5}
+        # The default sidecar accepted the new routes: everyone goes to v2 now.
+        wait_for(lambda: mesh.get(host).upstreams == {"nacked-v2": 1}, what="new routes served")
+        assert nack_message("client") == ""
 
-    from isthmus.cli.main import cli
+        from click.testing import CliRunner
 
-    out = CliRunner().invoke(cli, ["--home", str(mesh.daemon.home), "proxy-status"])
-    assert out.exit_code == 0, out.output
-    assert "NACKED" in out.output
+        from isthmus.cli.main import cli
 
-    # A fixed config is accepted again: the proxy is SYNCED with the new version.
-    mesh.apply(_virtual_service("nacked").replace("subset: v1", "subset: v2"))
-    wait_for(lambda: mesh.get(host).upstreams == {"nacked-v2": 1}, what="fixed config served")
-    wait_for(lambda: bool(_proxy_status(mesh, "client").get("synced")), what="synced after fix")
+        out = CliRunner().invoke(cli, ["--home", str(mesh.daemon.home), "proxy-status"])
+        assert out.exit_code == 0, out.output
+        strict_row = next(line for line in out.output.splitlines() if "strict-client" in line)
+        assert "NACKED" in strict_row
+        assert "program size" in out.output
+    finally:
+        strict.stop()
 
 
 def test_delta_xds_sidecar_gets_the_same_routing(mesh: Mesh) -> None:

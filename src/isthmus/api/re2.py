@@ -3,8 +3,11 @@
 Envoy evaluates `regex` matches with RE2, which has no backtracking constructs.
 Python's `re` accepts several of those, so compiling with `re` alone would let
 lookarounds or backreferences through and Envoy would NACK the route. We therefore
-scan for the constructs RE2 refuses and then compile with `re` as well (isthmus also
-evaluates regexes in Python, e.g. when simulating traffic).
+scan for the constructs RE2 refuses (for a clear message), compile with `re` as well
+(isthmus also evaluates regexes in Python, e.g. when simulating traffic), and finally
+compile with the real RE2 (google-re2) to check the program size Envoy enforces: our
+sidecars raise Envoy's `re2.max_program_size.error_level` to MAX_PROGRAM_SIZE, as
+Istio's bootstrap does, and a larger program would be NACKed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from __future__ import annotations
 import re
 import warnings
 
-MAX_REGEX_LENGTH = 1024  # Istio's limit (a proxy for Envoy's RE2 program size limit)
+import re2 as google_re2
+
+MAX_REGEX_LENGTH = 1024  # Istio's limit
+MAX_PROGRAM_SIZE = 32768  # Envoy runtime re2.max_program_size.error_level in our bootstraps
 _MAX_REPEAT = 1000  # RE2 refuses counted repetition above this
 _COUNTED_REPEAT = re.compile(r"\{([0-9]*)(?:,([0-9]*))?\}")
 _ALLOWED_FLAGS = frozenset("ims-")  # RE2 also has U, which Python lacks
@@ -52,6 +58,23 @@ def regex_error(pattern: str) -> str | None:
         return f"invalid regex: {error}"
     except (RecursionError, OverflowError, ValueError):
         return "invalid regex: too complex"
+    return _re2_program_problem(pattern)
+
+
+def _re2_program_problem(pattern: str) -> str | None:
+    options = google_re2.Options()
+    options.log_errors = False
+    try:
+        size = int(google_re2.compile(pattern, options).programsize)
+    except google_re2.error as error:
+        detail = (
+            error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else error
+        )
+        return f"invalid regex: {detail}"
+    if size > MAX_PROGRAM_SIZE:
+        return (
+            f"regex is too complex for Envoy: RE2 program size {size}, at most {MAX_PROGRAM_SIZE}"
+        )
     return None
 
 

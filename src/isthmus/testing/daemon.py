@@ -151,6 +151,7 @@ def start_sidecar(
     labels: Mapping[str, str] | None = None,
     delta: bool = False,
     concurrency: int = 1,
+    runtime: Mapping[str, Any] | None = None,
 ) -> EnvoyProcess:
     """An Envoy configured only over ADS by `daemon`, with the explicit HTTP proxy listener
     on 127.0.0.1:http_proxy_port (Istio's proxyHttpPort) so tests need no iptables."""
@@ -167,6 +168,7 @@ def start_sidecar(
         metadata,
         str(daemon.xds_socket),
         delta=delta,
+        runtime=runtime,
     )
     return EnvoyProcess(bootstrap, workdir, name=pod, concurrency=concurrency)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from isthmus.api.re2 import MAX_PROGRAM_SIZE
 from isthmus.testing.ports import LOOPBACK
 
 HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -295,6 +296,7 @@ def ads_bootstrap(
     *,
     admin_port: int = 15000,
     connect_timeout: str = "1s",
+    runtime: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Bootstrap of a sidecar configured only over ADS, reached via a unix socket.
 
@@ -332,7 +334,19 @@ def ads_bootstrap(
             ]
         },
         # An admin layer lets tests flip runtime keys through /runtime_modify.
-        "layered_runtime": {"layers": [{"name": "admin", "admin_layer": {}}]},
+        "layered_runtime": {
+            "layers": [
+                # As Istio's bootstrap: RE2 programs up to the size api validation allows.
+                {
+                    "name": "global config",
+                    "static_layer": {
+                        "re2.max_program_size.error_level": MAX_PROGRAM_SIZE,
+                        **dict(runtime or {}),
+                    },
+                },
+                {"name": "admin", "admin_layer": {}},
+            ]
+        },
     }
 
 

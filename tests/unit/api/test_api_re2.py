@@ -82,3 +82,10 @@ def test_regexes_longer_than_istio_allows_are_refused() -> None:
 
 def test_deeply_nested_groups_do_not_escape_as_exceptions() -> None:
     assert regex_error("(" * 500 + ")" * 500) in (None, "invalid regex: too complex")
+
+
+def test_programs_larger_than_envoy_accepts_are_refused() -> None:
+    """Short, valid RE2 whose compiled program exceeds the sidecars' RE2 size limit."""
+    problem = regex_error("[^a]{1000}[^b]{1000}[^c]{1000}[^d]{1000}[^e]{1000}")
+    assert problem == "regex is too complex for Envoy: RE2 program size 40004, at most 32768"
+    assert regex_error("(items){300}") is None  # 2104: fine under the raised limit
