@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 
 def service_fqdn(name: str, namespace: str, domain_suffix: str = "cluster.local") -> str:
     return f"{name}.{namespace}.svc.{domain_suffix}"
@@ -15,6 +17,26 @@ def resolve_short_name(host: str, namespace: str, domain_suffix: str = "cluster.
     if host == "*" or "." in host:
         return host
     return service_fqdn(host, namespace, domain_suffix)
+
+
+def resolve_config_host(
+    host: str, namespace: str, known_hosts: Collection[str], domain_suffix: str = "cluster.local"
+) -> str:
+    """A host written in a VirtualService or DestinationRule, as isthmus resolves it.
+
+    Istio's rule first (a name without dots is relative to the config's namespace). Beyond
+    Istio, `name.ns` and `name.ns.svc` also resolve to the service FQDN when the literal
+    host is no known service but the expanded FQDN is, as a Kubernetes resolver would.
+    """
+    resolved = resolve_short_name(host, namespace, domain_suffix)
+    if resolved != host or host.startswith("*") or host in known_hosts:
+        return resolved
+    parts = host.split(".")
+    if len(parts) == 2 or (len(parts) == 3 and parts[2] == "svc"):
+        candidate = service_fqdn(parts[0], parts[1], domain_suffix)
+        if candidate in known_hosts:
+            return candidate
+    return host
 
 
 def host_matches(pattern: str, hostname: str) -> bool:
