@@ -70,7 +70,11 @@ def build_snapshot(
             namespaces.add(res.metadata.name)
         elif isinstance(res, KubeService):
             svc, target_ports = _service_from_kube(res, config)
+            # A Kubernetes Service takes its host over from any ServiceEntry, endpoints
+            # included (Istio's guard against squatting on a Service's name).
             services[svc.hostname] = svc
+            for key in [k for k in endpoints if k[0] == svc.hostname]:
+                del endpoints[key]
             _select_endpoints(svc, target_ports, all_workloads, endpoints)
         elif isinstance(res, ServiceEntry):
             ses.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
@@ -127,7 +131,7 @@ def _service_from_kube(
     ports: list[ServicePort] = []
     target_ports: dict[int, int | str | None] = {}
     for p in res.spec.ports:
-        protocol = select_protocol(p.name, p.app_protocol, p.protocol)
+        protocol = select_protocol(p.name, p.app_protocol, p.protocol, p.port)
         target = p.target_port if isinstance(p.target_port, int) else None
         ports.append(
             ServicePort(name=p.name or "", port=p.port, protocol=protocol, target_port=target)
@@ -222,6 +226,15 @@ _SE_RESOLUTION = {
 }
 
 
+def _entry_address(addresses: Sequence[str]) -> str | None:
+    """The ServiceEntry's first address as a listener address: an IP (or a /32); a wider
+    CIDR names no single address, so the service gets none."""
+    if not addresses:
+        return None
+    first = addresses[0].removesuffix("/32")
+    return None if "/" in first else first
+
+
 def _services_from_entry(
     res: ServiceEntry,
 ) -> list[tuple[Service, dict[tuple[str, int], list[Endpoint]]]]:
@@ -244,7 +257,7 @@ def _services_from_entry(
             namespace=ns,
             name=host,
             ports=ports,
-            address=spec.addresses[0] if spec.addresses else None,
+            address=_entry_address(spec.addresses),
             selector=None,
             resolution=_SE_RESOLUTION[spec.resolution],
             mesh_external=spec.location == ServiceEntryLocation.MESH_EXTERNAL,

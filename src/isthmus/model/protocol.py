@@ -18,46 +18,48 @@ _BY_NAME: dict[str, Protocol] = {
     "udp": Protocol.UDP,
 }
 
-# appProtocol values Istio maps beyond the plain names (Kubernetes-style prefixed forms).
-_APP_PROTOCOL_ALIASES: dict[str, Protocol] = {
+# Kubernetes' standard appProtocol names (valid only as appProtocol, never as a port name).
+_KUBERNETES_APP_PROTOCOLS: dict[str, Protocol] = {
     "kubernetes.io/h2c": Protocol.HTTP2,
     "kubernetes.io/ws": Protocol.HTTP,
     "kubernetes.io/wss": Protocol.HTTPS,
-    "h2c": Protocol.HTTP2,
 }
+
+# Server-first or otherwise sniffing-hostile ports: TCP when nothing else is declared
+# (SMTP, DNS, MySQL, MongoDB), as Istio does.
+WELL_KNOWN_TCP_PORTS = frozenset({25, 53, 3306, 27017})
 
 
 def parse_protocol(value: str | None) -> Protocol:
-    """Map a protocol name (case-insensitive) to Istio's Protocol, or UNSUPPORTED."""
+    """Istio's protocol.Parse: a protocol name (case-insensitive), or UNSUPPORTED."""
     if not value:
         return Protocol.UNSUPPORTED
-    lowered = value.lower()
-    if lowered in _APP_PROTOCOL_ALIASES:
-        return _APP_PROTOCOL_ALIASES[lowered]
-    return _BY_NAME.get(lowered, Protocol.UNSUPPORTED)
+    return _BY_NAME.get(value.lower(), Protocol.UNSUPPORTED)
 
 
 def select_protocol(
-    port_name: str | None, app_protocol: str | None = None, l4: str = "TCP"
+    port_name: str | None,
+    app_protocol: str | None = None,
+    l4: str = "TCP",
+    port: int | None = None,
 ) -> Protocol:
-    """Protocol of a Kubernetes Service port as Istio selects it.
+    """Protocol of a Kubernetes Service port as Istio's ConvertProtocol selects it.
 
-    appProtocol wins; otherwise the port name `<protocol>[-<suffix>]`; UDP ports are UDP.
-    Anything else is UNSUPPORTED, which isthmus treats as Istio does: protocol sniffing
-    on outbound (HTTP inspector) — see pilot.envoy.listener.
+    UDP ports are UDP. A set appProtocol is used instead of the port name (never as well),
+    else the port name: `<protocol>[-<suffix>]`, `grpc-web` being checked before the
+    prefix split. An unknown protocol on a well-known TCP port is TCP; anything else
+    unknown is UNSUPPORTED, which isthmus treats as Istio does: protocol sniffing.
     """
     if l4.upper() == "UDP":
         return Protocol.UDP
-    if app_protocol:
-        by_app = parse_protocol(app_protocol)
-        if by_app is not Protocol.UNSUPPORTED:
-            return by_app
-    if port_name:
-        lowered = port_name.lower()
-        if lowered in _BY_NAME:
-            return _BY_NAME[lowered]
-        prefix = lowered.split("-", 1)[0]
-        if "-" in lowered and lowered.startswith("grpc-web"):
-            return Protocol.GRPC_WEB
-        return _BY_NAME.get(prefix, Protocol.UNSUPPORTED)
-    return Protocol.UNSUPPORTED
+    name = port_name or ""
+    if app_protocol is not None:
+        if app_protocol in _KUBERNETES_APP_PROTOCOLS:
+            return _KUBERNETES_APP_PROTOCOLS[app_protocol]
+        name = app_protocol
+    if name.lower().startswith("grpc-web"):
+        return Protocol.GRPC_WEB
+    protocol = parse_protocol(name.split("-", 1)[0])
+    if protocol is Protocol.UNSUPPORTED and port in WELL_KNOWN_TCP_PORTS:
+        return Protocol.TCP
+    return protocol

@@ -31,7 +31,8 @@ class Protocol(StrEnum):
 
     @property
     def is_http2(self) -> bool:
-        return self in (Protocol.HTTP2, Protocol.GRPC)
+        """Istio's IsHTTP2: HTTP/2 to the upstream (gRPC-Web included)."""
+        return self in (Protocol.HTTP2, Protocol.GRPC, Protocol.GRPC_WEB)
 
 
 class Resolution(StrEnum):

@@ -2,10 +2,14 @@
 
 Node ids follow Istio: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`.
 Metadata keys follow Istio's where it has them (NAMESPACE, LABELS, SERVICE_ACCOUNT,
-WORKLOAD_NAME, INSTANCE_IPS); isthmus adds PROXY_HTTP_PORT and INBOUND_PORTS.
+WORKLOAD_NAME, INSTANCE_IPS); isthmus adds PROXY_HTTP_PORT and INBOUND_PORTS. As in
+Istio's ParseServiceNodeWithMetadata, the IP comes from INSTANCE_IPS when that holds a
+valid address, else from the id, and a node with no valid IP is refused.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
@@ -17,34 +21,71 @@ class InvalidNode(ValueError):
     """The node does not identify a sidecar isthmus can configure."""
 
 
+def _valid_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _instance_ip(node_id: str, id_ip: str, meta: dict[str, object]) -> str:
+    listed = [ip.strip() for ip in str(meta.get("INSTANCE_IPS") or "").split(",") if ip.strip()]
+    if listed and all(_valid_ip(ip) for ip in listed):
+        return listed[0]
+    if _valid_ip(id_ip):
+        return id_ip
+    raise InvalidNode(f"node {node_id!r}: no valid IP address in the node id or INSTANCE_IPS")
+
+
+def _port(node_id: str, key: str, value: object) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a Struct holds every number as a double
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidNode(f"node {node_id!r}: metadata {key} has a bad port {value!r}") from None
+    if not 1 <= number <= 65535:
+        raise InvalidNode(f"node {node_id!r}: metadata {key} port {number} is out of range")
+    return number
+
+
+def _labels(node_id: str, labels: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(labels, dict):
+        raise InvalidNode(f"node {node_id!r}: metadata LABELS must be a map")
+    if not all(isinstance(v, str) for v in labels.values()):
+        raise InvalidNode(f"node {node_id!r}: metadata LABELS values must be strings")
+    return tuple(sorted((str(k), v) for k, v in labels.items()))
+
+
 def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = None) -> Proxy:
     parts = node.id.split("~")
     if len(parts) != 4 or parts[0] != "sidecar":
         raise InvalidNode(
             f"node id {node.id!r} is not sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN"
         )
-    _, ip, pod, dns_domain = parts
+    _, id_ip, pod, dns_domain = parts
+    if not pod:
+        raise InvalidNode(f"node id {node.id!r} names no pod")
     meta = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
     namespace = str(meta.get("NAMESPACE") or dns_domain.split(".", 1)[0])
     if not namespace:
         raise InvalidNode(f"node {node.id!r} has no namespace")
-    labels = meta.get("LABELS") or {}
-    if not isinstance(labels, dict):
-        raise InvalidNode(f"node {node.id!r}: metadata LABELS must be a map")
     http_port = meta.get("PROXY_HTTP_PORT", default_http_proxy_port)
-    inbound = meta.get("INBOUND_PORTS") or ""
-    try:
-        inbound_ports = tuple(sorted({int(p) for p in str(inbound).split(",") if p.strip()}))
-        proxy_http_port = int(http_port) if http_port not in (None, "", 0, "0") else None
-    except ValueError as exc:
-        raise InvalidNode(f"node {node.id!r}: bad port in metadata: {exc}") from None
+    inbound = str(meta.get("INBOUND_PORTS") or "")
     return Proxy(
         id=node.id,
         namespace=namespace,
-        ip=ip,
-        labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        ip=_instance_ip(node.id, id_ip, meta),
+        labels=_labels(node.id, meta.get("LABELS") or {}),
         service_account=str(meta.get("SERVICE_ACCOUNT") or "default"),
         workload_name=str(meta.get("WORKLOAD_NAME") or pod.rsplit(".", 1)[0]),
-        http_proxy_port=proxy_http_port,
-        inbound_ports=inbound_ports,
+        http_proxy_port=(
+            _port(node.id, "PROXY_HTTP_PORT", http_port)
+            if http_port not in (None, "", 0, "0")
+            else None
+        ),
+        inbound_ports=tuple(
+            sorted({_port(node.id, "INBOUND_PORTS", p) for p in inbound.split(",") if p.strip()})
+        ),
     )

@@ -5,8 +5,9 @@ Rules (Istio's for sidecars):
 - It is visible to a proxy when its exportTo (default "*") includes the proxy's namespace.
 - Short hosts resolve relative to the VirtualService's namespace; wildcards cover services.
 - Several VirtualServices for one host: Istio does not merge them for sidecars; the oldest
-  (first created, then namespace/name) wins and the others are ignored for that host. An
-  exact host beats a wildcard host.
+  (first created, then namespace/name) that yields routes for the proxy wins and the
+  others are ignored for that host. An exact host beats a wildcard host; among
+  wildcards the most specific wins.
 """
 
 from __future__ import annotations
@@ -41,17 +42,33 @@ def visible_virtual_services(
     ]
 
 
+def virtual_services_for(
+    hostname: str, candidates: Sequence[ConfigEntry[VirtualService]], domain_suffix: str
+) -> list[ConfigEntry[VirtualService]]:
+    """The VirtualServices that may route `hostname`, in the order Istio tries them.
+
+    Every VirtualService naming the host exactly, oldest first (the first that yields
+    routes for a proxy wins); with none, the one most specific wildcard (oldest for the
+    same wildcard). A wildcard never applies to a host some VirtualService names exactly.
+    """
+    exact: list[ConfigEntry[VirtualService]] = []
+    wildcard: tuple[int, ConfigEntry[VirtualService]] | None = None
+    for entry in candidates:
+        hosts = resolved_hosts(entry, domain_suffix)
+        if hostname in hosts:
+            exact.append(entry)
+            continue
+        for host in hosts:
+            if host_matches(host, hostname) and (wildcard is None or len(host) > wildcard[0]):
+                wildcard = (len(host), entry)
+    if exact:
+        return exact
+    return [wildcard[1]] if wildcard else []
+
+
 def virtual_service_for(
     hostname: str, candidates: Sequence[ConfigEntry[VirtualService]], domain_suffix: str
 ) -> ConfigEntry[VirtualService] | None:
-    """The VirtualService that routes `hostname`: exact host first, else the most specific
-    wildcard; ties go to the oldest."""
-    best: tuple[int, ConfigEntry[VirtualService]] | None = None
-    for entry in candidates:
-        for host in resolved_hosts(entry, domain_suffix):
-            if not host_matches(host, hostname):
-                continue
-            specificity = 1_000_000 if host == hostname else len(host)
-            if best is None or specificity > best[0]:
-                best = (specificity, entry)
-    return best[1] if best else None
+    """The first VirtualService Istio would try for `hostname` (see virtual_services_for)."""
+    found = virtual_services_for(hostname, candidates, domain_suffix)
+    return found[0] if found else None

@@ -12,42 +12,44 @@ from isthmus.pilot.envoy.durations import duration
 FAULT_FILTER = "envoy.filters.http.fault"
 
 
-def fractional_percent(
-    percentage: Percent | None, legacy_percent: int | None
-) -> percent_pb2.FractionalPercent:
-    """Istio: `percentage.value` (double, 0..100) in millionths; legacy `percent` in
-    hundredths; neither means 100%."""
-    if percentage is not None:
-        return percent_pb2.FractionalPercent(
-            numerator=round(percentage.value * 10_000),
-            denominator=percent_pb2.FractionalPercent.MILLION,
-        )
-    if legacy_percent is not None:
-        return percent_pb2.FractionalPercent(
-            numerator=legacy_percent, denominator=percent_pb2.FractionalPercent.HUNDRED
-        )
+def fractional_percent(percentage: Percent) -> percent_pb2.FractionalPercent:
+    """Istio's `percentage.value` (a double, 0..100) in millionths."""
     return percent_pb2.FractionalPercent(
-        numerator=100, denominator=percent_pb2.FractionalPercent.HUNDRED
+        numerator=round(percentage.value * 10_000),
+        denominator=percent_pb2.FractionalPercent.MILLION,
+    )
+
+
+def integer_percent(percent: int) -> percent_pb2.FractionalPercent:
+    """Istio's legacy integer `percent` (0..100) in hundredths."""
+    return percent_pb2.FractionalPercent(
+        numerator=percent, denominator=percent_pb2.FractionalPercent.HUNDRED
     )
 
 
 def http_fault(fault: HTTPFaultInjection) -> fault_pb2.HTTPFault | None:
+    """As Istio's TranslateFault: without `percentage` (or the legacy `percent` of a delay)
+    no request is delayed or aborted — the API documents "if left unspecified, no request
+    will be delayed", so an unset percentage is 0%, never 100%."""
     out = fault_pb2.HTTPFault()
     used = False
-    if fault.delay is not None and fault.delay.fixed_delay is not None:
+    delay = fault.delay
+    if delay is not None and delay.fixed_delay is not None:
         out.delay.CopyFrom(
             common_fault.FaultDelay(
-                fixed_delay=duration(fault.delay.fixed_delay),
-                percentage=fractional_percent(fault.delay.percentage, fault.delay.percent),
+                fixed_delay=duration(delay.fixed_delay),
+                percentage=(
+                    fractional_percent(delay.percentage)
+                    if delay.percentage is not None
+                    else integer_percent(delay.percent or 0)
+                ),
             )
         )
         used = True
-    if fault.abort is not None and fault.abort.http_status is not None:
-        out.abort.CopyFrom(
-            fault_pb2.FaultAbort(
-                http_status=fault.abort.http_status,
-                percentage=fractional_percent(fault.abort.percentage, None),
-            )
-        )
+    abort = fault.abort
+    if abort is not None and abort.http_status is not None:
+        out.abort.http_status = abort.http_status
+        if abort.percentage is not None:
+            out.abort.percentage.CopyFrom(fractional_percent(abort.percentage))
         used = True
     return out if used else None

@@ -22,6 +22,8 @@ from isthmus.pilot.envoy.typed import pack
 OUTBOUND_CAPTURE_PORT = 15001
 INBOUND_CAPTURE_PORT = 15006
 HTTP_APPLICATION_PROTOCOLS = ("http/1.1", "h2c")
+# Set next to application protocols so Envoy does not inject a TLS inspector (as Istio).
+RAW_BUFFER = "raw_buffer"
 
 
 def socket_address(ip: str, port: int) -> address_pb2.Address:
@@ -80,6 +82,9 @@ def outbound_port_listener(
     )
     if sniff_http:
         listener.listener_filters.append(http_inspector())
+        # Server-first protocols send nothing: after the inspector's timeout they go on
+        # as TCP instead of being closed (Istio sets the same).
+        listener.continue_on_listener_filters_timeout = True
     if default_chain is not None:
         listener.default_filter_chain.CopyFrom(default_chain)
     return listener
@@ -95,23 +100,44 @@ def explicit_proxy_listener(port: int, chain: lc.FilterChain) -> listener_pb2.Li
     )
 
 
-def http_chain(name: str, network_filter: lc.Filter, sniffed: bool = False) -> lc.FilterChain:
+def _destination_prefix(chain: lc.FilterChain, prefix: str) -> None:
+    chain.filter_chain_match.prefix_ranges.append(
+        address_pb2.CidrRange(address_prefix=prefix, prefix_len=wrappers_pb2.UInt32Value(value=32))
+    )
+
+
+def http_chain(
+    name: str, network_filter: lc.Filter, sniffed: bool = False, prefix: str | None = None
+) -> lc.FilterChain:
+    """An HTTP chain; `sniffed` matches only what the HTTP inspector found to be HTTP,
+    `prefix` only connections to that destination address."""
     chain = lc.FilterChain(name=name, filters=[network_filter])
+    if prefix is not None:
+        _destination_prefix(chain, prefix)
     if sniffed:
+        chain.filter_chain_match.transport_protocol = RAW_BUFFER
         chain.filter_chain_match.application_protocols.extend(HTTP_APPLICATION_PROTOCOLS)
     return chain
 
 
 def tcp_chain(
-    name: str, network_filter: lc.Filter, prefix: str | None = None, port: int | None = None
+    name: str,
+    network_filter: lc.Filter,
+    prefix: str | None = None,
+    port: int | None = None,
+    sniffed: bool = False,
 ) -> lc.FilterChain:
+    """A TCP chain; `sniffed` marks the non-HTTP sibling of a sniffed HTTP chain.
+
+    Envoy narrows filter chains criterion by criterion and never backtracks: a sibling
+    without the HTTP chain's transport protocol would be dropped at that step, and
+    non-HTTP bytes would miss both chains. So it names `raw_buffer` too and differs from
+    the HTTP chain only in having no application protocols."""
     chain = lc.FilterChain(name=name, filters=[network_filter])
     if prefix is not None:
-        chain.filter_chain_match.prefix_ranges.append(
-            address_pb2.CidrRange(
-                address_prefix=prefix, prefix_len=wrappers_pb2.UInt32Value(value=32)
-            )
-        )
+        _destination_prefix(chain, prefix)
     if port is not None:
         chain.filter_chain_match.destination_port.value = port
+    if sniffed:
+        chain.filter_chain_match.transport_protocol = RAW_BUFFER
     return chain

@@ -9,8 +9,11 @@ from isthmus.api.networking import StringMatch
 
 
 def regex_matcher(regex: str) -> regex_pb2.RegexMatcher:
-    """RE2 regex matcher (Envoy's only engine); validation already checked RE2 syntax."""
-    return regex_pb2.RegexMatcher(regex=regex, google_re2=regex_pb2.RegexMatcher.GoogleRE2())
+    """RE2 regex matcher; validation already checked RE2 syntax.
+
+    No engine is named: `google_re2` is deprecated and RE2 is Envoy's default.
+    """
+    return regex_pb2.RegexMatcher(regex=regex)
 
 
 def string_matcher(match: StringMatch, ignore_case: bool = False) -> string_pb2.StringMatcher:
@@ -24,25 +27,33 @@ def string_matcher(match: StringMatch, ignore_case: bool = False) -> string_pb2.
     return string_pb2.StringMatcher(safe_regex=regex_matcher(".*"))
 
 
-def _is_empty(match: StringMatch) -> bool:
+def is_presence_match(match: StringMatch) -> bool:
+    """Istio: an empty match, or the regex `*` (not RE2; Istio's spelling), means presence."""
+    if match.regex == "*":
+        return True
     return match.exact is None and match.prefix is None and match.regex is None
 
 
 def header_matcher(name: str, match: StringMatch, invert: bool = False) -> rc.HeaderMatcher:
-    """Istio header match; `{}` (no value) means the header is present. Header names are
-    lower-cased as Envoy stores them (HTTP/2 and Envoy's internal form)."""
+    """Istio header match; presence matches become `present_match`. Header names are
+    lower-cased as Envoy stores them (HTTP/2 and Envoy's internal form).
+
+    An inverted value match (withoutHeaders) treats a missing header as empty, as Istio
+    does, so a request without the header is not `x: v` and matches."""
     matcher = rc.HeaderMatcher(name=name.lower(), invert_match=invert)
-    if _is_empty(match):
+    if is_presence_match(match):
         matcher.present_match = True
     else:
         matcher.string_match.CopyFrom(string_matcher(match))
+        matcher.treat_missing_header_as_empty = invert
     return matcher
 
 
 def query_parameter_matcher(name: str, match: StringMatch) -> rc.QueryParameterMatcher:
-    """Istio: `exact: ""` or an empty match means the parameter is present."""
+    """Istio: an empty match (or regex `*`) means the parameter is present. `exact: ""`
+    stays a value match: it matches `?key` (empty value) but not `?key=abc`."""
     qp = rc.QueryParameterMatcher(name=name)
-    if _is_empty(match) or match.exact == "":
+    if is_presence_match(match):
         qp.present_match = True
     else:
         qp.string_match.CopyFrom(string_matcher(match))

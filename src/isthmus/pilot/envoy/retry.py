@@ -9,6 +9,8 @@ the user replaces the conditions; bare status codes become retriable_status_code
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from google.protobuf import any_pb2, wrappers_pb2
@@ -27,6 +29,14 @@ def _previous_hosts() -> rc.RetryPolicy.RetryHostPredicate:
     return rc.RetryPolicy.RetryHostPredicate(
         name="envoy.retry_host_predicates.previous_hosts", typed_config=packed
     )
+
+
+_STATUS_CODES = frozenset(int(status) for status in HTTPStatus)
+
+
+def _is_status_code(token: str) -> bool:
+    """Istio takes a number for a status code only if it is a known HTTP status."""
+    return token.isdigit() and int(token) in _STATUS_CODES
 
 
 def default_retry_policy(consistent_hash: bool = False) -> rc.RetryPolicy:
@@ -50,7 +60,7 @@ def parse_retry_on(retry_on: str) -> tuple[str, list[int]]:
         token = raw.strip()
         if not token:
             continue
-        if token.isdigit():
+        if _is_status_code(token):
             codes.append(int(token))
         elif token not in tokens:
             tokens.append(token)

@@ -35,10 +35,10 @@ def route_match(match: HTTPMatchRequest | None) -> rc.RouteMatch:
         out.prefix = "/"
     if match.ignore_uri_case:
         out.case_sensitive.CopyFrom(wrappers_pb2.BoolValue(value=False))
-    for name, value in sorted(match.headers.items()):
-        out.headers.append(header_matcher(name, value))
-    for name, value in sorted(match.without_headers.items()):
-        out.headers.append(header_matcher(name, value, invert=True))
+    # Istio sorts header and withoutHeaders matchers together by name.
+    headers = [header_matcher(n, v) for n, v in match.headers.items()]
+    headers += [header_matcher(n, v, invert=True) for n, v in match.without_headers.items()]
+    out.headers.extend(sorted(headers, key=lambda h: h.name))
     pseudo_headers: tuple[tuple[str, StringMatch | None], ...] = (
         (":method", match.method),
         (":authority", match.authority),

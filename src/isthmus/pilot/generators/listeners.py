@@ -34,14 +34,14 @@ from isthmus.pilot.envoy.listener import (
     virtual_listener,
 )
 from isthmus.pilot.envoy.tcp_proxy import tcp_proxy, weighted_tcp_proxy
-from isthmus.pilot.generators.routes import HTTP_PROXY_ROUTE
+from isthmus.pilot.generators.routes import HTTP_PROXY_ROUTE, MESH_GATEWAY
 from isthmus.pilot.naming import (
     INBOUND_PASSTHROUGH_CLUSTER,
     PASSTHROUGH_CLUSTER,
     inbound_cluster_name,
     outbound_cluster_name,
 )
-from isthmus.pilot.virtual_service import virtual_service_for, visible_virtual_services
+from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
 
 
 def _is_http(protocol: Protocol) -> bool:
@@ -51,8 +51,12 @@ def _is_http(protocol: Protocol) -> bool:
 def _l4_applies(
     match: L4MatchAttributes, proxy_labels: dict[str, str], namespace: str, port: int
 ) -> bool:
+    """Istio's port and sourceMatchTCP checks; a match naming gateways applies to sidecars
+    only if it names `mesh`."""
     if match.port is not None and match.port != port:
         return False
+    if match.gateways:
+        return MESH_GATEWAY in match.gateways
     if match.source_namespace is not None and match.source_namespace != namespace:
         return False
     return all(proxy_labels.get(k) == v for k, v in match.source_labels.items())
@@ -61,12 +65,10 @@ def _l4_applies(
 def tcp_destinations(
     mesh: MeshSnapshot, svc: Service, port: int, namespace: str, labels: dict[str, str]
 ) -> list[tuple[str, int]]:
-    """Clusters (and weights) for a TCP service port: the first matching `tcp` rule of its
-    VirtualService, or the service's default cluster."""
-    entry = virtual_service_for(
-        svc.hostname, visible_virtual_services(mesh, namespace), mesh.config.domain_suffix
-    )
-    if entry is not None:
+    """Clusters (and weights) for a TCP service port: the first `tcp` rule that applies,
+    from the VirtualServices of the host in Istio's order, or the service's own cluster."""
+    candidates = visible_virtual_services(mesh, namespace)
+    for entry in virtual_services_for(svc.hostname, candidates, mesh.config.domain_suffix):
         for rule in entry.resource.spec.tcp:
             if rule.match and not any(_l4_applies(m, labels, namespace, port) for m in rule.match):
                 continue
@@ -104,29 +106,7 @@ def generate_outbound_listeners(
                 tcp_listeners.append(outbound_port_listener(svc.address, p.port, [chain]))
     listeners = list(tcp_listeners)
     for port in sorted(http_ports):
-        sniff = bool(sniffed.get(port))
-        chains = [
-            http_chain(
-                f"0.0.0.0_{port}",
-                rds_connection_manager(f"outbound_0.0.0.0_{port}", str(port)),
-                sniffed=sniff,
-            )
-        ]
-        default = None
-        if sniff:
-            for svc in sniffed[port]:
-                if svc.address:
-                    clusters = tcp_destinations(mesh, svc, port, namespace, labels)
-                    stat = f"outbound|{port}||{svc.hostname}"
-                    chains.append(
-                        tcp_chain(stat, weighted_tcp_proxy(stat, clusters), prefix=svc.address)
-                    )
-            default = tcp_chain(
-                PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)
-            )
-        listeners.append(
-            outbound_port_listener("0.0.0.0", port, chains, sniff_http=sniff, default_chain=default)
-        )
+        listeners.append(_http_port_listener(mesh, port, sniffed.get(port, []), namespace, labels))
     listeners.append(
         virtual_listener(
             "virtualOutbound",
@@ -136,6 +116,37 @@ def generate_outbound_listeners(
         )
     )
     return sorted(listeners, key=lambda lst: lst.name)
+
+
+def _http_port_listener(
+    mesh: MeshSnapshot,
+    port: int,
+    sniffed: list[Service],
+    namespace: str,
+    labels: dict[str, str],
+) -> listener_pb2.Listener:
+    """`0.0.0.0_PORT`: the port's route config over RDS. When a service on the port has no
+    declared protocol, Istio-style sniffing: HTTP (by the HTTP inspector) goes to the
+    routes, other bytes to the service's TCP destination (matched by its VIP), else pass
+    through. Envoy picks the most specific destination IP before it looks at the
+    application protocol, so each sniffed VIP gets an HTTP chain of its own too."""
+    stat = f"0.0.0.0_{port}"
+
+    def hcm() -> lc.Filter:
+        return rds_connection_manager(f"outbound_{stat}", str(port))
+
+    if not sniffed:
+        return outbound_port_listener("0.0.0.0", port, [http_chain(stat, hcm())])
+    chains = [http_chain(stat, hcm(), sniffed=True)]
+    for svc in sniffed:
+        if svc.address:
+            clusters = tcp_destinations(mesh, svc, port, namespace, labels)
+            cluster_stat = f"outbound|{port}||{svc.hostname}"
+            chains.append(http_chain(f"{stat}|{svc.address}", hcm(), True, svc.address))
+            tcp = weighted_tcp_proxy(cluster_stat, clusters)
+            chains.append(tcp_chain(cluster_stat, tcp, prefix=svc.address, sniffed=True))
+    default = tcp_chain(PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER))
+    return outbound_port_listener("0.0.0.0", port, chains, sniff_http=True, default_chain=default)
 
 
 def inbound_port_protocols(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, Protocol]:
@@ -182,12 +193,14 @@ def generate_inbound_listener(mesh: MeshSnapshot, proxy: Proxy) -> listener_pb2.
         cluster = inbound_cluster_name(port)
         stat = f"inbound_0.0.0.0_{port}"
         if protocol.is_http or protocol is Protocol.UNSUPPORTED:
-            chain = http_chain(stat, inline_connection_manager(stat, _inbound_http_route(port)))
+            unknown = protocol is Protocol.UNSUPPORTED
+            manager = inline_connection_manager(stat, _inbound_http_route(port))
+            chain = http_chain(stat, manager, sniffed=unknown)
             chain.filter_chain_match.destination_port.value = port
-            if protocol is Protocol.UNSUPPORTED:
+            if unknown:
                 sniff = True
-                chain.filter_chain_match.application_protocols.extend(("http/1.1", "h2c"))
-                chains.append(tcp_chain(f"{cluster}-tcp", tcp_proxy(stat, cluster), port=port))
+                tcp = tcp_proxy(stat, cluster)
+                chains.append(tcp_chain(f"{cluster}-tcp", tcp, port=port, sniffed=True))
             chains.append(chain)
         else:
             chains.append(tcp_chain(cluster, tcp_proxy(stat, cluster), port=port))
@@ -203,6 +216,7 @@ def generate_inbound_listener(mesh: MeshSnapshot, proxy: Proxy) -> listener_pb2.
     )
     if sniff:
         listener.listener_filters.append(http_inspector())
+        listener.continue_on_listener_filters_timeout = True
     return listener
 
 

@@ -26,7 +26,7 @@ from isthmus.pilot.envoy.route_action import (
 )
 from isthmus.pilot.envoy.route_match import route_match
 from isthmus.pilot.naming import PASSTHROUGH_CLUSTER, outbound_cluster_name
-from isthmus.pilot.virtual_service import virtual_service_for, visible_virtual_services
+from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
 
 HTTP_PROXY_ROUTE = "http_proxy"
 
@@ -38,13 +38,36 @@ def _no_hash(_: str) -> Sequence[rc.RouteAction.HashPolicy]:
     return ()
 
 
+MESH_GATEWAY = "mesh"
+# Istio's limit; Envoy's own default (4 KiB) is below what validation admits (1 MiB).
+MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024
+
+
 def _match_applies(match: HTTPMatchRequest, proxy: Proxy, port: int) -> bool:
+    """Istio's port and sourceMatchHTTP checks: a match naming gateways applies to sidecars
+    only if it names `mesh` (sourceLabels are then not consulted)."""
     if match.port is not None and match.port != port:
         return False
+    if match.gateways:
+        return MESH_GATEWAY in match.gateways
     if match.source_namespace is not None and match.source_namespace != proxy.namespace:
         return False
     labels = proxy.label_dict
     return all(labels.get(k) == v for k, v in match.source_labels.items())
+
+
+def is_catch_all(route: rc.Route) -> bool:
+    """Istio's IsCatchAllRoute: every path (prefix `/` or regex `.*`), no header or query
+    parameter condition. Routes after it are unreachable and are not sent."""
+    m = route.match
+    specifier = m.WhichOneof("path_specifier")
+    if specifier == "prefix":
+        every_path = m.prefix == "/"
+    elif specifier == "safe_regex":
+        every_path = m.safe_regex.regex == ".*"
+    else:
+        every_path = False
+    return every_path and not m.headers and not m.query_parameters
 
 
 def vs_routes(
@@ -54,19 +77,21 @@ def vs_routes(
     port: int,
     hash_lookup: HashPolicyLookup = _no_hash,
 ) -> list[rc.Route]:
-    """The VirtualService's http rules in order; first match wins, as in Envoy and Istio."""
+    """The VirtualService's http rules in order; first match wins, as in Envoy and Istio.
+
+    Matches that do not apply to this proxy or port are left out; an empty result means
+    the VirtualService does not route this proxy's traffic on this port at all."""
     routes: list[rc.Route] = []
     for index, rule in enumerate(entry.resource.spec.http):
         matches: list[HTTPMatchRequest | None]
         if rule.match:
             matches = [m for m in rule.match if _match_applies(m, proxy, port)]
-            if not matches:
-                continue
         else:
             matches = [None]
-        routes.extend(_rule_routes(entry, rule, index, matches, mesh, port, hash_lookup))
-        if not rule.match:
-            break  # a rule without match catches everything; later rules are unreachable
+        for route in _rule_routes(entry, rule, index, matches, mesh, port, hash_lookup):
+            routes.append(route)
+            if is_catch_all(route):
+                return routes
     return routes
 
 
@@ -90,20 +115,22 @@ def _rule_routes(
     ]
     mirrors = []
     if rule.mirror is not None:
-        mirrors.append(
-            (
-                destination_cluster(rule.mirror, ns, port, mesh),
-                mirror_fraction(rule.mirror_percentage, rule.mirror_percent),
-            )
-        )
+        policy = mirror_fraction(rule.mirror_percentage, rule.mirror_percent)
+        if policy is not None:
+            mirrors.append((destination_cluster(rule.mirror, ns, port, mesh), policy))
     for m in rule.mirrors:
-        mirrors.append(
-            (
-                destination_cluster(m.destination, ns, port, mesh),
-                mirror_fraction(m.percentage, None),
-            )
-        )
-    hash_policies = hash_lookup(destinations[0].cluster) if destinations else ()
+        policy = mirror_fraction(m.percentage, None)
+        if policy is not None:
+            mirrors.append((destination_cluster(m.destination, ns, port, mesh), policy))
+    # Istio: the hash policy of every destination that carries traffic; retries stay on
+    # the hashed host only when the rule has a single destination.
+    live = [d for d in destinations if d.weight > 0] or destinations[:1]
+    hash_policies: list[rc.RouteAction.HashPolicy] = []
+    for d in live:
+        for policy in hash_lookup(d.cluster):
+            if policy not in hash_policies:
+                hash_policies.append(policy)
+    consistent_hash = len(rule.route) == 1 and bool(hash_policies)
     out = []
     for m_index, match in enumerate(matches):
         name = rule.name or f"{entry.namespace}/{entry.name}.http[{index}]"
@@ -112,7 +139,16 @@ def _rule_routes(
         elif len(matches) > 1:
             name = f"{name}.match[{m_index}]"
         out.append(
-            build_route(rule, route_match(match), name, destinations, mirrors, hash_policies)
+            build_route(
+                rule,
+                route_match(match),
+                name,
+                destinations,
+                mirrors,
+                hash_policies,
+                port=port,
+                consistent_hash=consistent_hash,
+            )
         )
     return out
 
@@ -125,9 +161,12 @@ def service_routes(
     vs_candidates: Sequence[ConfigEntry[VirtualService]],
     hash_lookup: HashPolicyLookup = _no_hash,
 ) -> list[rc.Route]:
-    vs = virtual_service_for(svc.hostname, vs_candidates, mesh.config.domain_suffix)
-    if vs is not None and vs.resource.spec.http:
-        return vs_routes(vs, mesh, proxy, port, hash_lookup)
+    """Routes of the first VirtualService that yields any for this proxy and port (Istio
+    skips a VirtualService whose rules all fail sourceLabels/port); else the default."""
+    for vs in virtual_services_for(svc.hostname, vs_candidates, mesh.config.domain_suffix):
+        routes = vs_routes(vs, mesh, proxy, port, hash_lookup)
+        if routes:
+            return routes
     cluster = outbound_cluster_name(port, "", svc.hostname)
     return [default_route(cluster, hash_lookup(cluster))]
 
@@ -183,9 +222,7 @@ def generate_port_route_config(
             include_request_attempt_count=True,
         )
     )
-    return route_pb2.RouteConfiguration(
-        name=str(port), virtual_hosts=vhosts, validate_clusters=_false()
-    )
+    return _route_configuration(str(port), vhosts)
 
 
 def generate_http_proxy_route_config(
@@ -214,8 +251,19 @@ def generate_http_proxy_route_config(
                     include_request_attempt_count=True,
                 )
             )
+    return _route_configuration(HTTP_PROXY_ROUTE, vhosts)
+
+
+def _route_configuration(
+    name: str, vhosts: Sequence[rc.VirtualHost]
+) -> route_pb2.RouteConfiguration:
     return route_pb2.RouteConfiguration(
-        name=HTTP_PROXY_ROUTE, virtual_hosts=vhosts, validate_clusters=_false()
+        name=name,
+        virtual_hosts=vhosts,
+        validate_clusters=_false(),
+        max_direct_response_body_size_bytes=wrappers_pb2.UInt32Value(
+            value=MAX_DIRECT_RESPONSE_BODY_BYTES
+        ),
     )
 
 
