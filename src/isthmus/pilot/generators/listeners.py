@@ -89,7 +89,7 @@ def generate_outbound_listeners(
     labels = labels or {}
     http_ports: dict[int, list[Service]] = defaultdict(list)
     sniffed: dict[int, list[Service]] = defaultdict(list)
-    tcp_listeners: list[listener_pb2.Listener] = []
+    tcp_listeners: dict[str, listener_pb2.Listener] = {}
     for svc in mesh.services.visible_to(namespace):
         for p in svc.ports:
             if p.protocol is Protocol.UDP:
@@ -99,12 +99,15 @@ def generate_outbound_listeners(
             elif p.protocol is Protocol.UNSUPPORTED:
                 http_ports[p.port].append(svc)
                 sniffed[p.port].append(svc)
-            elif svc.address:
+            elif svc.address and f"{svc.address}_{p.port}" not in tcp_listeners:
+                # Hosts may share an address (one ServiceEntry's hosts do): the first
+                # service (by host name) keeps address:port, as Istio keeps the first chain.
                 clusters = tcp_destinations(mesh, svc, p.port, namespace, labels)
                 stat = f"outbound|{p.port}||{svc.hostname}"
                 chain = tcp_chain(stat, weighted_tcp_proxy(stat, clusters))
-                tcp_listeners.append(outbound_port_listener(svc.address, p.port, [chain]))
-    listeners = list(tcp_listeners)
+                listener = outbound_port_listener(svc.address, p.port, [chain])
+                tcp_listeners[listener.name] = listener
+    listeners = list(tcp_listeners.values())
     for port in sorted(http_ports):
         listeners.append(_http_port_listener(mesh, port, sniffed.get(port, []), namespace, labels))
     listeners.append(
@@ -138,8 +141,10 @@ def _http_port_listener(
     if not sniffed:
         return outbound_port_listener("0.0.0.0", port, [http_chain(stat, hcm())])
     chains = [http_chain(stat, hcm(), sniffed=True)]
+    addresses: set[str] = set()
     for svc in sniffed:
-        if svc.address:
+        if svc.address and svc.address not in addresses:
+            addresses.add(svc.address)
             clusters = tcp_destinations(mesh, svc, port, namespace, labels)
             cluster_stat = f"outbound|{port}||{svc.hostname}"
             chains.append(http_chain(f"{stat}|{svc.address}", hcm(), True, svc.address))

@@ -183,6 +183,15 @@ def _domains(svc: Service, proxy: Proxy, port: int, mesh: MeshSnapshot) -> list[
     return out
 
 
+def _unused(domains: list[str], used: set[str]) -> list[str]:
+    """Envoy rejects a route config that names a domain twice, and services can share one
+    (the hosts of one ServiceEntry share its address): the first service keeps it, as
+    Istio's dedupeDomains does."""
+    fresh = [d for d in domains if d.lower() not in used]
+    used.update(d.lower() for d in fresh)
+    return fresh
+
+
 def http_services_on_port(mesh: MeshSnapshot, namespace: str, port: int) -> list[Service]:
     return [
         s
@@ -197,12 +206,16 @@ def generate_port_route_config(
 ) -> route_pb2.RouteConfiguration:
     """Route config "PORT" used by the outbound listener 0.0.0.0_PORT."""
     vs_candidates = visible_virtual_services(mesh, proxy.namespace)
+    used: set[str] = set()
     vhosts = []
     for svc in http_services_on_port(mesh, proxy.namespace, port):
+        domains = _unused(_domains(svc, proxy, port, mesh), used)
+        if not domains:
+            continue
         vhosts.append(
             rc.VirtualHost(
                 name=f"{svc.hostname}:{port}",
-                domains=_domains(svc, proxy, port, mesh),
+                domains=domains,
                 routes=service_routes(svc, mesh, proxy, port, vs_candidates, hash_lookup),
                 include_request_attempt_count=True,
             )
@@ -239,8 +252,7 @@ def generate_http_proxy_route_config(
             q for q in svc.ports if q.protocol.is_http or q.protocol is Protocol.UNSUPPORTED
         ):
             domains = [d for d in _domains(svc, proxy, p.port, mesh) if ":" in d or index == 0]
-            domains = [d for d in domains if d not in used]
-            used.update(domains)
+            domains = _unused(domains, used)
             if not domains:
                 continue
             vhosts.append(
