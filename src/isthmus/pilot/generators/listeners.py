@@ -43,6 +43,11 @@ from isthmus.pilot.naming import (
 )
 from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
 
+# The capture listeners own 0.0.0.0 on these ports; Envoy rejects a second listener
+# there (even one that does not bind), so, as Istio does for ports that conflict with
+# its own listeners, services' HTTP ports there get no 0.0.0.0_PORT listener.
+RESERVED_WILDCARD_PORTS = frozenset({OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT})
+
 
 def _is_http(protocol: Protocol) -> bool:
     return protocol.is_http
@@ -109,6 +114,8 @@ def generate_outbound_listeners(
                 tcp_listeners[listener.name] = listener
     listeners = list(tcp_listeners.values())
     for port in sorted(http_ports):
+        if port in RESERVED_WILDCARD_PORTS:
+            continue
         listeners.append(_http_port_listener(mesh, port, sniffed.get(port, []), namespace, labels))
     listeners.append(
         virtual_listener(
