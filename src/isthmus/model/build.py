@@ -8,6 +8,7 @@ Services and ServiceEntry hosts become `Service`s, WorkloadEntries and pods beco
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -227,12 +228,15 @@ _SE_RESOLUTION = {
 
 
 def _entry_address(addresses: Sequence[str]) -> str | None:
-    """The ServiceEntry's first address as a listener address: an IP (or a /32); a wider
-    CIDR names no single address, so the service gets none."""
+    """The ServiceEntry's first address as a listener address: an IP (or a /32, /128); a
+    wider CIDR names no single address, so the service gets none."""
     if not addresses:
         return None
-    first = addresses[0].removesuffix("/32")
-    return None if "/" in first else first
+    try:
+        network = ipaddress.ip_network(addresses[0], strict=False)
+    except ValueError:
+        return None
+    return str(network.network_address) if network.num_addresses == 1 else None
 
 
 def _services_from_entry(

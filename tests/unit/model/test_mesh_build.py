@@ -238,6 +238,26 @@ spec:
     assert mesh.endpoints.of("partner.example.com", 5432) == ()
 
 
+def test_ipv6_service_entry_addresses() -> None:
+    entry = """
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata: {name: v6, namespace: production}
+spec:
+  hosts: [v6.example.com]
+  addresses: ["ADDRESS"]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: NONE
+"""
+    for address, expected in (
+        ("fd00::1/128", "fd00::1"),
+        ("fd00::1", "fd00::1"),
+        ("fd00::/64", None),
+    ):
+        svc = _mesh(entry.replace("ADDRESS", address)).services.get("v6.example.com")
+        assert svc is not None and svc.address == expected, address
+
+
 def _host_entry(name: str, address: str) -> str:
     return (
         "---\napiVersion: networking.istio.io/v1beta1\nkind: ServiceEntry\n"

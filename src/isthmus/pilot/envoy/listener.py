@@ -100,9 +100,13 @@ def explicit_proxy_listener(port: int, chain: lc.FilterChain) -> listener_pb2.Li
     )
 
 
-def _destination_prefix(chain: lc.FilterChain, prefix: str) -> None:
+def _destination_prefix(chain: lc.FilterChain, address: str) -> None:
+    """Match connections to exactly `address` (a /32, or a /128 for IPv6)."""
+    length = 128 if ":" in address else 32
     chain.filter_chain_match.prefix_ranges.append(
-        address_pb2.CidrRange(address_prefix=prefix, prefix_len=wrappers_pb2.UInt32Value(value=32))
+        address_pb2.CidrRange(
+            address_prefix=address, prefix_len=wrappers_pb2.UInt32Value(value=length)
+        )
     )
 
 
