@@ -1,8 +1,9 @@
 """RDS: one RouteConfiguration per outbound HTTP port ("8080"), plus "http_proxy".
 
 Per service a virtual host with the names an app may use (`name`, `name.ns`, FQDN, the
-cluster IP, each with and without the port); its routes come from the VirtualService
-that governs the host (see pilot.virtual_service) or, without one, a default route.
+cluster IP, each with and without the port; a name already taken by an earlier service
+is left out); its routes come from the first VirtualService of the host that has rules
+for this proxy and port (see pilot.virtual_service) or, without one, a default route.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from isthmus.pilot.naming import PASSTHROUGH_CLUSTER, outbound_cluster_name
 from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
 
 HTTP_PROXY_ROUTE = "http_proxy"
+MESH_GATEWAY = "mesh"
+# Istio's limit; Envoy's own default (4 KiB) is below what validation admits (1 MiB).
+MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024
 
 # (destination cluster name) -> hash policies from its DestinationRule's consistentHash.
 HashPolicyLookup = Callable[[str], Sequence[rc.RouteAction.HashPolicy]]
@@ -36,11 +40,6 @@ HashPolicyLookup = Callable[[str], Sequence[rc.RouteAction.HashPolicy]]
 
 def _no_hash(_: str) -> Sequence[rc.RouteAction.HashPolicy]:
     return ()
-
-
-MESH_GATEWAY = "mesh"
-# Istio's limit; Envoy's own default (4 KiB) is below what validation admits (1 MiB).
-MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024
 
 
 def _match_applies(match: HTTPMatchRequest, proxy: Proxy, port: int) -> bool:
