@@ -37,7 +37,7 @@ matched, all four blocks are taken from it, set or not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from isthmus.api.networking import (
@@ -47,7 +47,7 @@ from isthmus.api.networking import (
     TrafficPolicy,
     TrafficPolicy_PortTrafficPolicy,
 )
-from isthmus.model.hosts import resolve_short_name
+from isthmus.model.hosts import resolve_config_host
 from isthmus.model.snapshot import ConfigEntry, MeshConfig, MeshSnapshot
 
 PUBLIC = "*"
@@ -139,7 +139,10 @@ class DestinationRuleIndex:
 
     @classmethod
     def build(
-        cls, entries: Iterable[ConfigEntry[DestinationRule]], config: MeshConfig
+        cls,
+        entries: Iterable[ConfigEntry[DestinationRule]],
+        config: MeshConfig,
+        known_hosts: Collection[str] = (),
     ) -> DestinationRuleIndex:
         local: dict[str, _HostRules] = {}
         exported: dict[str, _HostRules] = {}
@@ -151,7 +154,7 @@ class DestinationRuleIndex:
                 continue
             ns = entry.namespace
             rule = MergedDestinationRule(
-                host=resolve_short_name(spec.host, ns, config.domain_suffix),
+                host=resolve_config_host(spec.host, ns, known_hosts, config.domain_suffix),
                 namespace=ns,
                 name=entry.name,
                 traffic_policy=spec.traffic_policy,
@@ -171,7 +174,7 @@ class DestinationRuleIndex:
 
     @classmethod
     def of(cls, mesh: MeshSnapshot) -> DestinationRuleIndex:
-        return cls.build(mesh.destination_rules, mesh.config)
+        return cls.build(mesh.destination_rules, mesh.config, frozenset(mesh.services.by_host))
 
     def lookup(
         self, hostname: str, service_namespace: str, client_namespace: str

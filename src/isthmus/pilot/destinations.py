@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from isthmus.api.networking import Destination
-from isthmus.model.hosts import resolve_short_name
+from isthmus.model.hosts import resolve_config_host
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.pilot.naming import outbound_cluster_name
 
@@ -12,7 +12,9 @@ def destination_cluster(
     dest: Destination, vs_namespace: str, listener_port: int, mesh: MeshSnapshot
 ) -> str:
     """Istio's port choice: explicit port, else the service's only port, else the listener port."""
-    host = resolve_short_name(dest.host, vs_namespace, mesh.config.domain_suffix)
+    host = resolve_config_host(
+        dest.host, vs_namespace, mesh.services.by_host, mesh.config.domain_suffix
+    )
     if dest.port is not None:
         port = dest.port.number
     else:

@@ -12,10 +12,10 @@ Rules (Istio's for sidecars):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from isthmus.api.networking import VirtualService
-from isthmus.model.hosts import host_matches, resolve_short_name
+from isthmus.model.hosts import host_matches, resolve_config_host
 from isthmus.model.snapshot import ConfigEntry, MeshSnapshot, is_exported_to
 
 
@@ -24,9 +24,12 @@ def applies_to_mesh(vs: VirtualService) -> bool:
     return not gateways or "mesh" in gateways
 
 
-def resolved_hosts(entry: ConfigEntry[VirtualService], domain_suffix: str) -> list[str]:
+def resolved_hosts(
+    entry: ConfigEntry[VirtualService], domain_suffix: str, known_hosts: Collection[str] = ()
+) -> list[str]:
     return [
-        resolve_short_name(h, entry.namespace, domain_suffix) for h in entry.resource.spec.hosts
+        resolve_config_host(h, entry.namespace, known_hosts, domain_suffix)
+        for h in entry.resource.spec.hosts
     ]
 
 
@@ -43,7 +46,10 @@ def visible_virtual_services(
 
 
 def virtual_services_for(
-    hostname: str, candidates: Sequence[ConfigEntry[VirtualService]], domain_suffix: str
+    hostname: str,
+    candidates: Sequence[ConfigEntry[VirtualService]],
+    domain_suffix: str,
+    known_hosts: Collection[str] = (),
 ) -> list[ConfigEntry[VirtualService]]:
     """The VirtualServices that may route `hostname`, in the order Istio tries them.
 
@@ -54,7 +60,7 @@ def virtual_services_for(
     exact: list[ConfigEntry[VirtualService]] = []
     wildcard: tuple[int, ConfigEntry[VirtualService]] | None = None
     for entry in candidates:
-        hosts = resolved_hosts(entry, domain_suffix)
+        hosts = resolved_hosts(entry, domain_suffix, known_hosts)
         if hostname in hosts:
             exact.append(entry)
             continue
@@ -67,8 +73,11 @@ def virtual_services_for(
 
 
 def virtual_service_for(
-    hostname: str, candidates: Sequence[ConfigEntry[VirtualService]], domain_suffix: str
+    hostname: str,
+    candidates: Sequence[ConfigEntry[VirtualService]],
+    domain_suffix: str,
+    known_hosts: Collection[str] = (),
 ) -> ConfigEntry[VirtualService] | None:
     """The first VirtualService Istio would try for `hostname` (see virtual_services_for)."""
-    found = virtual_services_for(hostname, candidates, domain_suffix)
+    found = virtual_services_for(hostname, candidates, domain_suffix, known_hosts)
     return found[0] if found else None

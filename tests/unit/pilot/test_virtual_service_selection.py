@@ -229,3 +229,22 @@ def test_routes_stop_at_the_first_catch_all() -> None:
     assert entry is not None
     names = [r.name for r in vs_routes(entry, mesh, proxy, 8080)]
     assert names == ["first.match[0]", "first.match[1]"]
+
+
+def test_namespace_qualified_hosts_resolve_to_the_service() -> None:
+    """`name.ns` and `name.ns.svc` name the service when no service is called that
+    literally (beyond Istio, which takes them literally; a Kubernetes resolver expands them)."""
+    mesh, proxy = _mesh(
+        _vs(
+            "by-ns",
+            "other",
+            "{hosts: [inventory-service.production], http: [{route: "
+            "[{destination: {host: pricing.production.svc, subset: v1}}]}]}",
+        )
+    )
+    candidates = visible_virtual_services(mesh, "production")
+    found = virtual_service_for(INVENTORY, candidates, SUFFIX, mesh.services.by_host)
+    assert found is not None and found.name == "by-ns"
+    assert virtual_service_for(INVENTORY, candidates, SUFFIX) is None  # literal without known hosts
+    routes = service_routes(mesh.services.get(INVENTORY), mesh, proxy, 8080, candidates)  # type: ignore[arg-type]
+    assert routes[0].route.cluster == f"outbound|8080|v1|{PRICING}"

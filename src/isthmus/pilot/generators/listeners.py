@@ -73,7 +73,8 @@ def tcp_destinations(
     """Clusters (and weights) for a TCP service port: the first `tcp` rule that applies,
     from the VirtualServices of the host in Istio's order, or the service's own cluster."""
     candidates = visible_virtual_services(mesh, namespace)
-    for entry in virtual_services_for(svc.hostname, candidates, mesh.config.domain_suffix):
+    known = mesh.services.by_host
+    for entry in virtual_services_for(svc.hostname, candidates, mesh.config.domain_suffix, known):
         for rule in entry.resource.spec.tcp:
             if rule.match and not any(_l4_applies(m, labels, namespace, port) for m in rule.match):
                 continue

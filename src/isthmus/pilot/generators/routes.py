@@ -162,7 +162,8 @@ def service_routes(
 ) -> list[rc.Route]:
     """Routes of the first VirtualService that yields any for this proxy and port (Istio
     skips a VirtualService whose rules all fail sourceLabels/port); else the default."""
-    for vs in virtual_services_for(svc.hostname, vs_candidates, mesh.config.domain_suffix):
+    known = mesh.services.by_host
+    for vs in virtual_services_for(svc.hostname, vs_candidates, mesh.config.domain_suffix, known):
         routes = vs_routes(vs, mesh, proxy, port, hash_lookup)
         if routes:
             return routes
