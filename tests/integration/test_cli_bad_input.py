@@ -46,12 +46,15 @@ CORPUS: dict[str, str] = {
         "  http:\n  - match: [{uri: {regex: '/(a'}}]\n    route: [{destination: {host: reviews}}]\n"
     ),
     "lookahead-regex": _vs_with(
-        "  http:\n  - match: [{uri: {regex: '/(?=a)'}}]\n    route: [{destination: {host: reviews}}]\n"
+        "  http:\n  - match: [{uri: {regex: '/(?=a)'}}]\n"
+        "    route: [{destination: {host: reviews}}]\n"
     ),
     "missing-hosts": GOOD.replace("  hosts: [reviews]\n", ""),
     "not-yaml": "apiVersion: v1\nkind: [unclosed\n  - : :\n",
     "deep-nesting": "a: " + "[" * 5000 + "]" * 5000 + "\n",
-    "unsupported-kind": "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n",
+    "unsupported-kind": (
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n"
+    ),
     "second-document-bad": GOOD
     + "---\n"
     + GOOD.replace("name: reviews", "name: other").replace(
