@@ -11,7 +11,7 @@ import hashlib
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from isthmus.api.base import Resource
 from isthmus.api.core import Namespace
@@ -90,6 +90,8 @@ def build_snapshot(
         elif isinstance(res, DestinationRule):
             drs.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
 
+    if config.service_cidr:
+        services = allocate_cluster_ips(services, config.service_cidr)
     frozen_endpoints = {
         key: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for key, eps in endpoints.items()
     }
@@ -103,6 +105,38 @@ def build_snapshot(
         namespaces=frozenset(namespaces),
     )
     return _with_version(snapshot)
+
+
+def allocate_cluster_ips(services: dict[str, Service], cidr: str) -> dict[str, Service]:
+    """Give Services without a clusterIP a stable virtual IP from `cidr`.
+
+    The address is a hash of the host name, probed linearly past collisions in creation
+    order, so it survives restarts and an older Service keeps its address when a newer one
+    collides. The network and broadcast addresses and the first host (the gateway) are
+    never handed out; explicit clusterIPs are reserved first.
+    """
+    network = ipaddress.ip_network(cidr)
+    size = network.num_addresses
+    taken = {s.address for s in services.values() if s.address}
+    out = dict(services)
+    for host, svc in services.items():
+        if (
+            svc.address
+            or svc.source_kind != "Service"
+            or svc.resolution is not Resolution.CLIENT_SIDE_LB
+        ):
+            continue
+        start = int.from_bytes(hashlib.blake2b(host.encode(), digest_size=8).digest(), "big")
+        for probe in range(size):
+            offset = (start + probe) % size
+            if offset < 2 or offset == size - 1:
+                continue
+            candidate = str(network[offset])
+            if candidate not in taken:
+                taken.add(candidate)
+                out[host] = replace(svc, address=candidate)
+                break
+    return out
 
 
 def _precedence_key(obj: ConfigObject) -> tuple[int, str, str]:

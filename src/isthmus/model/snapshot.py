@@ -27,6 +27,9 @@ class MeshConfig:
     connect_timeout: timedelta = timedelta(seconds=10)
     # Istio's MeshConfig.proxyHttpPort equivalent; proxies may also ask for it in metadata.
     proxy_http_port: int | None = None
+    # When set (the local runtime sets it), Services without a clusterIP get a virtual IP
+    # from this CIDR, as the Kubernetes API server allocates one.
+    service_cidr: str | None = None
 
 
 @dataclass(frozen=True)

@@ -300,3 +300,26 @@ def test_domain_suffix_names_services() -> None:
     assert [s.hostname for s in mesh.services.visible_to("production")] == [
         "inventory-service.production.svc.mesh.example"
     ]
+
+
+def test_cluster_ips_are_allocated_stably_when_the_runtime_asks() -> None:
+    from isthmus.model.build import allocate_cluster_ips
+    from isthmus.model.types import Protocol, Service, ServicePort
+
+    def svc(name: str, address: str | None = None) -> Service:
+        host = f"{name}.ns.svc.cluster.local"
+        return Service(host, "ns", name, (ServicePort("http", 80, Protocol.HTTP),), address)
+
+    base = {s.hostname: s for s in (svc("a"), svc("b"), svc("fixed", "10.96.0.10"))}
+    first = allocate_cluster_ips(base, "10.96.0.0/16")
+    again = allocate_cluster_ips(dict(base), "10.96.0.0/16")
+    assert first == again
+    addresses = [s.address for s in first.values()]
+    assert len(set(addresses)) == 3 and first["fixed.ns.svc.cluster.local"].address == "10.96.0.10"
+    assert all(a is not None and a.startswith("10.96.") for a in addresses)
+    # A tiny CIDR forces collisions: every service still gets a distinct host address.
+    tiny = allocate_cluster_ips(
+        {s.hostname: s for s in (svc("x"), svc("y"), svc("z"))}, "10.96.0.0/29"
+    )
+    assert len({s.address for s in tiny.values()}) == 3
+    assert not {"10.96.0.0", "10.96.0.1", "10.96.0.7"} & {s.address for s in tiny.values()}
