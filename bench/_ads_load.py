@@ -102,8 +102,10 @@ class ProxyFleet:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.traffic = _Traffic()
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # protocol errors: a response not what was asked for
+        self.stream_errors: list[str] = []  # streams that failed and were retried
         self.streams_opened = 0
+        self.streams_cut = 0  # ended with an error while held: isthmusd was being stopped
 
     # -- commands ---------------------------------------------------------------------
 
@@ -152,11 +154,14 @@ class ProxyFleet:
             "proxies": len(self._proxies),
             "connected": sum(p.connected for p in self._proxies),
             "streams_opened": self.streams_opened,
+            "streams_cut": self.streams_cut,
             "responses": dict(self.traffic.responses),
             "resources": dict(self.traffic.resources),
             "bytes": dict(self.traffic.bytes),
             "errors": self.errors[:5],
             "error_count": len(self.errors),
+            "stream_errors": self.stream_errors[:3],
+            "stream_error_count": len(self.stream_errors),
         }
 
     async def stop(self) -> None:
@@ -188,8 +193,13 @@ class ProxyFleet:
             try:
                 await self._stream(proxy)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-                    self.errors.append(f"proxy {proxy.index}: {exc.code()} {exc.details()}")
+                if not self._released.is_set():
+                    self.streams_cut += 1
+                elif exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                    when = f"epoch {self._epoch}, {len(proxy.acked)} types acked"
+                    self.stream_errors.append(
+                        f"proxy {proxy.index} ({when}): {exc.code()} {exc.details()}"
+                    )
             finally:
                 if proxy.connected:
                     proxy.connected = False

@@ -38,6 +38,7 @@ from types import FrameType
 from typing import Any
 
 from _ads_load import client_main
+from _floor import floor_main
 from _mesh_gen import MeshShape, mesh_documents, virtual_service
 from _proc import Memory, Profiler, cpu_seconds, machine_facts, memory
 from _profile import summarize
@@ -78,6 +79,12 @@ class Result:
     restart_after: Memory | None = None
     server_synced: str | None = None
     client_errors: list[str] = field(default_factory=list)
+    client_error_count: int = 0
+    stream_errors: list[str] = field(default_factory=list)
+    stream_error_count: int = 0
+    streams_cut: int = 0
+    floor_push_s: float | None = None
+    floor_cpu_s: float | None = None
     incomplete: str | None = None
     profiles: dict[str, str] = field(default_factory=dict)  # phase -> py-spy summary
 
@@ -122,16 +129,19 @@ class Clients:
 
     def stats(self) -> dict[str, Any]:
         replies = self.command("stats")
-        out: dict[str, Any] = {"connected": 0, "errors": [], "error_count": 0}
+        out: dict[str, Any] = {"connected": 0, "errors": [], "stream_errors": []}
+        for key in ("error_count", "streams_cut", "stream_error_count"):
+            out[key] = 0
         for key in ("responses", "resources", "bytes"):
             out[key] = {}
             for reply in replies:
                 for t, v in reply[key].items():
                     out[key][t] = out[key].get(t, 0) + v
         for reply in replies:
-            out["connected"] += reply["connected"]
+            for key in ("connected", "error_count", "streams_cut", "stream_error_count"):
+                out[key] += reply[key]
             out["errors"] += reply["errors"]
-            out["error_count"] += reply["error_count"]
+            out["stream_errors"] += reply["stream_errors"]
         return out
 
     def close(self) -> None:
@@ -240,14 +250,74 @@ class Scenario:
             remaining = signal.alarm(0)  # cleanup must not be interrupted
             if clients is not None:
                 with contextlib.suppress(Exception):
-                    self.result.client_errors = clients.stats()["errors"]
+                    final = clients.stats()
+                    self.result.client_errors = final["errors"]
+                    self.result.client_error_count = final["error_count"]
+                    self.result.stream_errors = final["stream_errors"]
+                    self.result.stream_error_count = final["stream_error_count"]
+                    self.result.streams_cut = final["streams_cut"]
                 clients.close()
             self.daemon.stop()
             if not self.args.keep_home:
                 _remove_tree(home)
             if remaining:
                 signal.alarm(remaining)
+        if self.result.incomplete is None and self.args.floor:
+            try:
+                self._floor()
+            except (PhaseTimeout, Deadline) as exc:
+                self.result.incomplete = f"transport floor: {exc}"
         return self.result
+
+    def _floor(self) -> None:
+        """The same fake sidecars against a server that only sends shared, ready bytes."""
+        home = Path(tempfile.mkdtemp(prefix="isx-floor-", dir="/tmp"))
+        ctx = multiprocessing.get_context("spawn")
+        ours, theirs = ctx.Pipe()
+        server = ctx.Process(
+            target=floor_main,
+            args=(theirs, str(home / "xds.sock"), self.shape, self.server_cpu),
+            name="xds-bench-floor",
+            daemon=True,
+        )
+        server.start()
+        theirs.close()
+        clients: Clients | None = None
+        try:
+            if not ours.poll(self.timeout(300)):
+                raise PhaseTimeout("the floor server did not start")
+            pid = int(ours.recv()["pid"])
+            clients = Clients(
+                f"unix:{home / 'xds.sock'}",
+                self.shape,
+                self.args.client_processes,
+                lifetime=max(10.0, self.deadline - time.monotonic()),
+                cpu=self.client_cpu,
+            )
+            clients.command("stats", timeout=self.timeout(120))
+            cpu0 = cpu_seconds(pid)
+            started = clients.command("release")[0]["at"]
+            times = _wait_all(clients, "wait_synced", self.timeout(self.args.phase_timeout))
+            self.result.floor_cpu_s = cpu_seconds(pid) - cpu0
+            self.result.floor_push_s = max(times) - started
+            log(
+                f"  transport floor: {self.shape.proxies} proxies synced in "
+                f"{self.result.floor_push_s:.1f}s, server CPU {self.result.floor_cpu_s:.1f}s"
+            )
+        finally:
+            remaining = signal.alarm(0)
+            if clients is not None:
+                clients.close()
+            with contextlib.suppress(OSError):
+                ours.send("stop")
+            server.join(10)
+            if server.is_alive():
+                server.kill()
+                server.join(5)
+            ours.close()
+            _remove_tree(home)
+            if remaining:
+                signal.alarm(remaining)
 
     def _apply(self, daemon: DaemonProcess) -> None:
         started = time.monotonic()
@@ -280,7 +350,7 @@ class Scenario:
         finally:
             self._profile_done(profiler, "VirtualService changes")
         after = clients.stats()["responses"]
-        changes = max(1, self.args.changes)
+        changes = max(1, len(self.result.change_all_s))
         self.result.change_responses = {
             t: v / changes for t, v in _delta(after, before).items() if v
         }
@@ -290,7 +360,11 @@ class Scenario:
     def _change_loop(self, daemon: DaemonProcess, clients: Clients, pid: int) -> None:
         rng = random.Random(7)
         weights: dict[int, int] = {}
+        budget_end = time.monotonic() + self.args.change_budget
         for n in range(self.args.changes):
+            if n >= 3 and time.monotonic() > budget_end:
+                log(f"  change budget of {self.args.change_budget:.0f}s used: {n} changes timed")
+                break
             k = rng.randrange(self.shape.services)
             current = weights.get(k, 90)
             weight = rng.choice([w for w in range(10, 91, 10) if w != current])
@@ -441,6 +515,7 @@ def _rows(r: Result) -> dict[str, float | str | None]:
         "apply all objects (s)": r.apply_s,
         "initial connect: all synced (s)": r.initial_sync_s,
         "initial connect: isthmusd CPU (s)": r.initial_cpu_s,
+        "VS changes timed": len(changes),
         "VS change -> all ACKed, p50 (s)": percentile(changes, 50) if changes else None,
         "VS change -> all ACKed, p99 (s)": percentile(changes, 99) if changes else None,
         "VS change -> median proxy ACK, p50 (s)": (
@@ -463,6 +538,14 @@ def _rows(r: Result) -> dict[str, float | str | None]:
         "isthmusd RSS after restart push (MiB)": mem(r.restart_after, "rss_mib"),
         "isthmusd RSS peak after restart (MiB)": mem(r.restart_after, "hwm_mib"),
         "isthmusd sees proxies synced": r.server_synced,
+        "transport floor: all synced (s)": r.floor_push_s,
+        "transport floor: server CPU (s)": r.floor_cpu_s,
+        "restart push CPU / floor CPU": (
+            r.restart_cpu_s / r.floor_cpu_s if r.restart_cpu_s and r.floor_cpu_s else None
+        ),
+        "protocol errors seen by clients": r.client_error_count,
+        "streams failed and retried": r.stream_error_count,
+        "streams cut while isthmusd stopped": r.streams_cut,
     }
 
 
@@ -510,6 +593,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline-proxies", type=int, default=200)
     p.add_argument("--no-baseline", action="store_true", help="only the requested size")
     p.add_argument("--changes", type=int, default=20, help="VirtualService changes to time")
+    p.add_argument(
+        "--change-budget",
+        type=float,
+        default=300.0,
+        help="seconds; after at least 3 changes, stop timing changes once this is used",
+    )
     p.add_argument("--client-processes", type=int, default=2)
     p.add_argument("--phase-timeout", type=float, default=420.0, help="seconds per wait")
     p.add_argument("--timeout", type=float, default=1500.0, help="hard limit for the run")
@@ -518,6 +607,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="pin",
         action="store_false",
         help="do not pin isthmusd to CPU 0 and the clients to CPU 1",
+    )
+    p.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the transport floor (a trivial server sending shared, ready bytes)",
     )
     p.add_argument("--max-rss", type=float, default=8192, help="MiB; isthmusd is killed above")
     p.add_argument("--profile", type=Path, help="py-spy the largest size into this directory")
@@ -562,8 +657,15 @@ def main(argv: list[str] | None = None) -> int:
     pinned = "isthmusd pinned to CPU 0, clients to CPU 1" if args.pin else "no CPU pinning"
     print(
         f"setup: {args.namespaces} namespaces, {args.client_processes} client processes, "
-        f"debounce {DEBOUNCE}s, {args.changes} changes, {pinned}"
+        f"debounce {DEBOUNCE}s, up to {args.changes} VS changes (budget "
+        f"{args.change_budget:.0f}s), {pinned}"
     )
+    if len(results) == 2:
+        a, b = (r.shape for r in results)
+        print(
+            f"ratio column: second size / first size (services x{b.services / a.services:g}, "
+            f"proxies x{b.proxies / a.proxies:g})"
+        )
     print()
     print(table(results))
     for r in results:
@@ -571,12 +673,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nINCOMPLETE ({r.shape.services} svc / {r.shape.proxies} px): {r.incomplete}")
         if r.client_errors:
             print(f"\nclient errors ({r.shape.services} svc): " + "; ".join(r.client_errors))
+        if r.stream_errors:
+            print(
+                f"\nretried streams ({r.shape.services} svc), first: " + "; ".join(r.stream_errors)
+            )
         for phase, summary in r.profiles.items():
             print(
                 f"\nprofile of isthmusd, {phase} ({r.shape.services} svc / "
                 f"{r.shape.proxies} px, py-spy):\n{summary}"
             )
-    return 0 if all(r.incomplete is None and not r.client_errors for r in results) else 1
+    return 0 if all(r.incomplete is None and not r.client_error_count for r in results) else 1
 
 
 if __name__ == "__main__":
