@@ -1,0 +1,152 @@
+"""The sidecar's Envoy bootstrap: who it is, where its control plane is, and nothing else.
+
+Everything a sidecar routes arrives over one ADS stream (state of the world) from the
+unix socket the agent names; the bootstrap only adds what must exist before the
+control plane answers: the admin API on loopback, the `xds-grpc` cluster, and, as
+Istio's 15090, a Prometheus listener that forwards /stats/prometheus to the admin API.
+Pure: builds a JSON-ready dict, touches no file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from isthmus.agent.identity import ProxyIdentity
+from isthmus.api.re2 import MAX_PROGRAM_SIZE
+
+XDS_CLUSTER = "xds-grpc"
+STATS_CLUSTER = "prometheus_stats"
+STATS_LISTENER = "prometheus_stats"
+STATS_PATH = "/stats/prometheus"
+LOOPBACK = "127.0.0.1"
+ADMIN_PORT = 15000
+STATS_PORT = 15090
+
+_HCM = (
+    "type.googleapis.com/"
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+# Reconnect to the control plane quickly: it is local, and a restarted isthmusd should
+# see its sidecars again within seconds (Envoy's own default backs off to 30 s).
+_XDS_RETRY = {"retry_back_off": {"base_interval": "0.5s", "max_interval": "5s"}}
+
+
+def sidecar_bootstrap(
+    identity: ProxyIdentity,
+    xds_socket: str,
+    admin_port: int = ADMIN_PORT,
+    stats_port: int = STATS_PORT,
+    *,
+    stats_address: str = "0.0.0.0",
+) -> dict[str, Any]:
+    """Bootstrap of a sidecar configured only over ADS on the unix socket `xds_socket`.
+
+    The initial fetch never times out (as in Istio): Envoy stays un-ready until the
+    control plane has sent clusters and listeners, so readiness means "configured".
+    """
+    ads_source = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
+    return {
+        "node": {
+            "id": identity.node_id,
+            "cluster": identity.service_cluster,
+            "metadata": identity.node_metadata(),
+        },
+        "admin": {"address": _socket_address(LOOPBACK, admin_port)},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [
+                    {"envoy_grpc": {"cluster_name": XDS_CLUSTER, "retry_policy": _XDS_RETRY}}
+                ],
+            },
+            "cds_config": ads_source,
+            "lds_config": ads_source,
+        },
+        "static_resources": {
+            "listeners": [_stats_listener(stats_address, stats_port)],
+            "clusters": [_xds_cluster(xds_socket), _stats_cluster(admin_port)],
+        },
+        "layered_runtime": {
+            "layers": [
+                # As Istio's bootstrap: RE2 programs up to the size api validation allows.
+                {
+                    "name": "global config",
+                    "static_layer": {"re2.max_program_size.error_level": MAX_PROGRAM_SIZE},
+                },
+                {"name": "admin", "admin_layer": {}},
+            ]
+        },
+    }
+
+
+def _socket_address(address: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
+def _assignment(cluster: str, address: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "cluster_name": cluster,
+        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+    }
+
+
+def _xds_cluster(xds_socket: str) -> dict[str, Any]:
+    return {
+        "name": XDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            _HTTP_OPTIONS: {
+                "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": _assignment(XDS_CLUSTER, {"pipe": {"path": xds_socket}}),
+    }
+
+
+def _stats_cluster(admin_port: int) -> dict[str, Any]:
+    return {
+        "name": STATS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "0.25s",
+        "load_assignment": _assignment(STATS_CLUSTER, _socket_address(LOOPBACK, admin_port)),
+    }
+
+
+def _stats_listener(address: str, port: int) -> dict[str, Any]:
+    """Only /stats/prometheus is forwarded; the rest of the admin API stays on loopback."""
+    manager = {
+        "@type": _HCM,
+        "stat_prefix": "stats",
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "backend",
+                    "domains": ["*"],
+                    "routes": [
+                        {"match": {"prefix": STATS_PATH}, "route": {"cluster": STATS_CLUSTER}}
+                    ],
+                }
+            ]
+        },
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
+    }
+    return {
+        "name": STATS_LISTENER,
+        "address": _socket_address(address, port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager,
+                    }
+                ]
+            }
+        ],
+    }
