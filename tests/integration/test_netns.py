@@ -28,6 +28,7 @@ import pytest
 
 from isthmus.netns import (
     CaptureConfig,
+    CommandFailed,
     MeshNetwork,
     NetworkConfig,
     NetworkConfigError,
@@ -38,6 +39,7 @@ from isthmus.netns import (
     run_sync,
 )
 from isthmus.netns.hosts import ETC_NETNS
+from isthmus.netns.names import veth_name
 
 T = TypeVar("T")
 
@@ -175,7 +177,7 @@ class PodProcess:
         while not any(text in line for line in self.lines):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.proc.poll() is not None:
-                raise AssertionError(f"no {text!r} from {self.proc.args}: {self.lines}")
+                raise AssertionError(f"no {text!r} from {self.proc.args!r}: {self.lines}")
             with contextlib.suppress(queue.Empty):
                 self._new.get(timeout=min(remaining, 0.5))
 
@@ -266,8 +268,8 @@ def world() -> Iterator[World]:
         server = loop.run_until_complete(net.add_pod("server"))
         w = World(loop, net, client, server, root_before, processes)
         names = ["server", "server.default", "server.default.svc.cluster.local"]
-        for pod in ("client", "server"):
-            w.call(net.write_hosts(pod, {server.ip: names, client.ip: ["client"]}))
+        for name in ("client", "server"):
+            w.call(net.write_hosts(name, {server.ip: names, client.ip: ["client"]}))
         app = w.spawn(server, [PY, "-c", APP, "server", "8080", "9090", "9091"])
         local = w.spawn(client, [PY, "-c", APP, "client-local", "7070"])
         for pod in (client, server):
@@ -421,6 +423,21 @@ def test_restart_sees_existing_pods(world: World) -> None:
     world.call(again.remove_pod("fourth"))  # already gone: fine
     links = run_sync(["ip", "-n", world.net.node_netns, "-j", "link"]).text
     assert third.veth not in links and fourth.veth not in links
+
+
+def test_failed_add_pod_rolls_back_and_names_the_command(world: World) -> None:
+    net = world.net
+    veth = veth_name(net.mesh, "broken")
+    # Occupy the veth's name in the node namespace so creating the veth fails half way.
+    run_sync(["ip", "-n", net.node_netns, "link", "add", veth, "type", "bridge"])
+    with pytest.raises(CommandFailed) as caught:
+        world.call(net.add_pod("broken"))
+    assert "-batch" in str(caught.value) and "exit code" in str(caught.value)
+    assert net.netns_of("broken") not in existing_netns()
+    assert not (ETC_NETNS / net.netns_of("broken")).exists()
+    assert veth not in run_sync(["ip", "-n", net.node_netns, "-j", "link"]).text
+    with pytest.raises(NetworkConfigError, match="tear the mesh down first"):
+        world.call(MeshNetwork(NetworkConfig(mesh=net.mesh, pod_cidr="10.45.0.0/16")).ensure())
 
 
 def test_teardown_removes_everything_and_root_is_untouched(world: World) -> None:

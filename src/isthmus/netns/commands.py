@@ -22,7 +22,7 @@ log = logging.getLogger("isthmus.netns")
 # Daemons are often started with a PATH that lacks the sbin directories `ip` lives in.
 _FALLBACK_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/bin", "/bin")
 
-REQUIRED_TOOLS = ("ip", "iptables-restore", "setpriv")
+REQUIRED_TOOLS = ("ip", "iptables-restore", "setpriv", "sysctl")
 _TOOLS_HINT = (
     "isthmus needs root and the `ip` and `iptables-restore` commands "
     "(Debian: apt-get install iproute2 iptables)"

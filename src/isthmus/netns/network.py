@@ -135,7 +135,12 @@ async def _stop_processes(netns: str) -> None:
         pids = await _netns_pids(netns)
         if not pids:
             return
-        log.info("stopping processes netns=%s pids=%s signal=%s", netns, pids, sig.name)
+        log.info(
+            "stopping_processes netns=%s pids=%s signal=%s",
+            netns,
+            ",".join(map(str, pids)),
+            sig.name,
+        )
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -156,6 +161,9 @@ class MeshNetwork:
         self.chain_prefix = names.chain_prefix(config.mesh)
         self._lock = asyncio.Lock()
         self._last_ip: IPv4Address | None = None
+        # Pods by name, loaded from the kernel on first use and kept current by add/remove,
+        # so allocating an IP does not re-read every namespace.
+        self._known: dict[str, PodNetwork] | None = None
 
     def netns_of(self, pod_name: str) -> str:
         """The namespace name of a pod (whether or not it exists)."""
@@ -186,13 +194,15 @@ class MeshNetwork:
             lines += [f"addr replace {gateway} dev {self.bridge}", f"link set {self.bridge} up"]
             await _ip_batch(self.node_netns, lines)
             log.info(
-                "node ready netns=%s bridge=%s gateway=%s", self.node_netns, self.bridge, gateway
+                "node_ready netns=%s bridge=%s gateway=%s", self.node_netns, self.bridge, gateway
             )
 
     async def add_pod(self, pod_name: str, ip: str | None = None) -> PodNetwork:
         """Create a pod's namespace, veth and address; returns the existing one if present."""
         async with self._lock:
             netns = self.netns_of(pod_name)
+            if self.node_netns not in existing_netns():
+                raise NetworkConfigError(f"mesh {self.mesh} has no node namespace: call ensure()")
             existing = await self._read_pod(netns)
             if existing is not None:
                 if ip is None or ip == existing.ip:
@@ -202,7 +212,8 @@ class MeshNetwork:
                 )
             if netns in existing_netns():  # a half-made pod from a failed or crashed run
                 await self._remove(pod_name)
-            used = {IPv4Address(p.ip) for p in await self._pods()}
+            known = await self._known_pods()
+            used = {IPv4Address(p.ip) for p in known.values() if p.pod != pod_name}
             if ip is None:
                 address = allocate_pod_ip(self.config, used, self._last_ip)
             else:
@@ -214,8 +225,9 @@ class MeshNetwork:
                 await asyncio.shield(self._remove_quietly(pod_name))
                 raise
             self._last_ip = address
+            known[pod_name] = pod
             log.info(
-                "pod network ready pod=%s netns=%s ip=%s veth=%s", pod.pod, netns, pod.ip, pod.veth
+                "pod_network_ready pod=%s netns=%s ip=%s veth=%s", pod.pod, netns, pod.ip, pod.veth
             )
             return pod
 
@@ -262,13 +274,15 @@ class MeshNetwork:
             await _stop_processes(netns)
             await run(["ip", "netns", "del", netns])
         await asyncio.to_thread(shutil.rmtree, pod_etc_dir(netns), True)
-        log.info("pod network removed pod=%s netns=%s", pod_name, netns)
+        if self._known is not None:
+            self._known.pop(pod_name, None)
+        log.info("pod_network_removed pod=%s netns=%s", pod_name, netns)
 
     async def _remove_quietly(self, pod_name: str) -> None:
         try:
             await self._remove(pod_name)
         except (CommandFailed, OSError) as exc:
-            log.warning("cleanup after failed add failed pod=%s error=%s", pod_name, exc)
+            log.warning("pod_cleanup_failed pod=%s error=%r", pod_name, str(exc))
 
     async def write_hosts(self, pod_name: str, entries: Mapping[str, Sequence[str]]) -> None:
         """Set the pod's /etc/hosts to localhost plus `entries` (IP -> names), in place.
@@ -294,12 +308,19 @@ class MeshNetwork:
         if netns not in existing_netns():
             raise NetworkConfigError(f"pod {pod_name} has no network (namespace {netns})")
         await run(exec_argv(netns, [tool_path("iptables-restore")]), input=rules_text.encode())
-        log.info("capture applied pod=%s netns=%s", pod_name, netns)
+        log.info("capture_applied pod=%s netns=%s", pod_name, netns)
 
     async def pods(self) -> list[PodNetwork]:
         """The pods of this mesh whose network exists, sorted by pod name."""
         async with self._lock:
-            return await self._pods()
+            pods = await self._pods()
+            self._known = {pod.pod: pod for pod in pods}
+            return pods
+
+    async def _known_pods(self) -> dict[str, PodNetwork]:
+        if self._known is None:
+            self._known = {pod.pod: pod for pod in await self._pods()}
+        return self._known
 
     async def _pods(self) -> list[PodNetwork]:
         candidates = [
@@ -355,8 +376,9 @@ class MeshNetwork:
                 except OSError as exc:
                     problems.append(f"{directory}: {exc}")
             self._last_ip = None
+            self._known = None
             if problems:
                 raise TeardownIncomplete(
                     f"mesh {self.mesh} teardown incomplete: " + "; ".join(problems)
                 )
-            log.info("mesh network removed mesh=%s namespaces=%d", self.mesh, len(owned))
+            log.info("mesh_network_removed mesh=%s namespaces=%d", self.mesh, len(owned))
