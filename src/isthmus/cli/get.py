@@ -9,6 +9,7 @@ import click
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.kinds import KindInfo, UnknownKind, resolve_kind, resource_of
+from isthmus.cli.pods import POD_KINDS, get_pods
 from isthmus.cli.render import as_document, table, to_json, to_yaml
 
 DEFAULT_NAMESPACE = "default"
@@ -34,10 +35,13 @@ def get_command(
     all_namespaces: bool,
     output: str | None,
 ) -> None:
-    """Show objects of one kind (vs, dr, se, we, svc, deploy, ns, sa, ...)."""
-    info = _kind(kind)
+    """Show objects of one kind (vs, dr, se, we, svc, deploy, ns, sa, pods, ...)."""
     if all_namespaces and namespace:
         raise UserError("use either -n/--namespace or -A/--all-namespaces, not both")
+    if kind.lower() in POD_KINDS:
+        get_pods(cli, names, namespace, all_namespaces)
+        return
+    info = _kind(kind)
     scope = _scope(info, namespace, all_namespaces)
     with cli.client() as client:
         bodies = client.get(kind=info.kind, namespace=scope)

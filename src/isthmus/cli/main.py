@@ -20,6 +20,11 @@ COMMANDS: dict[str, str] = {
     "daemon": "isthmus.cli.daemon_cmd:daemon_command",
     "proxy-status": "isthmus.cli.proxy_status:proxy_status_command",
     "demo": "isthmus.cli.demo_cmd:demo_command",
+    "up": "isthmus.cli.lifecycle:up_command",
+    "down": "isthmus.cli.lifecycle:down_command",
+    "status": "isthmus.cli.lifecycle:status_command",
+    "logs": "isthmus.cli.pods:logs_command",
+    "exec": "isthmus.cli.pods:exec_command",
 }
 
 

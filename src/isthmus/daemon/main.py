@@ -14,11 +14,15 @@ from aiohttp import web
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
 from isthmus.daemon.mesh import MESH_KINDS, MeshController
 from isthmus.daemon.paths import MeshHome
+from isthmus.daemon.runtime_wiring import RuntimeHandle, pod_summary, start_runtime
 from isthmus.model.snapshot import MeshConfig
+from isthmus.netns import NetworkConfig
 from isthmus.store.sqlite import SqliteStore
 from isthmus.xds import AdsServer
 
 log = logging.getLogger("isthmus.daemon")
+
+RUNTIME_KINDS = frozenset({"Deployment", "Namespace", "Service", "ServiceEntry"})
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,11 @@ class DaemonOptions:
     xds_tcp: str | None = None  # "127.0.0.1:15010" to also serve ADS over TCP
     proxy_http_port: int | None = None
     trust_domain: str = "cluster.local"
+    # The local runtime (pods in network namespaces); needs root, `ip` and iptables.
+    runtime: bool = False
+    mesh_name: str = "isthmus"
+    pod_cidr: str = "10.44.0.0/16"
+    service_cidr: str = "10.96.0.0/16"
 
 
 def xds_socket(home: MeshHome) -> str:
@@ -50,7 +59,12 @@ async def run_daemon(
         trust_domain=options.trust_domain,
         proxy_http_port=options.proxy_http_port,
         connect_timeout=timedelta(seconds=10),
+        service_cidr=options.service_cidr if options.runtime else None,
     )
+    network_config = None
+    if options.runtime:
+        # Validate before anything starts, so a bad CIDR is one clear error.
+        network_config = NetworkConfig(options.mesh_name, options.pod_cidr, options.service_cidr)
     controller = MeshController(store, config)
     ads = AdsServer(
         controller, debounce_after=options.debounce_after, debounce_max=options.debounce_max
@@ -60,7 +74,27 @@ async def run_daemon(
     async def proxies(_: web.Request) -> web.Response:
         return web.json_response({"proxies": [s.to_dict() for s in ads.status()]})
 
-    hooks = ApiHooks(extra_routes=[web.get("/v1/proxies", proxies)])
+    runtime: RuntimeHandle | None = None
+    if network_config is not None:
+        runtime = await start_runtime(
+            home, network_config, store, controller, ads, xds_socket(home)
+        )
+
+    async def pods(_: web.Request) -> web.Response:
+        items = [pod_summary(p) for p in runtime.runtime.pods.values()] if runtime else []
+        return web.json_response({"runtime": runtime is not None, "pods": items})
+
+    async def shutdown(_: web.Request) -> web.Response:
+        stop.set()
+        return web.json_response({"status": "stopping"})
+
+    hooks = ApiHooks(
+        extra_routes=[
+            web.get("/v1/proxies", proxies),
+            web.get("/v1/pods", pods),
+            web.post("/v1/shutdown", shutdown),
+        ]
+    )
     runner = await start_unix_site(build_app(store, hooks), home.socket)
     with open(home.root / "isthmusd.pid", "w") as f:
         f.write(str(os.getpid()))
@@ -74,9 +108,12 @@ async def run_daemon(
 
     async def follow_store() -> None:
         async for event in store.watch(since=store.revision):
-            if event.object.key.kind in MESH_KINDS:
+            kind = event.object.key.kind
+            if kind in MESH_KINDS:
                 controller.invalidate()
                 ads.request_push(f"{event.type} {event.object.key}")
+            if runtime is not None and kind in RUNTIME_KINDS:
+                runtime.runtime.notify(hosts_changed=kind in ("Service", "ServiceEntry"))
 
     watcher = asyncio.create_task(follow_store())
     try:
@@ -84,6 +121,8 @@ async def run_daemon(
     finally:
         log.info("info stopping")
         watcher.cancel()
+        if runtime is not None:
+            await runtime.shutdown()  # pods leave the endpoints while xds still runs
         await runner.cleanup()
         await ads.stop(grace=1.0)
         store.close()

@@ -82,6 +82,7 @@ class Pod:
     phase: str = "Pending"
     ready: bool = False
     agent: SupervisedProcess | None = None
+    log_dir_path: Path | None = None
     containers: dict[str, SupervisedProcess] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -116,6 +117,7 @@ class Pod:
     # --- start -----------------------------------------------------------------------
 
     async def start(self, ctx: PodContext) -> None:
+        self.log_dir_path = self.log_dir(ctx)
         self.netns, self.ip = await ctx.network.add_pod(self.key)
         await ctx.network.write_hosts(self.key, ctx.hosts_for(self.namespace))
         if self.inject:
