@@ -52,17 +52,27 @@ def virtual_listener(
     direction: int,
     default_chain: lc.FilterChain,
     chains: Sequence[lc.FilterChain] = (),
+    hand_off: bool = True,
 ) -> listener_pb2.Listener:
-    """A capture listener: binds 0.0.0.0:port, restores the original destination."""
-    return listener_pb2.Listener(
+    """A capture listener: binds 0.0.0.0:port, restores the original destination.
+
+    virtualOutbound hands connections off to the `IP_PORT` listener of their original
+    destination (use_original_dst). virtualInbound must not: the original destination of
+    inbound traffic is the pod's own IP:port, which the outbound `0.0.0.0_PORT` listener
+    would match, sending the request out again (a forwarding loop). It matches its own
+    filter chains by destination port instead, as Istio's does.
+    """
+    listener = listener_pb2.Listener(
         name=name,
         address=socket_address("0.0.0.0", port),
-        use_original_dst=wrappers_pb2.BoolValue(value=True),
         listener_filters=[_original_dst()],
         filter_chains=list(chains),
         default_filter_chain=default_chain,
         traffic_direction=direction,
     )
+    if hand_off:
+        listener.use_original_dst.CopyFrom(wrappers_pb2.BoolValue(value=True))
+    return listener
 
 
 def outbound_port_listener(

@@ -226,6 +226,7 @@ def generate_inbound_listener(mesh: MeshSnapshot, proxy: Proxy) -> listener_pb2.
             tcp_proxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER),
         ),
         chains,
+        hand_off=False,
     )
     if sniff:
         listener.listener_filters.append(http_inspector())
