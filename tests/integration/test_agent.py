@@ -2,7 +2,10 @@
 
 Every agent binds its admin, readiness and stats ports to free loopback ports, so
 several can run side by side; each is stopped (and its Envoy checked gone) however a
-test ends.
+test ends. Configured Envoys run as the agent's user (--no-proxy-user): in the root
+network namespace a uid-1337 Envoy would hold the capture ports 15001/15006 against
+every root-owned test Envoy (SO_REUSEPORT shares a port only within one uid), so the
+test of the proxy user runs an Envoy that never receives listeners.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -68,8 +72,11 @@ def _alive(pid: int) -> bool:
 class Agent:
     """`python -m isthmus.agent` for one pod, with its ports and log."""
 
-    def __init__(self, workroot: Path, xds_socket: Path, pod: str) -> None:
+    def __init__(
+        self, workroot: Path, xds_socket: Path, pod: str, *, switch_user: bool = False
+    ) -> None:
         self.pod = pod
+        self.switch_user = switch_user
         self.workdir = workroot / pod
         self.xds_socket = xds_socket
         self.admin_port = free_port()
@@ -92,6 +99,7 @@ class Agent:
             *("--concurrency", "1", "--drain-duration", f"{DRAIN_S}s"),
             *("--admin-port", str(self.admin_port), "--readiness-port", str(self.readiness_port)),
             *("--stats-port", str(self.stats_port), "--listen-address", LOOPBACK),
+            *([] if self.switch_user else ["--no-proxy-user"]),
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -233,12 +241,23 @@ def test_stats_port_serves_prometheus_text_and_nothing_else(ready_agent: Agent) 
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="Envoy keeps the agent's uid unless it is root")
-def test_envoy_runs_as_the_proxy_user(ready_agent: Agent) -> None:
-    status = Path(f"/proc/{ready_agent.envoy_pid()}/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    assert fields["Uid"].split() == ["1337"] * 4
-    assert fields["Gid"].split() == ["1337"] * 4
-    assert fields["Groups"].split() == []
+def test_envoy_runs_as_the_proxy_user_and_reaches_its_files(workroot: Path) -> None:
+    # No control plane: this Envoy never gets (and never binds) the capture listeners.
+    agent = Agent(workroot, workroot / "no-control-plane.sock", "web-1337", switch_user=True)
+    try:
+        agent.start()
+        status = Path(f"/proc/{agent.envoy_pid()}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        assert fields["Uid"].split() == ["1337"] * 4
+        assert fields["Gid"].split() == ["1337"] * 4
+        assert fields["Groups"].split() == []
+        # It read its bootstrap, writes its log and connects to the agent's xDS socket.
+        wait_for(lambda: "xds_upstream_unavailable" in agent.log_text(), what="an xDS connect")
+        assert agent.admin("/ready") == "PRE_INITIALIZING"
+        assert (agent.workdir / "envoy.log").stat().st_size > 0
+        assert agent.readiness()[0] == 503
+    finally:
+        agent.stop()
 
 
 def test_envoy_killed_with_sigkill_is_restarted_and_ready_again(ready_agent: Agent) -> None:
@@ -286,3 +305,34 @@ def test_killed_agent_takes_its_envoy_along(
     agent.process.kill()
     agent.process.wait(5)
     wait_for(lambda: not _alive(envoy), timeout=5, what="envoy to die with its agent")
+
+
+def test_bad_flags_are_one_error_line_and_exit_1() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "isthmus.agent", "--pod", "web-1", "--labels", "[]"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error agent invalid_arguments error=")
+    assert "--namespace" in line
+
+
+def test_taken_readiness_port_fails_setup_before_envoy_starts(
+    daemon: DaemonProcess, workroot: Path
+) -> None:
+    agent = Agent(workroot, daemon.xds_socket, "web-port-taken")
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, agent.readiness_port))
+        taken.listen()
+        agent.start()
+        assert agent.process is not None
+        try:
+            assert agent.process.wait(30) == 1
+        finally:
+            agent.stop()
+    assert f'error agent setup_failed error="readiness port {LOOPBACK}:' in agent.log_text()
+    assert "envoy_started" not in agent.log_text()

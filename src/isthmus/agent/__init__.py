@@ -1,1 +1,35 @@
-"""isthmus.agent."""
+"""isthmus.agent: the per-pod sidecar agent (Istio's pilot-agent).
+
+It turns the pod's facts into Envoy's bootstrap, proxies Envoy's xDS stream to
+isthmusd, runs Envoy as the proxy user and restarts it when it dies, answers the
+pod's readiness probe on 15021, and drains Envoy when the pod terminates.
+Run it with `python -m isthmus.agent --help`.
+"""
+
+from isthmus.agent.bootstrap import sidecar_bootstrap
+from isthmus.agent.envoy_process import Backoff, EnvoySettings, EnvoySupervisor
+from isthmus.agent.identity import ProxyIdentity
+from isthmus.agent.main import main, run_agent
+from isthmus.agent.options import AgentOptions, OptionsError, parse_options
+from isthmus.agent.proxy_config import ProxyConfigOverrides, proxy_config_from_annotation
+from isthmus.agent.readiness import Readiness, ReadinessServer, judge
+from isthmus.agent.xds_proxy import XdsProxy
+
+__all__ = [
+    "AgentOptions",
+    "Backoff",
+    "EnvoySettings",
+    "EnvoySupervisor",
+    "OptionsError",
+    "ProxyConfigOverrides",
+    "ProxyIdentity",
+    "Readiness",
+    "ReadinessServer",
+    "XdsProxy",
+    "judge",
+    "main",
+    "parse_options",
+    "proxy_config_from_annotation",
+    "run_agent",
+    "sidecar_bootstrap",
+]

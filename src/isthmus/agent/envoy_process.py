@@ -217,11 +217,16 @@ class EnvoySupervisor:
             )
 
     async def _drain(self, process: asyncio.subprocess.Process) -> None:
+        started = False
         for path in DRAIN_PATHS:
             try:
                 await self._admin.post(path)
             except AdminUnavailable as error:
                 _log.log(logging.WARNING, "envoy_drain_request_failed", path=path, error=error)
+            else:
+                started = True
+        if not started:  # no admin API: Envoy is not serving, there is nothing to drain
+            return
         _log.log(
             logging.INFO, "envoy_draining", pid=process.pid, duration_s=self.settings.drain_duration
         )

@@ -23,7 +23,13 @@ from isthmus.agent.bootstrap import sidecar_bootstrap
 from isthmus.agent.envoy_process import EnvoySettings, EnvoySupervisor, envoy_binary
 from isthmus.agent.options import AgentOptions, OptionsError, parse_options
 from isthmus.agent.proxy_config import envoy_concurrency
-from isthmus.agent.proxy_user import WorkdirUnusable, prepare_workdir, proxy_user, share_file
+from isthmus.agent.proxy_user import (
+    ProxyUser,
+    WorkdirUnusable,
+    prepare_workdir,
+    proxy_user,
+    share_file,
+)
 from isthmus.agent.readiness import ReadinessServer
 from isthmus.agent.xds_proxy import XDS_SOCKET_NAME, XdsProxy
 
@@ -52,7 +58,7 @@ async def run_agent(options: AgentOptions, stop: asyncio.Event | None = None) ->
     stop = stop or asyncio.Event()
     received: list[str] = []
     _install_stop_signals(stop, received)
-    user = proxy_user()
+    user = proxy_user() if options.switch_user else None
     identity = options.identity
     _log.log(
         logging.INFO,
@@ -67,7 +73,7 @@ async def run_agent(options: AgentOptions, stop: asyncio.Event | None = None) ->
         )
     async with AsyncExitStack() as stack:
         try:
-            await _start(options, stack)
+            await _start(options, user, stack)
         except (SetupError, WorkdirUnusable, OSError) as error:
             _log.log(logging.ERROR, "setup_failed", error=error)
             return 1
@@ -78,9 +84,8 @@ async def run_agent(options: AgentOptions, stop: asyncio.Event | None = None) ->
     return 0
 
 
-async def _start(options: AgentOptions, stack: AsyncExitStack) -> None:
+async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExitStack) -> None:
     """Bring up, in order, everything Envoy needs, then Envoy; `stack` undoes it all."""
-    user = proxy_user()
     workdir = options.workdir
     xds_path = workdir / XDS_SOCKET_NAME
     if len(os.fsencode(xds_path)) > _MAX_SOCKET_PATH:

