@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import click
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.daemon.client import DaemonError, DaemonNotRunning
+from isthmus.daemon.runtime_wiring import proxy_dir
 from isthmus.netns import (
     MeshNetwork,
     NetworkConfig,
@@ -155,6 +157,7 @@ def down_command(cli: CliContext) -> None:
             require_tools()
             config = NetworkConfig(settings["mesh"], settings["podCIDR"], settings["serviceCIDR"])
             asyncio.run(MeshNetwork(config).teardown())
+            shutil.rmtree(proxy_dir(settings["mesh"]), ignore_errors=True)
     for leftover in ("isthmusd.sock", "xds.sock", "isthmusd.pid"):
         (cli.home.root / leftover).unlink(missing_ok=True)
     click.echo(f"isthmus is down (home {cli.home.root})")

@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from isthmus.daemon.mesh import MeshController
 from isthmus.daemon.paths import MeshHome
@@ -26,6 +29,13 @@ from isthmus.xds import AdsServer
 log = logging.getLogger("isthmus.daemon")
 
 SYNC_TIMEOUT = 5.0
+# Sidecar work dirs live where Envoy's uid 1337 can reach them whatever the home's
+# permissions are (as Istio keeps them under /etc/istio/proxy in the pod).
+PROXY_RUN_DIR = Path("/run/isthmus")
+
+
+def proxy_dir(mesh: str) -> Path:
+    return PROXY_RUN_DIR / mesh
 
 
 @dataclass
@@ -40,6 +50,7 @@ class RuntimeHandle:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         await self.network.teardown()
+        shutil.rmtree(self.runtime.context.proxy_dir, ignore_errors=True)
 
 
 def pod_summary(pod: Pod) -> dict[str, object]:
@@ -88,6 +99,10 @@ async def start_runtime(
     network = MeshNetwork(network_config)
     await network.teardown()  # leftovers of a crashed run
     await network.ensure()
+    sidecars = proxy_dir(network_config.mesh)
+    shutil.rmtree(sidecars, ignore_errors=True)
+    sidecars.mkdir(parents=True, mode=0o755)
+    os.chmod(PROXY_RUN_DIR, 0o755)
 
     async def publish(workloads: list[Workload]) -> None:
         controller.set_workloads(workloads)
@@ -105,6 +120,7 @@ async def start_runtime(
     context = PodContext(
         network=NetnsPodNetworking(network),
         state_dir=home.root,
+        proxy_dir=sidecars,
         xds_socket=xds_socket,
         hosts_for=hosts_for,
         endpoints_changed=endpoints_changed,

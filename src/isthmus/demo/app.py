@@ -70,7 +70,8 @@ class Handler(BaseHTTPRequestHandler):
         if KNOBS["latency"]:
             time.sleep(KNOBS["latency"])
         if KNOBS["error_rate"] and random.random() < KNOBS["error_rate"]:
-            body = {"service": SERVICE, "version": VERSION, "pod": POD, "error": "injected"}
+            body: dict[str, object] = {"service": SERVICE, "version": VERSION, "pod": POD}
+            body["error"] = "injected"
             self._send(503, body)
             return
         self._send(200, {"service": SERVICE, "version": VERSION, "pod": POD, "path": url.path})

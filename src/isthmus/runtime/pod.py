@@ -60,7 +60,8 @@ class PodContext:
     """What the runtime gives every pod."""
 
     network: PodNetworking
-    state_dir: Path  # per-mesh directory for pod logs and work dirs
+    state_dir: Path  # per-mesh directory for pod logs
+    proxy_dir: Path  # per-mesh directory uid 1337 can reach: the sidecars' work dirs
     xds_socket: str
     hosts_for: Callable[[str], Mapping[str, Sequence[str]]]  # namespace -> hosts entries
     endpoints_changed: Callable[[], Awaitable[None]]  # push endpoint changes, wait until sent
@@ -167,7 +168,7 @@ class Pod:
             "--xds-socket",
             ctx.xds_socket,
             "--workdir",
-            str(self.log_dir(ctx) / "proxy"),
+            str(ctx.proxy_dir / self.key),
         ]
         proxy_config = self.annotations.get(PROXY_CONFIG_ANNOTATION)
         if proxy_config:
