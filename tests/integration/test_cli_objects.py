@@ -336,10 +336,10 @@ def test_get_missing_name_fails_and_empty_list_does_not(applied: Daemon, isthmus
 
 
 def test_unknown_kind_is_one_line(daemon: Daemon, isthmus: Isthmus) -> None:
-    result = isthmus("get", "pods")
+    result = isthmus("get", "widgets")
     assert result.exit_code == 1
     (line,) = lines(result.stderr)
-    assert line.startswith('error: unknown resource type "pods"; known types:')
+    assert line.startswith('error: unknown resource type "widgets"; known types:')
 
 
 # --- delete -------------------------------------------------------------------------

@@ -120,6 +120,10 @@ class Proxy:
     http_proxy_port: int | None = None
     # Ports the workload serves (inbound); empty for a client-only proxy.
     inbound_ports: tuple[int, ...] = field(default=())
+    # Istio's INTERCEPTION_MODE: REDIRECT (iptables capture, the default) or NONE (no
+    # capture: no virtualOutbound/virtualInbound listeners are bound, as for a proxy on
+    # the host's loopback that apps use explicitly).
+    capture: bool = True
 
     @property
     def label_dict(self) -> dict[str, str]:

@@ -47,6 +47,9 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+CAPTURE_LISTENERS = frozenset({"virtualOutbound", "virtualInbound"})
+
+
 class GeneratorError(Exception):
     """A generator failed for a proxy; the message names the generator and the proxy."""
 
@@ -166,6 +169,9 @@ class ConfigGenerator:
             lambda: _prepare([generate_inbound_listener(mesh, proxy)]),
         )
         out = {**outbound, **inbound}
+        if not proxy.capture:
+            # Nothing is redirected to this proxy: bind no capture ports (15001/15006).
+            out = {n: r for n, r in out.items() if n not in CAPTURE_LISTENERS}
         if proxy.http_proxy_port:
             port = proxy.http_proxy_port
             out.update(

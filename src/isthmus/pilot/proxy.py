@@ -73,6 +73,9 @@ def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = N
         raise InvalidNode(f"node {node.id!r} has no namespace")
     http_port = meta.get("PROXY_HTTP_PORT", default_http_proxy_port)
     inbound = str(meta.get("INBOUND_PORTS") or "")
+    interception = str(meta.get("INTERCEPTION_MODE") or "REDIRECT").upper()
+    if interception not in ("REDIRECT", "NONE"):
+        raise InvalidNode(f"node {node.id!r}: INTERCEPTION_MODE {interception!r} is not supported")
     return Proxy(
         id=node.id,
         namespace=namespace,
@@ -88,4 +91,5 @@ def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = N
         inbound_ports=tuple(
             sorted({_port(node.id, "INBOUND_PORTS", p) for p in inbound.split(",") if p.strip()})
         ),
+        capture=interception == "REDIRECT",
     )

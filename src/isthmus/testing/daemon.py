@@ -161,6 +161,8 @@ def start_sidecar(
         "SERVICE_ACCOUNT": "default",
         "WORKLOAD_NAME": pod,
         "PROXY_HTTP_PORT": str(http_proxy_port),
+        # No iptables here: bind no capture listeners on the host's 15001/15006.
+        "INTERCEPTION_MODE": "NONE",
     }
     bootstrap = ads_bootstrap(
         node_id("127.0.0.1", pod, namespace),

@@ -103,3 +103,24 @@ def test_invalid_nodes(node_id: str, metadata: dict[str, Any] | None, complaint:
     with pytest.raises(InvalidNode, match=complaint) as raised:
         proxy_from_node(_node(node_id, metadata))
     assert isinstance(raised.value, ValueError)
+
+
+def test_interception_mode_none_binds_no_capture_listeners() -> None:
+    from google.protobuf import struct_pb2
+
+    from isthmus.model.build import build_snapshot
+    from isthmus.pilot.profile import ConfigGenerator
+    from isthmus.pilot.resources import LISTENER
+
+    node = base_pb2.Node(id="sidecar~127.0.0.1~client-1.production~production.svc.cluster.local")
+    meta = struct_pb2.Struct()
+    meta.update({"INTERCEPTION_MODE": "NONE", "PROXY_HTTP_PORT": "15080"})
+    node.metadata.CopyFrom(meta)
+    proxy = proxy_from_node(node)
+    assert proxy.capture is False
+    names = set(ConfigGenerator().snapshot(build_snapshot([]), proxy).of_type(LISTENER))
+    assert names == {"127.0.0.1_15080"}
+    meta.update({"INTERCEPTION_MODE": "TPROXY"})
+    node.metadata.CopyFrom(meta)
+    with pytest.raises(InvalidNode, match="INTERCEPTION_MODE"):
+        proxy_from_node(node)

@@ -9,7 +9,9 @@ from isthmus.runtime.rollout import PodState, plan_rollout, resolve_bound
 
 def pods(template: str, ready: int, not_ready: int = 0, start: float = 0) -> list[PodState]:
     out = [PodState(f"{template}-r{i}", template, True, start + i) for i in range(ready)]
-    out += [PodState(f"{template}-n{i}", template, False, start + 100 + i) for i in range(not_ready)]
+    out += [
+        PodState(f"{template}-n{i}", template, False, start + 100 + i) for i in range(not_ready)
+    ]
     return out
 
 
