@@ -246,7 +246,14 @@ def test_envoy_runs_as_the_proxy_user_and_reaches_its_files(workroot: Path) -> N
     agent = Agent(workroot, workroot / "no-control-plane.sock", "web-1337", switch_user=True)
     try:
         agent.start()
-        status = Path(f"/proc/{agent.envoy_pid()}/status").read_text()
+        pid = agent.envoy_pid()
+        # Between fork and exec the child is still the agent's (root) copy: wait for Envoy.
+        wait_for(
+            lambda: Path(f"/proc/{pid}/comm").read_text().strip() == "envoy",
+            timeout=10,
+            what="the child to become Envoy",
+        )
+        status = Path(f"/proc/{pid}/status").read_text()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         assert fields["Uid"].split() == ["1337"] * 4
         assert fields["Gid"].split() == ["1337"] * 4
