@@ -127,10 +127,20 @@ def _check_pod_spec(problems: Problems, path: FieldPath, pod: PodSpec) -> None:
         problems.add(path.field("serviceAccountName"), "must be a service account name")
 
 
+# fieldRef paths the local runtime fills in (pods have no node, so no spec.nodeName).
+FIELD_REF_PATHS = ("metadata.name", "metadata.namespace", "status.podIP", "spec.serviceAccountName")
+
+
 def _check_container(problems: Problems, path: FieldPath, container: Container) -> None:
     problem = names.dns1123_label_error(container.name)
     if problem:
         problems.add(path.field("name"), problem)
+    if not container.command:
+        # No images are pulled: the local runtime runs command + args from the host.
+        problems.add(
+            path.field("command"),
+            "is required: isthmus runs command/args from the host filesystem (image is not used)",
+        )
     if (
         container.image_pull_policy is not None
         and container.image_pull_policy not in _PULL_POLICIES
@@ -154,6 +164,14 @@ def _check_container(problems: Problems, path: FieldPath, container: Container) 
             problems.add(here, "set only one of value and valueFrom")
         if env.value_from is not None and env.value_from.field_ref is None:
             problems.add(here.field("valueFrom").field("fieldRef"), "is required")
+        elif env.value_from is not None and env.value_from.field_ref is not None:
+            field_path = env.value_from.field_ref.field_path
+            if field_path not in FIELD_REF_PATHS:
+                problems.add(
+                    here.field("valueFrom").field("fieldRef").field("fieldPath"),
+                    f"{field_path!r} is not supported yet "
+                    f"(supported: {', '.join(FIELD_REF_PATHS)})",
+                )
     for field, probe in (
         ("readinessProbe", container.readiness_probe),
         ("livenessProbe", container.liveness_probe),

@@ -248,7 +248,8 @@ CASES = {
     ),
     "probe-two-handlers": (
         deployment(
-            "containers:\n- name: app\n  readinessProbe: {exec: {command: [x]}, tcpSocket: {port: "
+            "containers:\n- name: app\n  command: [x]\n"
+            "  readinessProbe: {exec: {command: [x]}, tcpSocket: {port: "
             "80}}"
         ),
         "spec.template.spec.containers[0].readinessProbe: set exactly one of httpGet, tcpSocket "
@@ -256,7 +257,8 @@ CASES = {
     ),
     "liveness-success-threshold": (
         deployment(
-            "containers:\n- name: app\n  livenessProbe: {tcpSocket: {port: 80}, successThreshold: "
+            "containers:\n- name: app\n  command: [x]\n"
+            "  livenessProbe: {tcpSocket: {port: 80}, successThreshold: "
             "2}"
         ),
         "spec.template.spec.containers[0].livenessProbe.successThreshold: must be 1 for a "
@@ -264,38 +266,42 @@ CASES = {
     ),
     "env-value-and-value-from": (
         deployment(
-            "containers:\n- name: app\n  env: [{name: A, value: x, "
+            "containers:\n- name: app\n  command: [x]\n"
+            "  env: [{name: A, value: x, "
             "valueFrom: {fieldRef: {fieldPath: metadata.name}}}]"
         ),
         "spec.template.spec.containers[0].env[0]: set only one of value and valueFrom",
     ),
     "env-secret": (
         deployment(
-            "containers:\n- name: app\n  env: [{name: A, valueFrom: {secretKeyRef: {name: s}}}]"
+            "containers:\n- name: app\n  command: [x]\n"
+            "  env: [{name: A, valueFrom: {secretKeyRef: {name: s}}}]"
         ),
         "spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef: not supported yet",
     ),
     "recreate-with-rolling-update": (
         deployment(
-            "containers:\n- name: app",
+            "containers:\n- name: app\n  command: [x]",
             extra="strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}\n",
         ),
         "spec.strategy.rollingUpdate: is only allowed with type RollingUpdate",
     ),
     "rolling-update-both-zero": (
         deployment(
-            "containers:\n- name: app",
+            "containers:\n- name: app\n  command: [x]",
             extra="strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 0%}}\n",
         ),
         "spec.strategy.rollingUpdate: maxSurge and maxUnavailable must not both be 0",
     ),
     "resource-quantity": (
-        deployment("containers:\n- name: app\n  resources: {limits: {memory: lots}}"),
+        deployment(
+            "containers:\n- name: app\n  command: [x]\n  resources: {limits: {memory: lots}}"
+        ),
         'spec.template.spec.containers[0].resources.limits[memory]: "lots" is not a quantity '
         "like 500m or 64Mi",
     ),
     "container-name": (
-        deployment("containers:\n- name: App"),
+        deployment("containers:\n- name: App\n  command: [x]"),
         'spec.template.spec.containers[0].name: "App" is not a valid name: use at most 63 '
         "lower-case letters, digits and '-', starting and ending with a letter or digit",
     ),

@@ -538,7 +538,7 @@ subjectAltNames: [spiffe://example.com/api]"""),
             """selector: {matchLabels: {app: reviews}}
 template:
   metadata: {labels: {app: ratings}}
-  spec: {containers: [{name: app, image: x}]}""",
+  spec: {containers: [{name: app, image: x, command: [x]}]}""",
             api_version="apps/v1",
         ),
         "app.yaml:1 Deployment production/reviews: spec.template.metadata.labels: selector does "
@@ -551,7 +551,7 @@ template:
             """selector: {matchLabels: {app: reviews}}
 template:
   metadata: {labels: {app: reviews}}
-  spec: {containers: [{name: app, image: x}, {name: app, image: y}]}""",
+  spec: {containers: [{name: app, image: x, command: [x]}, {name: app, image: y, command: [y]}]}""",
             api_version="apps/v1",
         ),
         "app.yaml:1 Deployment production/reviews: spec.template.spec.containers[1]: duplicate "
@@ -563,7 +563,7 @@ template:
             """selector: {matchLabels: {app: reviews}}
 template:
   metadata: {name: pod, labels: {app: reviews}}
-  spec: {containers: [{name: app, image: x}]}""",
+  spec: {containers: [{name: app, image: x, command: [x]}]}""",
             api_version="apps/v1",
         ),
         "app.yaml:1 Deployment production/reviews: spec.template.metadata.name: unknown field",
@@ -574,7 +574,7 @@ template:
             """selector: {matchLabels: {app: reviews}}
 template:
   metadata: {labels: {app: reviews}}
-  spec: {containers: [{name: app, image: x}], volumes: []}""",
+  spec: {containers: [{name: app, image: x, command: [x]}], volumes: []}""",
             api_version="apps/v1",
         ),
         "app.yaml:1 Deployment production/reviews: spec.template.spec.volumes: not supported yet",
