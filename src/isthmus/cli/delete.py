@@ -9,6 +9,7 @@ import click
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.kinds import UnknownKind, group_of, resolve_kind, resource_name
+from isthmus.cli.pods import POD_KINDS, delete_pods
 from isthmus.cli.sources import read_documents
 
 DEFAULT_NAMESPACE = "default"
@@ -25,6 +26,7 @@ DEFAULT_NAMESPACE = "default"
     help="Delete the objects described in these manifests (file, directory or -).",
 )
 @click.option("-n", "--namespace", help="Namespace of the objects (default: default).")
+@click.option("--wait/--no-wait", default=True, help="Pods: return only once the pod has stopped.")
 @pass_cli
 def delete_command(
     cli: CliContext,
@@ -32,10 +34,17 @@ def delete_command(
     names: tuple[str, ...],
     filenames: tuple[str, ...],
     namespace: str | None,
+    wait: bool,
 ) -> None:
-    """Delete KIND NAME... or the objects in -f manifests; nothing changes if any is missing."""
+    """Delete KIND NAME... or the objects in -f manifests; nothing changes if any is missing.
+
+    Pods are not stored objects: `delete pod NAME` stops the runtime's pod gracefully and
+    its Deployment replaces it."""
     if filenames and kind:
         raise UserError("give either -f FILE or KIND NAME, not both")
+    if kind and kind.lower() in POD_KINDS and names:
+        delete_pods(cli, names, namespace, wait)
+        return
     with cli.client() as client:
         if filenames:
             reply = client.delete_documents(read_documents(filenames), namespace=namespace)

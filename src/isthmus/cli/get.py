@@ -11,6 +11,13 @@ from isthmus.cli.errors import UserError
 from isthmus.cli.kinds import KindInfo, UnknownKind, resolve_kind, resource_of
 from isthmus.cli.pods import POD_KINDS, get_pods
 from isthmus.cli.render import as_document, table, to_json, to_yaml
+from isthmus.cli.runtime_status import (
+    ENDPOINT_KINDS,
+    deployments_table,
+    get_endpoints,
+    has_status,
+    with_deployment_status,
+)
 
 DEFAULT_NAMESPACE = "default"
 
@@ -35,11 +42,14 @@ def get_command(
     all_namespaces: bool,
     output: str | None,
 ) -> None:
-    """Show objects of one kind (vs, dr, se, we, svc, deploy, ns, sa, pods, ...)."""
+    """Show objects of one kind (vs, dr, se, we, svc, deploy, ns, sa, pods, ep, ...)."""
     if all_namespaces and namespace:
         raise UserError("use either -n/--namespace or -A/--all-namespaces, not both")
     if kind.lower() in POD_KINDS:
-        get_pods(cli, names, namespace, all_namespaces)
+        get_pods(cli, names, namespace, all_namespaces, output)
+        return
+    if kind.lower() in ENDPOINT_KINDS:
+        get_endpoints(cli, names, namespace, all_namespaces, output)
         return
     info = _kind(kind)
     scope = _scope(info, namespace, all_namespaces)
@@ -47,13 +57,18 @@ def get_command(
         bodies = client.get(kind=info.kind, namespace=scope)
     if names:
         bodies = [b for b in bodies if b.get("metadata", {}).get("name") in names]
+    if info.kind == "Deployment" and bodies:
+        bodies = with_deployment_status(cli, bodies)
     if output in ("yaml", "json"):
         if bodies or not names:
             document = as_document(bodies, single=len(names) == 1)
             click.echo(to_yaml(document) if output == "yaml" else to_json(document))
     elif bodies:
         with_namespace = info.namespaced and scope is None
-        click.echo(table(info.kind, bodies, with_namespace, wide=output == "wide"))
+        if has_status(bodies):
+            click.echo(deployments_table(bodies, with_namespace, wide=output == "wide"))
+        else:
+            click.echo(table(info.kind, bodies, with_namespace, wide=output == "wide"))
     elif not names:
         where = "" if scope is None or not info.namespaced else f" in {scope} namespace"
         click.echo(f"No resources found{where}.", err=True)

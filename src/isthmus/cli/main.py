@@ -25,6 +25,11 @@ COMMANDS: dict[str, str] = {
     "status": "isthmus.cli.lifecycle:status_command",
     "logs": "isthmus.cli.pods:logs_command",
     "exec": "isthmus.cli.pods:exec_command",
+    "scale": "isthmus.cli.scale:scale_command",
+    "port-forward": "isthmus.cli.port_forward:port_forward_command",
+    "proxy-config": "isthmus.cli.proxy_config:proxy_config_command",
+    "pc": "isthmus.cli.proxy_config:proxy_config_command",
+    "x": "isthmus.cli.xcmd:x_command",
 }
 
 

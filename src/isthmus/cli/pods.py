@@ -1,9 +1,11 @@
-"""Pods of the local runtime: `get pods`, `logs`, `exec` (kubectl's verbs)."""
+"""Pods of the local runtime: `get pods`, `delete pod`, `logs`, `exec` (kubectl's verbs)."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,15 @@ import click
 
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
+from isthmus.cli.render import as_document, to_json, to_yaml
+from isthmus.daemon.client import DaemonClient
 from isthmus.netns import exec_argv
 
 POD_KINDS = frozenset({"pod", "pods", "po"})
 SIDECAR_CONTAINER = "istio-proxy"
+NETNS_ANNOTATION = "isthmus.io/netns"
+# A pod's stop waits for its endpoints push, its containers' grace period and Envoy's drain.
+DELETE_TIMEOUT = 180.0
 
 
 def fetch_pods(cli: CliContext) -> list[dict[str, Any]]:
@@ -28,9 +35,14 @@ def fetch_pods(cli: CliContext) -> list[dict[str, Any]]:
 
 
 def find_pod(cli: CliContext, name: str, namespace: str | None) -> dict[str, Any]:
-    pods = [p for p in fetch_pods(cli) if p["name"] == name]
+    """The pod `name` (in `namespace` if given); istioctl's `pod.namespace` also works."""
+    everything = fetch_pods(cli)
+    pods = [p for p in everything if p["name"] == name]
     if namespace is not None:
         pods = [p for p in pods if p["namespace"] == namespace]
+    if not pods and namespace is None and "." in name:
+        short, _, ns = name.partition(".")
+        pods = [p for p in everything if p["name"] == short and p["namespace"] == ns]
     if not pods:
         where = f" in namespace {namespace}" if namespace else ""
         raise UserError(f'pod "{name}" not found{where}')
@@ -46,8 +58,19 @@ def _age(created: float) -> str:
     return f"{seconds // 3600}h"
 
 
-def pods_table(pods: list[dict[str, Any]], with_namespace: bool) -> str:
+def text_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, three spaces apart, as kubectl prints them."""
+    lines = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
+    return "\n".join(
+        "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines
+    )
+
+
+def pods_table(pods: list[dict[str, Any]], with_namespace: bool, wide: bool = False) -> str:
     header = ["NAME", "READY", "STATUS", "RESTARTS", "IP", "AGE"]
+    if wide:
+        header += ["NETNS", "SIDECAR"]
     if with_namespace:
         header.insert(0, "NAMESPACE")
     rows = []
@@ -60,17 +83,48 @@ def pods_table(pods: list[dict[str, Any]], with_namespace: bool) -> str:
             p["ip"] or "<none>",
             _age(p["created"]),
         ]
+        if wide:
+            row += [p["netns"] or "<none>", "true" if p["sidecar"] else "false"]
         if with_namespace:
             row.insert(0, p["namespace"])
         rows.append(row)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [header, *rows]
-    )
+    return text_table(header, rows)
 
 
-def get_pods(cli: CliContext, names: tuple[str, ...], namespace: str | None, all_ns: bool) -> None:
+def pod_document(pod: dict[str, Any]) -> dict[str, Any]:
+    """A pod of the runtime as a Kubernetes v1 Pod (for -o yaml/json and jq)."""
+    containers = [{"name": name} for name in pod["containers"]]
+    if pod["sidecar"]:
+        containers.append({"name": SIDECAR_CONTAINER})
+    created = datetime.fromtimestamp(pod["created"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod["name"],
+            "namespace": pod["namespace"],
+            "labels": dict(pod["labels"]),
+            "annotations": {NETNS_ANNOTATION: pod["netns"]},
+            "creationTimestamp": created,
+        },
+        "spec": {"containers": containers},
+        "status": {
+            "phase": pod["phase"],
+            "podIP": pod["ip"],
+            "podIPs": [{"ip": pod["ip"]}] if pod["ip"] else [],
+            "conditions": [{"type": "Ready", "status": "True" if pod["ready"] else "False"}],
+            "startTime": created,
+        },
+    }
+
+
+def get_pods(
+    cli: CliContext,
+    names: tuple[str, ...],
+    namespace: str | None,
+    all_ns: bool,
+    output: str | None = None,
+) -> None:
     pods = fetch_pods(cli)
     if not all_ns:
         pods = [p for p in pods if p["namespace"] == (namespace or "default")]
@@ -79,10 +133,29 @@ def get_pods(cli: CliContext, names: tuple[str, ...], namespace: str | None, all
         missing = set(names) - {p["name"] for p in pods}
         if missing:
             raise UserError(*(f'pod "{n}" not found' for n in sorted(missing)))
+    if output in ("yaml", "json"):
+        docs = [pod_document(p) for p in sorted(pods, key=lambda p: (p["namespace"], p["name"]))]
+        document = as_document(docs, single=len(names) == 1)
+        click.echo(to_yaml(document) if output == "yaml" else to_json(document))
+        return
     if not pods:
         click.echo("No resources found.", err=True)
         return
-    click.echo(pods_table(pods, with_namespace=all_ns))
+    click.echo(pods_table(pods, with_namespace=all_ns, wide=output == "wide"))
+
+
+def delete_pods(cli: CliContext, names: tuple[str, ...], namespace: str | None, wait: bool) -> None:
+    """`delete pod NAME...`: every pod must exist, then each stops gracefully and its
+    Deployment starts a replacement (as with kubectl, a Deployment's pod comes back)."""
+    ns = namespace or "default"
+    existing = {p["name"] for p in fetch_pods(cli) if p["namespace"] == ns}
+    missing = [n for n in dict.fromkeys(names) if n not in existing]
+    if missing:
+        raise UserError(*(f'pod "{n}" not found in namespace {ns}' for n in missing))
+    with DaemonClient(cli.home, timeout=DELETE_TIMEOUT) as client:
+        for name in dict.fromkeys(names):
+            client.request("POST", "/v1/pods/delete", {"namespace": ns, "name": name, "wait": wait})
+            click.echo(f'pod "{name}" deleted')
 
 
 @click.command("logs")

@@ -14,6 +14,7 @@ from aiohttp import web
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
 from isthmus.daemon.mesh import MESH_KINDS, MeshController
 from isthmus.daemon.paths import MeshHome
+from isthmus.daemon.runtime_api import runtime_routes
 from isthmus.daemon.runtime_wiring import RuntimeHandle, pod_summary, start_runtime
 from isthmus.model.snapshot import MeshConfig
 from isthmus.netns import NetworkConfig
@@ -93,6 +94,7 @@ async def run_daemon(
             web.get("/v1/proxies", proxies),
             web.get("/v1/pods", pods),
             web.post("/v1/shutdown", shutdown),
+            *runtime_routes(store, controller, runtime),
         ]
     )
     runner = await start_unix_site(build_app(store, hooks), home.socket)

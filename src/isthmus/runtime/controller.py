@@ -30,6 +30,12 @@ INJECTION_LABEL = "istio-injection"
 RESYNC_PERIOD = 1.0
 
 
+def deployment_template_hash(deployment: Deployment) -> str:
+    """The pod-template-hash of a Deployment's current template (its up-to-date pods)."""
+    template = deployment.spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return pod_template_hash(template)
+
+
 @dataclass
 class Runtime:
     store: ResourceStore
@@ -93,8 +99,7 @@ class Runtime:
 
     def _reconcile_deployment(self, deployment: Deployment, ns: str, inject_ns: bool) -> None:
         spec = deployment.spec
-        template = spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)
-        template_hash = pod_template_hash(template)
+        template_hash = deployment_template_hash(deployment)
         mine = [
             p
             for p in self.pods.values()
@@ -134,6 +139,17 @@ class Runtime:
             )
             self.pods[pod.key] = pod
             self._starting[pod.key] = asyncio.create_task(self._start(pod), name=f"start-{pod.key}")
+
+    def delete_pod(self, namespace: str, name: str) -> asyncio.Task[None] | None:
+        """Stop one pod gracefully (`kubectl delete pod`); its Deployment starts a replacement.
+
+        Returns the stop task (None if there is no such pod)."""
+        pod = self.pods.get(f"{namespace}.{name}")
+        if pod is None:
+            return None
+        self._stop(pod)
+        self._wake.set()
+        return self._stopping.get(pod.key)
 
     async def _start(self, pod: Pod) -> None:
         log.info(
