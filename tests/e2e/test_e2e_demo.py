@@ -1,0 +1,95 @@
+"""`isthmus demo`: the seed's story told end to end on the real runtime, checked from the
+tour's own --json summary (what it observed), then `demo --down`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ISTHMUS, _need_root
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def tour() -> Iterator[tuple[dict[str, Any], str, Path, str]]:
+    _need_root()
+    home = Path(tempfile.mkdtemp(prefix="idemo-", dir="/tmp"))
+    mesh = "demo" + secrets.token_hex(3)
+    try:
+        run = subprocess.run(
+            [ISTHMUS, "--home", str(home), "demo", "--quick", "--json", "--mesh", mesh],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        yield json.loads(run.stdout.strip().splitlines()[-1]), run.stderr, home, mesh
+    finally:
+        subprocess.run([ISTHMUS, "--home", str(home), "demo", "--down"], timeout=180, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_canary_split_and_beta_users(tour: tuple[dict[str, Any], str, Path, str]) -> None:
+    summary, _, _, _ = tour
+    split = summary["split"]
+    assert split["statuses"] == {"200": split["requests"]}
+    assert 2.0 <= split["v2_percent"] <= 9.0, split  # 5% of 600 is 30 +- 3 sigma (16)
+    assert len(split["pods"]) == 3  # both v1 pods and the v2 pod served
+    beta = summary["beta"]
+    n = beta["requests"]
+    assert beta["statuses"] == {"200": n}
+    assert beta["upstream_versions"] == {"inventory-service/v2": n}  # through order-service
+    assert beta["request_id_propagated"] == n
+    assert beta["trace_id_propagated"] == n
+
+
+def test_slow_pod_takes_callers_down_without_policies(
+    tour: tuple[dict[str, Any], str, Path, str],
+) -> None:
+    summary, _, _, _ = tour
+    assert summary["slow_pod"]["p99"] >= 3.5
+    without = summary["without_policies"]
+    assert without["failed"] >= 0.2 * without["requests"], without
+    assert without["p99"] >= 4.0, without
+    down = [n for n, c in without["callers"].items() if c["not_ready_after"] is not None]
+    assert down, without["callers"]
+
+
+def test_seed_policies_contain_the_slow_pod(tour: tuple[dict[str, Any], str, Path, str]) -> None:
+    summary, _, _, _ = tour
+    with_policies = summary["with_policies"]
+    assert with_policies["failed"] <= 0.02 * with_policies["requests"], with_policies
+    assert with_policies["p99"] < 3.0, with_policies
+    assert all(c["not_ready_after"] is None for c in with_policies["callers"].values())
+    envoy = with_policies["envoy"]
+    assert envoy["per_try_timeouts"] >= 1, envoy
+    assert envoy["ejections"] >= 1, envoy
+    slow = summary["slow_pod"]["pod"]
+    assert with_policies["inventory_pods"].get(slow, 0) == 0  # its answers never counted
+
+
+def test_rollback_by_weight_and_mesh_left_up(tour: tuple[dict[str, Any], str, Path, str]) -> None:
+    summary, narrative, home, mesh = tour
+    rollback = summary["rollback"]
+    assert rollback["failed"] == 0, rollback
+    assert rollback["after"] == {"inventory-service/v1": summary["profile"]["after_requests"]}
+    assert rollback["v2_pod_running"]
+    assert summary["mesh"] == mesh
+    assert "`image` is recorded, not used" in narrative
+    assert f"isthmus --home {home} get pods -A" in summary["explore"]
+    pods = subprocess.run(
+        [ISTHMUS, "--home", str(home), "get", "pods", "-n", "production"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert pods.count("Running") == 6, pods
