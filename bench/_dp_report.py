@@ -1,0 +1,277 @@
+"""The data-plane bench's report: Markdown tables (they paste into BENCHMARKS.md as
+printed), the machine facts the numbers depend on, and a JSON form of every number."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _dp_proc import Memory
+from _dp_stats import PhaseTotals
+
+DIRECT, PAIR, MESH, PLAIN = "direct", "envoy pair", "isthmus", "isthmus, no DR/VS"
+CLIENT_PROXY = "client proxy"
+SERVER_PROXY = "server proxy"
+AGENTS = "agents"
+APP = "app"
+PROXIES = [CLIENT_PROXY, SERVER_PROXY]
+MemoryRow = tuple[str, str, str, Memory]  # scenario, pod, process, memory
+LoadAverage = tuple[float, float, float]
+
+
+@dataclass
+class Results:
+    setup_seconds: float
+    concurrency: int
+    ceiling_rps: float | None = None
+    fixed: dict[str, PhaseTotals] = field(default_factory=dict)
+    maximum: dict[str, PhaseTotals] = field(default_factory=dict)
+    memory: list[MemoryRow] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)  # client sidecar, fixed phase
+    load_before: LoadAverage = (0.0, 0.0, 0.0)
+    load_during: list[LoadAverage] = field(default_factory=list)  # at its start and end
+    run_seconds: float = 0.0
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def _f(value: float, digits: int = 3) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
+
+
+def fixed_rate(totals: dict[str, PhaseTotals]) -> str:
+    rows = []
+    for name, t in totals.items():
+        proxied = CLIENT_PROXY in t.cpu
+        rows.append(
+            [
+                name,
+                f"{t.rps:.0f}",
+                _f(t.percentile_ms(0.50)),
+                _f(t.percentile_ms(0.90)),
+                _f(t.percentile_ms(0.99)),
+                str(t.sent - t.ok + t.missed),
+                _f(t.vcpu(CLIENT_PROXY)) if proxied else "-",
+                _f(t.vcpu(SERVER_PROXY)) if proxied else "-",
+                _f(t.vcpu_per_krps(PROXIES)) if proxied else "-",
+                f"{t.system_share(PROXIES):.0%}" if proxied else "-",
+                _f(t.vcpu(AGENTS)) if AGENTS in t.cpu else "-",
+                _f(t.vcpu(APP)),
+                _f(t.vcpu_loadgen),
+                _f(t.vcpu_others, 2),
+            ]
+        )
+    header = [
+        "scenario",
+        "rps",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "failed",
+        "client proxy vCPU",
+        "server proxy vCPU",
+        "proxy vCPU/1000 rps",
+        "of it kernel",
+        "agents vCPU",
+        "app vCPU",
+        "loadgen vCPU",
+        "others vCPU",
+    ]
+    return table(header, rows)
+
+
+def overhead(totals: dict[str, PhaseTotals], direct: str, baseline: str) -> str:
+    """Latency each proxied scenario adds over `direct`, and every number against the bare
+    pair (`baseline`): total latency and proxy CPU per 1000 rps."""
+    d, b = totals[direct], totals[baseline]
+    quantiles = (0.50, 0.90, 0.99)
+    rows = []
+    for name, t in totals.items():
+        if name == direct:
+            continue
+        rows.append(
+            [
+                name,
+                *(f"{t.percentile_ms(q) - d.percentile_ms(q):+.3f}" for q in quantiles),
+                *(_ratio(t.percentile_ms(q), b.percentile_ms(q)) for q in quantiles),
+                _f(t.vcpu_per_krps(PROXIES)),
+                _ratio(t.vcpu_per_krps(PROXIES), b.vcpu_per_krps(PROXIES)),
+            ]
+        )
+    header = [
+        "scenario",
+        "p50 added ms",
+        "p90 added ms",
+        "p99 added ms",
+        f"p50 vs {baseline}",
+        f"p90 vs {baseline}",
+        f"p99 vs {baseline}",
+        "proxy vCPU/1000 rps",
+        f"vs {baseline}",
+    ]
+    return table(header, rows)
+
+
+def max_throughput(totals: dict[str, PhaseTotals], baseline: str) -> str:
+    rows = []
+    base = totals[baseline].rps
+    for name, t in totals.items():
+        rows.append(
+            [
+                name,
+                f"{t.rps:.0f}",
+                _ratio(t.rps, base),
+                _f(t.percentile_ms(0.50)),
+                _f(t.percentile_ms(0.99)),
+                str(t.sent - t.ok),
+                _f(t.vcpu(CLIENT_PROXY) + t.vcpu(SERVER_PROXY), 2)
+                if CLIENT_PROXY in t.cpu
+                else "-",
+                _f(t.vcpu(APP), 2),
+                _f(t.vcpu_loadgen, 2),
+                _f(t.vcpu_others, 2),
+            ]
+        )
+    header = [
+        "scenario",
+        "max rps",
+        f"vs {baseline}",
+        "p50 ms",
+        "p99 ms",
+        "failed",
+        "proxies vCPU",
+        "app vCPU",
+        "loadgen vCPU",
+        "others vCPU",
+    ]
+    return table(header, rows)
+
+
+def memory(rows: Sequence[MemoryRow]) -> str:
+    """(scenario, pod, process, memory) rows."""
+    return table(
+        ["scenario", "pod", "process", "VmRSS MiB", "VmHWM MiB"],
+        [[s, p, proc, f"{m.rss_mib:.1f}", f"{m.hwm_mib:.1f}"] for s, p, proc, m in rows],
+    )
+
+
+def _load(values: Sequence[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
+
+
+def machine_facts(envoy: str) -> dict[str, str]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    version = subprocess.run([envoy, "--version"], capture_output=True, text=True, timeout=30)
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "envoy": version.stdout.strip().rsplit(" ", 1)[-1].split("/")[1],
+    }
+
+
+def render(args: argparse.Namespace, command: str, r: Results, facts: dict[str, str]) -> str:
+    during = r.load_during or [r.load_before]
+    lines = [
+        f"command: {command}",
+        "machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()),
+        f"load average (1/5/15 min): before setup {_load(r.load_before)}; "
+        f"measuring from {_load(during[0])} to {_load(during[-1])}",
+        f"setup {r.setup_seconds:.1f} s, whole run {r.run_seconds:.1f} s; every proxy runs "
+        f"Envoy --concurrency {r.concurrency} (the sidecar's)",
+    ]
+    if r.ceiling_rps is not None:
+        lines.append(
+            f"generator ceiling: {r.ceiling_rps:.0f} rps ({args.connections} connections, "
+            "closed loop against dp serve on the client pod's loopback)"
+        )
+    lines += [
+        "",
+        f"### Fixed rate: {args.rate:.0f} rps, {args.connections} connections, "
+        f"{args.body}-byte responses, {args.duration:g} s per scenario in {args.rounds} rounds",
+        "",
+        fixed_rate(r.fixed),
+        "",
+        overhead(r.fixed, DIRECT, PAIR),
+        "",
+        "isthmus client sidecar counters over the fixed-rate phase (all scenarios):",
+        "",
+        *(f"    {name}: {value}" for name, value in sorted(r.counters.items())),
+        "",
+        f"### Maximum throughput: closed loop, {args.connections} connections, "
+        f"{args.max_duration:g} s per scenario in {args.rounds} rounds",
+        "",
+        max_throughput(r.maximum, DIRECT),
+        "",
+        "### Memory after the fixed-rate phase",
+        "",
+        memory(r.memory),
+    ]
+    return "\n".join(lines)
+
+
+def _phase_json(totals: dict[str, PhaseTotals]) -> dict[str, Any]:
+    return {
+        name: {
+            "rps": t.rps,
+            "p50_ms": t.percentile_ms(0.5),
+            "p90_ms": t.percentile_ms(0.9),
+            "p99_ms": t.percentile_ms(0.99),
+            "sent": t.sent,
+            "ok": t.ok,
+            "missed": t.missed,
+            "connects": t.connects,
+            "seconds": t.seconds,
+            "vcpu": {g: t.vcpu(g) for g in t.cpu},
+            "kernel_share": {g: t.system_share([g]) for g in t.cpu},
+            "loadgen_vcpu": t.vcpu_loadgen,
+            "others_vcpu": t.vcpu_others,
+        }
+        for name, t in totals.items()
+    }
+
+
+def to_json(command: str, r: Results) -> dict[str, Any]:
+    return {
+        "command": command,
+        "setup_seconds": r.setup_seconds,
+        "run_seconds": r.run_seconds,
+        "envoy_concurrency": r.concurrency,
+        "generator_ceiling_rps": r.ceiling_rps,
+        "load_average_before": r.load_before,
+        "load_average_during": r.load_during,
+        "fixed": _phase_json(r.fixed),
+        "max": _phase_json(r.maximum),
+        "memory": [
+            {"scenario": s, "pod": p, "process": n, "rss_mib": m.rss_mib, "hwm_mib": m.hwm_mib}
+            for s, p, n, m in r.memory
+        ],
+        "client_sidecar_counters": r.counters,
+    }
