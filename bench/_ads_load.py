@@ -104,6 +104,7 @@ class ProxyFleet:
         self.traffic = _Traffic()
         self.errors: list[str] = []  # protocol errors: a response not what was asked for
         self.stream_errors: list[str] = []  # streams that failed and were retried
+        self.stream_errors_by_epoch: dict[int, int] = {}
         self.streams_opened = 0
         self.streams_cut = 0  # ended with an error while held: isthmusd was being stopped
 
@@ -162,6 +163,7 @@ class ProxyFleet:
             "error_count": len(self.errors),
             "stream_errors": self.stream_errors[:3],
             "stream_error_count": len(self.stream_errors),
+            "stream_errors_by_epoch": dict(self.stream_errors_by_epoch),
         }
 
     async def stop(self) -> None:
@@ -196,6 +198,8 @@ class ProxyFleet:
                 if not self._released.is_set():
                     self.streams_cut += 1
                 elif exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                    epochs = self.stream_errors_by_epoch
+                    epochs[self._epoch] = epochs.get(self._epoch, 0) + 1
                     when = f"epoch {self._epoch}, {len(proxy.acked)} types acked"
                     self.stream_errors.append(
                         f"proxy {proxy.index} ({when}): {exc.code()} {exc.details()}"

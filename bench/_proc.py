@@ -62,6 +62,7 @@ def machine_facts() -> dict[str, str]:
         match = re.search(r"version: \S+?/(\d+\.\d+\.\d+)", out.stdout)
         envoy_version = match.group(1) if match else out.stdout.strip()
     return {
+        "isthmus": _commit(),
         "nproc": str(os.cpu_count()),
         "cpu": model,
         "ram": f"{total_kib / 1024 / 1024:.1f} GiB",
@@ -71,6 +72,29 @@ def machine_facts() -> dict[str, str]:
         "protobuf": f"{google.protobuf.__version__} ({api_implementation.Type()})",
         "envoy": f"{envoy_version} (not used: fake ADS clients)",
     }
+
+
+def _commit() -> str:
+    """The checkout's commit, marked `+dirty` if src/ has uncommitted changes."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}+dirty" if dirty else head
 
 
 class Profiler:

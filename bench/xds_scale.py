@@ -82,6 +82,7 @@ class Result:
     client_error_count: int = 0
     stream_errors: list[str] = field(default_factory=list)
     stream_error_count: int = 0
+    stream_errors_by_epoch: dict[int, int] = field(default_factory=dict)  # 1 initial, 2 restart
     streams_cut: int = 0
     floor_push_s: float | None = None
     floor_cpu_s: float | None = None
@@ -142,6 +143,9 @@ class Clients:
                 out[key] += reply[key]
             out["errors"] += reply["errors"]
             out["stream_errors"] += reply["stream_errors"]
+            for epoch, count in reply["stream_errors_by_epoch"].items():
+                by_epoch = out.setdefault("stream_errors_by_epoch", {})
+                by_epoch[epoch] = by_epoch.get(epoch, 0) + count
         return out
 
     def close(self) -> None:
@@ -255,6 +259,7 @@ class Scenario:
                     self.result.client_error_count = final["error_count"]
                     self.result.stream_errors = final["stream_errors"]
                     self.result.stream_error_count = final["stream_error_count"]
+                    self.result.stream_errors_by_epoch = final.get("stream_errors_by_epoch", {})
                     self.result.streams_cut = final["streams_cut"]
                 clients.close()
             self.daemon.stop()
@@ -544,7 +549,9 @@ def _rows(r: Result) -> dict[str, float | str | None]:
             r.restart_cpu_s / r.floor_cpu_s if r.restart_cpu_s and r.floor_cpu_s else None
         ),
         "protocol errors seen by clients": r.client_error_count,
-        "streams failed and retried": r.stream_error_count,
+        "streams failed and retried (initial/restart)": (
+            f"{r.stream_errors_by_epoch.get(1, 0)} / {r.stream_errors_by_epoch.get(2, 0)}"
+        ),
         "streams cut while isthmusd stopped": r.streams_cut,
     }
 
@@ -584,6 +591,11 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _default_rss_limit() -> float:
+    total_kib = int(Path("/proc/meminfo").read_text().split()[1])  # MemTotal comes first
+    return 0.6 * total_kib / 1024
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     p.add_argument("--services", type=int, default=1000)
@@ -614,7 +626,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="skip the transport floor (a trivial server sending shared, ready bytes)",
     )
-    p.add_argument("--max-rss", type=float, default=8192, help="MiB; isthmusd is killed above")
+    p.add_argument(
+        "--max-rss",
+        type=float,
+        default=_default_rss_limit(),
+        help="MiB; isthmusd is killed above it (default: 60%% of the machine's RAM)",
+    )
     p.add_argument("--profile", type=Path, help="py-spy the largest size into this directory")
     p.add_argument("--keep-home", action="store_true", help="keep isthmusd homes (logs)")
     return p.parse_args(argv)
