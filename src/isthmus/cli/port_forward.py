@@ -199,10 +199,7 @@ async def splice(
 class Forwarder:
     """Listens on 127.0.0.1 for each port spec and splices connections into the pod."""
 
-    def __init__(
-        self, target: Target, specs: Sequence[PortSpec], lookup: Callable[[int], Backend]
-    ) -> None:
-        self._target = target
+    def __init__(self, specs: Sequence[PortSpec], lookup: Callable[[int], Backend]) -> None:
         self._specs = specs
         self._lookup = lookup  # remote port -> backend (blocking)
         self._cache: dict[int, tuple[float, Backend]] = {}
@@ -293,7 +290,7 @@ class Forwarder:
 
 async def forward(cli: CliContext, target: Target, specs: Sequence[PortSpec]) -> None:
     """Serve until SIGINT/SIGTERM, then close every listener and connection."""
-    forwarder = Forwarder(target, specs, lambda port: resolve(cli, target, port))
+    forwarder = Forwarder(specs, lambda port: resolve(cli, target, port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
