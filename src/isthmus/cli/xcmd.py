@@ -48,7 +48,7 @@ def x_command() -> None:
 )
 @pass_cli
 def iptables_command(cli: CliContext, pod: str, namespace: str | None, table: str) -> None:
-    """Print the pod's iptables rules (the ISTIO_* capture chains in nat)."""
+    """Print the pod's iptables rules (capture: the <MESH>_* chains in nat)."""
     found = find_pod(cli, pod, namespace)
     require_root("x iptables")
     try:
