@@ -1,9 +1,11 @@
 """`isthmus demo`: the seed's story told end to end on the real runtime, checked from the
-tour's own --json summary (what it observed), then `demo --down`."""
+tour's own --json summary (what it observed), then `demo --down`; and without root, the
+control-plane demo instead."""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -13,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from conftest import ISTHMUS, _need_root
 
-pytestmark = pytest.mark.root
+from isthmus.cli.main import cli
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,7 @@ def tour() -> Iterator[tuple[dict[str, Any], str, Path, str]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.root
 def test_canary_split_and_beta_users(tour: tuple[dict[str, Any], str, Path, str]) -> None:
     summary, _, _, _ = tour
     split = summary["split"]
@@ -51,6 +55,7 @@ def test_canary_split_and_beta_users(tour: tuple[dict[str, Any], str, Path, str]
     assert beta["trace_id_propagated"] == n
 
 
+@pytest.mark.root
 def test_slow_pod_takes_callers_down_without_policies(
     tour: tuple[dict[str, Any], str, Path, str],
 ) -> None:
@@ -63,6 +68,7 @@ def test_slow_pod_takes_callers_down_without_policies(
     assert down, without["callers"]
 
 
+@pytest.mark.root
 def test_seed_policies_contain_the_slow_pod(tour: tuple[dict[str, Any], str, Path, str]) -> None:
     summary, _, _, _ = tour
     with_policies = summary["with_policies"]
@@ -76,6 +82,7 @@ def test_seed_policies_contain_the_slow_pod(tour: tuple[dict[str, Any], str, Pat
     assert with_policies["inventory_pods"].get(slow, 0) == 0  # its answers never counted
 
 
+@pytest.mark.root
 def test_rollback_by_weight_and_mesh_left_up(tour: tuple[dict[str, Any], str, Path, str]) -> None:
     summary, narrative, home, mesh = tour
     rollback = summary["rollback"]
@@ -93,3 +100,16 @@ def test_rollback_by_weight_and_mesh_left_up(tour: tuple[dict[str, Any], str, Pa
         check=True,
     ).stdout
     assert pods.count("Running") == 6, pods
+
+
+@pytest.mark.envoy
+def test_without_root_the_control_plane_demo_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "demo"])
+    assert result.exit_code == 0, result.output
+    assert "the full tour needs root" in result.output
+    assert "v2 gets" in result.output
+    assert "rollback (v2 weight 0)" in result.output
+    assert "0 failed requests" in result.output

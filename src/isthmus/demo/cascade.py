@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from isthmus.demo.driver import MeshDriver
+from isthmus.demo.driver import DemoError, MeshDriver
 from isthmus.demo.manifests import CALLER_PATHS, CALLERS, NAMESPACE
 
 INVENTORY_V1_CLUSTER = "outbound|8080|v1|inventory-service.production.svc.cluster.local"
@@ -45,18 +45,20 @@ class ReadinessWatch:
         return self
 
     def _run(self) -> None:
-        period = 0.3
-        while not self._stop.wait(period):
+        last = 0.0
+        while not self._stop.wait(0.2):
             try:
                 pods = self.driver.pods(NAMESPACE)
-            except Exception:  # the daemon is busy or restarting: try again next tick
+            except DemoError:  # the daemon did not answer in time: try again next tick
                 continue
             now = time.monotonic() - self.started
             for pod in pods:
                 caller = pod["deployment"]
                 if caller in CALLERS and not pod["ready"]:
                     self.not_ready_after.setdefault(caller, now)
-                    self.not_ready_seconds[caller] = self.not_ready_seconds.get(caller, 0) + period
+                    seconds = self.not_ready_seconds.get(caller, 0.0) + now - last
+                    self.not_ready_seconds[caller] = seconds
+            last = now
 
     def stop(self) -> None:
         self._stop.set()
