@@ -72,5 +72,11 @@ class BenchMesh:
     def in_pod(self, pod: dict[str, Any], argv: Sequence[str]) -> list[str]:
         return exec_argv(pod["netns"], list(argv))
 
+    def daemon_pid(self) -> int | None:
+        try:
+            return int((self.home / "isthmusd.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def remove_home(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)

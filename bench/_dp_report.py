@@ -22,7 +22,20 @@ SERVER_PROXY = "server proxy"
 AGENTS = "agents"
 APP = "app"
 PROXIES = [CLIENT_PROXY, SERVER_PROXY]
-MemoryRow = tuple[str, str, str, Memory]  # scenario, pod, process, memory
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    """One proxy-side process: its idle CPU (no traffic) and its memory after the
+    fixed-rate phase."""
+
+    scenario: str
+    pod: str
+    process: str
+    idle_vcpu: float
+    memory: Memory
+
+
 LoadAverage = tuple[float, float, float]
 
 
@@ -33,7 +46,8 @@ class Results:
     ceiling_rps: float | None = None
     fixed: dict[str, PhaseTotals] = field(default_factory=dict)
     maximum: dict[str, PhaseTotals] = field(default_factory=dict)
-    memory: list[MemoryRow] = field(default_factory=list)
+    processes: list[ProcessRow] = field(default_factory=list)
+    idle_seconds: float = 0.0
     counters: dict[str, int] = field(default_factory=dict)  # client sidecar, fixed phase
     load_before: LoadAverage = (0.0, 0.0, 0.0)
     load_during: list[LoadAverage] = field(default_factory=list)  # at its start and end
@@ -135,6 +149,7 @@ def max_throughput(totals: dict[str, PhaseTotals], baseline: str) -> str:
     rows = []
     base = totals[baseline].rps
     for name, t in totals.items():
+        proxied = CLIENT_PROXY in t.cpu
         rows.append(
             [
                 name,
@@ -143,9 +158,9 @@ def max_throughput(totals: dict[str, PhaseTotals], baseline: str) -> str:
                 _f(t.percentile_ms(0.50)),
                 _f(t.percentile_ms(0.99)),
                 str(t.sent - t.ok),
-                _f(t.vcpu(CLIENT_PROXY) + t.vcpu(SERVER_PROXY), 2)
-                if CLIENT_PROXY in t.cpu
-                else "-",
+                _f(t.vcpu(CLIENT_PROXY) + t.vcpu(SERVER_PROXY), 2) if proxied else "-",
+                _f(t.vcpu_per_krps(PROXIES)) if proxied else "-",
+                f"{t.system_share(PROXIES):.0%}" if proxied else "-",
                 _f(t.vcpu(APP), 2),
                 _f(t.vcpu_loadgen, 2),
                 _f(t.vcpu_others, 2),
@@ -159,6 +174,8 @@ def max_throughput(totals: dict[str, PhaseTotals], baseline: str) -> str:
         "p99 ms",
         "failed",
         "proxies vCPU",
+        "proxy vCPU/1000 rps",
+        "of it kernel",
         "app vCPU",
         "loadgen vCPU",
         "others vCPU",
@@ -166,11 +183,20 @@ def max_throughput(totals: dict[str, PhaseTotals], baseline: str) -> str:
     return table(header, rows)
 
 
-def memory(rows: Sequence[MemoryRow]) -> str:
-    """(scenario, pod, process, memory) rows."""
+def processes(rows: Sequence[ProcessRow]) -> str:
     return table(
-        ["scenario", "pod", "process", "VmRSS MiB", "VmHWM MiB"],
-        [[s, p, proc, f"{m.rss_mib:.1f}", f"{m.hwm_mib:.1f}"] for s, p, proc, m in rows],
+        ["scenario", "pod", "process", "idle vCPU", "VmRSS MiB", "VmHWM MiB"],
+        [
+            [
+                r.scenario,
+                r.pod,
+                r.process,
+                f"{r.idle_vcpu:.4f}",
+                f"{r.memory.rss_mib:.1f}",
+                f"{r.memory.hwm_mib:.1f}",
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -230,9 +256,10 @@ def render(args: argparse.Namespace, command: str, r: Results, facts: dict[str, 
         "",
         max_throughput(r.maximum, DIRECT),
         "",
-        "### Memory after the fixed-rate phase",
+        f"### Processes: idle CPU (over {r.idle_seconds:g} s without traffic, before the "
+        "fixed-rate phase) and memory (after it)",
         "",
-        memory(r.memory),
+        processes(r.processes),
     ]
     return "\n".join(lines)
 
@@ -269,9 +296,16 @@ def to_json(command: str, r: Results) -> dict[str, Any]:
         "load_average_during": r.load_during,
         "fixed": _phase_json(r.fixed),
         "max": _phase_json(r.maximum),
-        "memory": [
-            {"scenario": s, "pod": p, "process": n, "rss_mib": m.rss_mib, "hwm_mib": m.hwm_mib}
-            for s, p, n, m in r.memory
+        "processes": [
+            {
+                "scenario": p.scenario,
+                "pod": p.pod,
+                "process": p.process,
+                "idle_vcpu": p.idle_vcpu,
+                "rss_mib": p.memory.rss_mib,
+                "hwm_mib": p.memory.hwm_mib,
+            }
+            for p in r.processes
         ],
         "client_sidecar_counters": r.counters,
     }

@@ -20,8 +20,9 @@ so a change in the machine's background load hits every scenario alike; latencie
 rounds are merged before percentiles are taken.
 
 CPU is utime+stime of the Envoy processes (found with `ip netns pids`) over exactly the
-measured windows; memory is VmRSS/VmHWM of each Envoy and each agent. Everything is
-bounded in time (--timeout, SIGALRM) and `isthmus down` always runs at the end.
+measured windows; each Envoy's and agent's idle CPU (no traffic) and memory (VmRSS/VmHWM)
+are reported per process. Everything is bounded in time (--timeout, SIGALRM) and
+`isthmus down` always runs at the end.
 
     .venv/bin/python bench/dataplane.py --rate 1000 --duration 20
 """
@@ -115,6 +116,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--body", type=int, default=1024, help="response body bytes")
     add("--rounds", type=int, default=4, help="rounds per phase (scenarios rotate)")
     add("--warmup", type=float, default=1.0, help="unmeasured seconds before each slice")
+    add("--idle-duration", type=float, default=5.0, help="seconds of idle CPU measurement")
     add("--ceiling-duration", type=float, default=3.0, help="0 skips the generator ceiling")
     add("--timeout", type=float, default=480, help="hard limit for the whole run, seconds")
     add("--wait-quiet", type=float, default=0, help="first wait up to this long for low load")
@@ -309,19 +311,39 @@ def sidecar_counters(bench: Bench, pod: Pod, prefix: str) -> dict[str, int]:
     return counters
 
 
-def memory_rows(pods: dict[str, Pod], envoys: list[bare.BareEnvoy]) -> list[report.MemoryRow]:
-    rows: list[report.MemoryRow] = []
+@dataclass(frozen=True)
+class Watched:
+    scenario: str
+    pod: str
+    process: str
+    pid: int
+
+
+def watched_processes(
+    mesh: BenchMesh, pods: dict[str, Pod], envoys: list[bare.BareEnvoy]
+) -> list[Watched]:
+    """Every proxy-side process: the bare pair, each sidecar's Envoy and agent, isthmusd."""
+    rows: list[Watched] = []
     for envoy in envoys:
-        which = (
-            manifests.DIRECT_CLIENT if envoy.name.startswith("client") else manifests.DIRECT_SERVER
-        )
-        rows.append((report.PAIR, pods[which]["name"], "envoy", proc.memory(envoy.pid)))
+        client = envoy.name.startswith("client")
+        pod = pods[manifests.DIRECT_CLIENT if client else manifests.DIRECT_SERVER]
+        rows.append(Watched(report.PAIR, pod["name"], "envoy", envoy.pid))
     for name in (manifests.MESH_CLIENT, *manifests.MESH_SERVERS, manifests.PLAIN_SERVER):
         pod = pods[name]
         for wanted in ("envoy", "agent"):
             for pid in proc.pids_by_role(pod["netns"], wanted):
-                rows.append((report.MESH, pod["name"], wanted, proc.memory(pid)))
+                rows.append(Watched(report.MESH, pod["name"], wanted, pid))
+    daemon = mesh.daemon_pid()
+    if daemon is not None:
+        rows.append(Watched("control plane", "-", "isthmusd", daemon))
     return rows
+
+
+def idle_cpu(watched: list[Watched], seconds: float) -> dict[int, float]:
+    """vCPU of each process over `seconds` without traffic (polling, probes, xDS)."""
+    before = {w.pid: proc.cpu(w.pid).total for w in watched}
+    time.sleep(seconds)
+    return {w.pid: (proc.cpu(w.pid).total - before[w.pid]) / seconds for w in watched}
 
 
 @contextlib.contextmanager
@@ -345,6 +367,9 @@ def measure(bench: Bench, args: argparse.Namespace, started: float) -> report.Re
     results = report.Results(setup_seconds=time.monotonic() - started, concurrency=concurrency)
     if args.ceiling_duration > 0:
         results.ceiling_rps = bench.ceiling(pods[manifests.DIRECT_CLIENT])
+    watched = watched_processes(bench.mesh, pods, bench.envoys)
+    results.idle_seconds = args.idle_duration
+    idle = idle_cpu(watched, args.idle_duration)
     results.load_during.append(os.getloadavg())
     client = pods[manifests.MESH_CLIENT]
     outbound = f"cluster.outbound|{manifests.APP_PORT}|"
@@ -356,7 +381,10 @@ def measure(bench: Bench, args: argparse.Namespace, started: float) -> report.Re
         for k, v in after.items()
         if k.endswith(COUNTERS) and v != before.get(k, 0)
     }
-    results.memory = memory_rows(pods, bench.envoys)
+    results.processes = [
+        report.ProcessRow(w.scenario, w.pod, w.process, idle[w.pid], proc.memory(w.pid))
+        for w in watched
+    ]
     results.maximum = bench.phase(scenarios, 0, args.max_duration)
     results.load_during.append(os.getloadavg())
     return results
@@ -389,7 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.wait_quiet > 0:
         wait_quiet(args.wait_quiet, args.quiet_load)
-    results = run(args)
+    try:
+        results = run(args)
+    except (Timeout, RuntimeError, subprocess.SubprocessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     command = " ".join([".venv/bin/python", "bench/dataplane.py", *(argv or sys.argv[1:])])
     print(report.render(args, command, results, report.machine_facts(envoy_binary())))
     if args.json:
