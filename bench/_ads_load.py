@@ -202,7 +202,8 @@ class ProxyFleet:
                     epochs[self._epoch] = epochs.get(self._epoch, 0) + 1
                     when = f"epoch {self._epoch}, {len(proxy.acked)} types acked"
                     self.stream_errors.append(
-                        f"proxy {proxy.index} ({when}): {exc.code()} {exc.details()}"
+                        f"proxy {proxy.index} ({when}): {exc.code()} {exc.details()} "
+                        f"{exc.debug_error_string()}"
                     )
             finally:
                 if proxy.connected:
@@ -213,6 +214,9 @@ class ProxyFleet:
 
     async def _stream(self, proxy: _Proxy) -> None:
         async with grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS) as channel:
+            # Connect first, as Envoy does: a write on a call whose connection is still
+            # being set up fails inside grpcio now and then when ~2000 connect at once.
+            await channel.channel_ready()
             call = channel.stream_stream(
                 _METHOD,
                 request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
