@@ -591,6 +591,10 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def _default_rss_limit() -> float:
     total_kib = int(Path("/proc/meminfo").read_text().split()[1])  # MemTotal comes first
     return 0.6 * total_kib / 1024
@@ -650,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_alarm(_signum: int, _frame: FrameType | None) -> None:
         raise Deadline(f"the run exceeded --timeout {args.timeout:.0f}s")
 
+    load_at_start = _loadavg()
     args.rss_guard = RssGuard(args.max_rss)
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(int(args.timeout))
@@ -671,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     facts = machine_facts()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+    print(
+        f"load average (1/5/15 min, whole machine): at start {load_at_start}, at end {_loadavg()}"
+    )
     pinned = "isthmusd pinned to CPU 0, clients to CPU 1" if args.pin else "no CPU pinning"
     print(
         f"setup: {args.namespaces} namespaces, {args.client_processes} client processes, "
