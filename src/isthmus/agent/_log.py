@@ -6,30 +6,16 @@ runtime collecting the pod's logs can split every line without guessing.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 
+from isthmus.logfmt import EventLog
+
 COMPONENT = "agent"
-logger = logging.getLogger("isthmus.agent")
-
-
-def _value(value: object) -> str:
-    text = str(value)
-    if text == "" or any(ch in text for ch in ' "=\n\t'):
-        return json.dumps(text)
-    return text
-
-
-def line(event: str, **fields: object) -> str:
-    """``agent <event> k=v ...`` with the fields in the order given."""
-    return " ".join([COMPONENT, event, *(f"{key}={_value(val)}" for key, val in fields.items())])
-
-
-def log(level: int, event: str, **fields: object) -> None:
-    """Emit one event on the ``isthmus.agent`` logger if the level is enabled."""
-    if logger.isEnabledFor(level):
-        logger.log(level, "%s", line(event, **fields))
+_events = EventLog(COMPONENT)
+logger = _events.logger
+line = _events.line
+log = _events.log
 
 
 class _LevelFirst(logging.Formatter):
