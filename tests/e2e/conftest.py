@@ -153,3 +153,114 @@ spec:
   ports: [{{name: http, port: 8080}}]
 ---
 """
+
+
+# --- helpers for load and failure tests (resilience, rollout) -------------------------
+
+
+@dataclass
+class BackgroundLoad:
+    """`isthmus.demo.load` running in a pod while the test changes things around it."""
+
+    process: subprocess.Popen[str]
+
+    def result(self, timeout: float = 120) -> dict[str, Any]:
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        if self.process.returncode != 0:
+            raise AssertionError(f"load generator failed: {err}{out}")
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def start_load(mesh: E2EMesh, pod: dict[str, Any], url: str, *args: str) -> BackgroundLoad:
+    argv = [ISTHMUS, "--home", str(mesh.home), "exec", pod["name"], "-n", pod["namespace"], "--"]
+    process = subprocess.Popen(
+        [*argv, PYTHON, "-m", "isthmus.demo.load", url, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return BackgroundLoad(process)
+
+
+def success_ratio(summary: dict[str, Any]) -> float:
+    """The share of requests answered 200 (0 when nothing was sent)."""
+    total = sum(summary["statuses"].values())
+    return summary["statuses"].get("200", 0) / total if total else 0.0
+
+
+def app_pid(pod: dict[str, Any], marker: str = "isthmus.demo.app") -> int:
+    """The pid of the pod's application process, found among its namespace's processes."""
+    listed = subprocess.run(
+        ["ip", "netns", "pids", pod["netns"]], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for pid in listed:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in argv:
+            return int(pid)
+    raise AssertionError(f"no {marker} process in {pod['netns']}: {listed}")
+
+
+def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.3) -> Any:
+    """Poll `condition()` until it returns something truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def demo_deployment(
+    name: str,
+    app: str,
+    replicas: int,
+    env: dict[str, str] | None = None,
+    version: str = "v1",
+    namespace: str = "production",
+    readiness_path: str = "/healthz",
+) -> str:
+    """Like app_deployment, with extra environment (the demo app's LATENCY, ERROR_RATE)
+    and a readiness probe on the app's health path, which its latency knob does not slow
+    (a slow dependency must not make the pod unready)."""
+    extra = "".join(
+        f"        - {{name: {k}, value: {json.dumps(v)}}}\n" for k, v in (env or {}).items()
+    )
+    manifest = app_deployment(name, app, version, replicas, namespace)
+    marker = "        env:\n"
+    manifest = manifest.replace(marker, marker + extra, 1)
+    return manifest.replace("httpGet: {path: /,", f"httpGet: {{path: {readiness_path},", 1)
+
+
+def _proxy_nonces(mesh: E2EMesh) -> dict[str, dict[str, Any]]:
+    with DaemonClient(resolve_home(mesh.home)) as client:
+        proxies = client.request("GET", "/v1/proxies")["proxies"]
+    return {p["node_id"]: p for p in proxies}
+
+
+def apply_in_effect(mesh: E2EMesh, text: str, node_part: str = "order-service") -> None:
+    """Apply, then wait until the caller's proxy was sent the change and ACKed it."""
+    before = {
+        node: {t: s["sent_nonce"] for t, s in p["types"].items()}
+        for node, p in _proxy_nonces(mesh).items()
+        if node_part in node
+    }
+    mesh.apply(text)
+
+    def synced() -> bool:
+        now = {n: p for n, p in _proxy_nonces(mesh).items() if node_part in n}
+        return bool(now) and all(
+            p["synced"]
+            and any(s["sent_nonce"] != before.get(n, {}).get(t) for t, s in p["types"].items())
+            for n, p in now.items()
+        )
+
+    wait_until(synced, 15, f"proxies of {node_part} to ACK the change")

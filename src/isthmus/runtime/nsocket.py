@@ -3,8 +3,8 @@
 A socket belongs to the namespace it was created in, whatever thread later uses it. So a
 short-lived worker thread enters the pod's namespace (setns(2) only moves the calling
 thread), creates the socket, and returns; the daemon then connects and talks with asyncio
-as usual. This is how the runtime probes pods and forwards ports without routing anything
-from the root namespace into the mesh.
+as usual. This is how the runtime probes pods, reads their sidecar's admin API and forwards
+ports without routing anything from the root namespace into the mesh.
 """
 
 from __future__ import annotations
@@ -90,3 +90,55 @@ async def http_get_in_netns(
     if len(parts) < 2 or not parts[1].isdigit():
         raise ConnectionError(f"not an HTTP response: {line[:40]!r}")
     return int(parts[1])
+
+
+MAX_BODY = 1 << 20
+
+
+def _dechunk(body: bytes) -> bytes:
+    """The payload of an HTTP/1.1 chunked body."""
+    out = bytearray()
+    rest = body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        rest = rest[size + 2 :]  # the chunk and its CRLF
+    return bytes(out)
+
+
+async def http_get_text_in_netns(
+    netns: str, host: str, port: int, path: str = "/", timeout: float = 2.0
+) -> tuple[int, str]:
+    """Status and body of an HTTP/1.1 GET (Connection: close) from inside `netns`.
+
+    HTTP/1.1 because Envoy's admin API refuses HTTP/1.0; the body may come chunked."""
+    reader, writer = await open_connection_in_netns(netns, host, port, timeout)
+    try:
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: isthmus-runtime\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        writer.write(request.encode())
+        await writer.drain()
+        raw = b""
+        while len(raw) < MAX_BODY:
+            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise ConnectionError(f"not an HTTP response: {lines[0][:40]!r}")
+    headers = {
+        k.strip().lower(): v.strip().lower() for k, _, v in (h.partition(b":") for h in lines[1:])
+    }
+    if headers.get(b"transfer-encoding") == b"chunked":
+        body = _dechunk(body)
+    return int(parts[1]), body.decode(errors="replace")

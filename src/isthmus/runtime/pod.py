@@ -5,8 +5,10 @@ start: namespace + veth + hosts file, capture rules, agent; the application cont
 start only once the sidecar is ready (holdApplicationUntilProxyStarts); readiness probes
 then gate the pod's endpoints.
 stop: the pod leaves the endpoints first and the change is pushed to every proxy, then
-its containers get SIGTERM (SIGKILL after terminationGracePeriodSeconds), then the agent
-drains Envoy, then the namespace is removed.
+the requests already on their way in are let finish (the sidecar's inbound has had none
+in flight for a moment), then its containers get SIGTERM (SIGKILL once
+terminationGracePeriodSeconds, counted from the start of the stop, ran out), then the
+agent drains Envoy, then the namespace is removed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Protocol
 
 from isthmus.api.core import Container, PodSpec
 from isthmus.model.types import Workload
-from isthmus.runtime.nsocket import http_get_in_netns
+from isthmus.runtime.nsocket import http_get_in_netns, http_get_text_in_netns
 from isthmus.runtime.probes import ProbeState, run_probe
 from isthmus.runtime.process import SupervisedProcess
 
@@ -34,7 +36,15 @@ log = logging.getLogger("isthmus.runtime")
 INJECT_ANNOTATION = "sidecar.istio.io/inject"
 PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
 READINESS_PORT = 15021
+ENVOY_ADMIN_PORT = 15000
 SIDECAR_READY_TIMEOUT = 60.0
+# A request dispatched just before the proxies dropped this pod may still be on the wire;
+# after this long with nothing in flight inbound, nothing more is coming.
+INBOUND_QUIET = 0.2
+INBOUND_POLL = 0.05
+MIN_STOP_GRACE = 1.0  # SIGTERM always gets this long before SIGKILL
+# Requests in flight to the app through the sidecar, of any inbound cluster.
+_INBOUND_ACTIVE = ("cluster.inbound|", "cluster.InboundPassthroughCluster.")
 
 
 class PodNetworking(Protocol):
@@ -275,7 +285,9 @@ class Pod:
     # --- stop --------------------------------------------------------------------------
 
     async def stop(self, ctx: PodContext) -> None:
-        """Leave the endpoints (pushed), then SIGTERM containers, drain the sidecar, clean up."""
+        """Leave the endpoints (pushed), let inbound requests finish, SIGTERM containers,
+        drain the sidecar, clean up."""
+        deadline = time.monotonic() + float(self.spec.termination_grace_period_seconds)
         was_ready = self.ready
         self.phase = "Terminating"
         self.ready = False
@@ -283,10 +295,46 @@ class Pod:
             task.cancel()
         if was_ready:
             await ctx.endpoints_changed()
-        grace = float(self.spec.termination_grace_period_seconds)
+            if self.agent is not None and self.agent.running:
+                await self._wait_inbound_idle(deadline)
+        grace = max(deadline - time.monotonic(), MIN_STOP_GRACE)
         await asyncio.gather(*(p.stop(grace) for p in self.containers.values()))
         if self.agent is not None:
             await self.agent.stop(grace=30.0)
         if self.netns:
             await ctx.network.remove_pod(self.key)
         self.phase = "Terminated"
+
+    async def _wait_inbound_idle(self, deadline: float) -> None:
+        """Until the sidecar has had no inbound request in flight for INBOUND_QUIET seconds.
+
+        The proxies no longer send new requests here, but those they sent just before
+        must be answered by the app: killing it now would fail them (callers without
+        retries would see the error). Bounded by the termination grace period."""
+        quiet_since: float | None = None
+        while (now := time.monotonic()) < deadline:
+            try:
+                active = await self._inbound_requests_active()
+            except (OSError, TimeoutError, ConnectionError, ValueError):
+                return  # Envoy's admin API is not answering: it serves nothing either
+            if active:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= INBOUND_QUIET:
+                return
+            await asyncio.sleep(INBOUND_POLL)
+        log.info("info pod inbound_still_active pod=%s/%s", self.namespace, self.name)
+
+    async def _inbound_requests_active(self) -> int:
+        status, text = await http_get_text_in_netns(
+            self.netns, "127.0.0.1", ENVOY_ADMIN_PORT, "/stats?filter=upstream_rq_active$"
+        )
+        if status != 200:
+            raise ConnectionError(f"envoy admin answered {status}")
+        total = 0
+        for line in text.splitlines():
+            name, _, value = line.partition(": ")
+            if name.startswith(_INBOUND_ACTIVE) and name.endswith(".upstream_rq_active"):
+                total += int(value)
+        return total
