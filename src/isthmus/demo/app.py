@@ -61,6 +61,8 @@ _POOL = threading.BoundedSemaphore(MAX_CONCURRENCY) if MAX_CONCURRENCY > 0 else 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are written separately: without this, Nagle delays the body ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         return
