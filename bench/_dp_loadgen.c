@@ -216,12 +216,16 @@ struct lconn {
     enum cstate state;
     uint64_t due;      /* intended time of the next request */
     uint64_t intended; /* intended time of the request in flight */
+    uint64_t idle_since;
     size_t inlen;
     char in[BUF];
 };
 
 struct stats {
     uint64_t sent, completed, errors, connects, bytes_in, missed;
+    /* Wake-up lateness: sends on connections that were idle before their due time, so
+     * any delay is the machine's (scheduling, stalls), not a slow response's. */
+    uint64_t late_samples, late_1ms, late_10ms, late_max;
     uint64_t status[6]; /* by class: [1]=1xx .. [5]=5xx, [0]=other */
     uint64_t *lat;
     size_t nlat, caplat;
@@ -363,6 +367,13 @@ static int load(const char *host, const char *port, const char *host_header, int
             if (c->state != IDLE) continue;
             uint64_t due = rate > 0 ? c->due : now;
             if (due <= now) {
+                if (rate > 0 && c->idle_since <= due && due >= measure_from) {
+                    uint64_t late = now - due;
+                    st.late_samples++;
+                    if (late > 1000000ULL) st.late_1ms++;
+                    if (late > 10000000ULL) st.late_10ms++;
+                    if (late > st.late_max) st.late_max = late;
+                }
                 lconn_send(ep, c, due);
                 if (rate > 0) c->due += interval;
                 if (c->state == WAITING) busy = 1;
@@ -395,6 +406,7 @@ static int load(const char *host, const char *port, const char *host_header, int
                     continue;
                 }
                 c->state = IDLE;
+                c->idle_since = now;
                 struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
                 epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
                 continue;
@@ -421,6 +433,7 @@ static int load(const char *host, const char *port, const char *host_header, int
             st.status[status >= 100 && status < 600 ? status / 100 : 0]++;
             if (c->intended >= measure_from && c->intended < end) record(now - c->intended);
             c->state = IDLE;
+            c->idle_since = now;
             if (close_after) lconn_drop(ep, c, 0);
         }
     }
@@ -444,10 +457,12 @@ static int load(const char *host, const char *port, const char *host_header, int
            "\"in_flight_at_end\": %lu, \"missed\": %lu, \"recorded\": %zu, \"bytes_in\": %lu, "
            "\"status\": {\"1xx\": %lu, \"2xx\": %lu, \"3xx\": %lu, \"4xx\": %lu, \"5xx\": %lu, "
            "\"other\": %lu}, \"measured_seconds\": %.6f, \"wall_seconds\": %.6f, "
-           "\"cpu_seconds\": %.6f}\n",
+           "\"cpu_seconds\": %.6f, \"late\": {\"samples\": %lu, \"over_1ms\": %lu, "
+           "\"over_10ms\": %lu, \"max_ms\": %.3f}}\n",
            st.sent, st.completed, st.errors, st.connects, in_flight, st.missed, st.nlat,
            st.bytes_in, st.status[1], st.status[2], st.status[3], st.status[4], st.status[5],
-           st.status[0], (double)(end - measure_from) / 1e9, (double)(finished - start) / 1e9, cpu);
+           st.status[0], (double)(end - measure_from) / 1e9, (double)(finished - start) / 1e9,
+           cpu, st.late_samples, st.late_1ms, st.late_10ms, (double)st.late_max / 1e6);
     return 0;
 }
 

@@ -7,6 +7,7 @@ share is counted exactly, whatever else runs on the machine at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -94,3 +95,16 @@ def memory(pid: int) -> Memory:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024  # kB -> MiB
     return Memory(rss_mib=values["VmRSS"], hwm_mib=values["VmHWM"])
+
+
+def renice(pids: list[int], niceness: int) -> None:
+    """Set the nice value of every thread of `pids` (Linux keeps it per thread, and Envoy's
+    workers are threads). Processes that exited meanwhile are skipped."""
+    for pid in pids:
+        try:
+            tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+        except OSError:
+            continue
+        for tid in tids:
+            with contextlib.suppress(ProcessLookupError):
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)

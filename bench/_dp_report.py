@@ -92,6 +92,8 @@ def fixed_rate(totals: dict[str, PhaseTotals]) -> str:
                 _f(t.vcpu(APP)),
                 _f(t.vcpu_loadgen),
                 _f(t.vcpu_others, 2),
+                f"{t.late_share:.1%}",
+                f"{t.late_max_ms:.1f}",
             ]
         )
     header = [
@@ -109,6 +111,8 @@ def fixed_rate(totals: dict[str, PhaseTotals]) -> str:
         "app vCPU",
         "loadgen vCPU",
         "others vCPU",
+        "loadgen woke >1 ms late",
+        "latest wake ms",
     ]
     return table(header, rows)
 
@@ -241,7 +245,8 @@ def render(args: argparse.Namespace, command: str, r: Results, facts: dict[str, 
     lines += [
         "",
         f"### Fixed rate: {args.rate:.0f} rps, {args.connections} connections, "
-        f"{args.body}-byte responses, {args.duration:g} s per scenario in {args.rounds} rounds",
+        f"{args.body}-byte responses, {args.duration:g} s per scenario in {args.rounds} rounds"
+        + (f", measured processes at nice {args.nice}" if args.nice else ""),
         "",
         fixed_rate(r.fixed),
         "",
@@ -280,6 +285,8 @@ def _phase_json(totals: dict[str, PhaseTotals]) -> dict[str, Any]:
             "kernel_share": {g: t.system_share([g]) for g in t.cpu},
             "loadgen_vcpu": t.vcpu_loadgen,
             "others_vcpu": t.vcpu_others,
+            "loadgen_late_over_1ms_share": t.late_share,
+            "loadgen_latest_wake_ms": t.late_max_ms,
         }
         for name, t in totals.items()
     }

@@ -41,6 +41,9 @@ class PhaseTotals:
     seconds: float = 0.0
     loadgen_cpu: float = 0.0
     machine_busy: float = 0.0
+    late_samples: int = 0  # generator wake-ups on idle connections (see dp load)
+    late_over_1ms: int = 0
+    late_max_ms: float = 0.0
     cpu: dict[str, Cpu] = field(default_factory=dict)  # group -> CPU seconds
     _sorted: list[int] | None = None
 
@@ -56,6 +59,11 @@ class PhaseTotals:
         value = result.summary.get("cpu_seconds", 0.0)
         self.loadgen_cpu += float(value) if isinstance(value, int | float) else 0.0
         self.machine_busy += machine_busy
+        late = result.summary.get("late", {})
+        if isinstance(late, dict):
+            self.late_samples += int(late.get("samples", 0))
+            self.late_over_1ms += int(late.get("over_1ms", 0))
+            self.late_max_ms = max(self.late_max_ms, float(late.get("max_ms", 0.0)))
         for group, seconds in cpu.items():
             self.cpu[group] = self.cpu.get(group, Cpu()) + seconds
         self._sorted = None
@@ -77,6 +85,12 @@ class PhaseTotals:
         """The kernel's part of the groups' CPU."""
         total = sum(self.cpu.get(g, Cpu()).total for g in groups)
         return sum(self.cpu.get(g, Cpu()).system for g in groups) / total if total else 0.0
+
+    @property
+    def late_share(self) -> float:
+        """Share of the generator's wake-ups that came over 1 ms late: the machine stalled
+        the generator itself, whatever the path under test did."""
+        return self.late_over_1ms / self.late_samples if self.late_samples else 0.0
 
     @property
     def vcpu_loadgen(self) -> float:
