@@ -88,7 +88,21 @@ class ConfigGenerator:
         return self._views
 
     def snapshot(self, mesh: MeshSnapshot, proxy: Proxy) -> Snapshot:
+        """The proxy's Snapshot. Proxies with the same view (namespace, labels, served ports,
+        explicit proxy port, capture) get the very same Snapshot object: its versions are
+        hashed once and its resources packed once, however many pods share it."""
         views = self._cache(mesh)
+        key = (
+            "snapshot",
+            proxy.namespace,
+            proxy.labels,
+            proxy.inbound_ports,
+            proxy.http_proxy_port,
+            proxy.capture,
+        )
+        return views.get(key, lambda: self._build(views, mesh, proxy))
+
+    def _build(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Snapshot:
         steps: Sequence[tuple[str, Callable[[], dict[str, PreparedResource]]]] = (
             ("clusters", lambda: self._clusters(views, mesh, proxy)),
             ("listeners", lambda: self._listeners(views, mesh, proxy)),
