@@ -11,7 +11,9 @@ Measured, for a baseline size and the requested size in the same run:
 1. VirtualService weight change (HTTP apply) -> every proxy ACKed the new routes;
 2. full push after an isthmusd restart: wall time and isthmusd CPU seconds
    (utime+stime from /proc) until every proxy ACKed CDS, EDS, LDS and RDS;
-3. isthmusd RSS at steady state and peak (VmRSS / VmHWM).
+3. isthmusd RSS at steady state and peak (VmRSS / VmHWM);
+4. the transport floor: the same sidecars against a trivial server (`_floor`) that
+   sends shared, ready bytes, i.e. the cost of moving the bytes without a control plane.
 
 Everything runs on unix sockets. Each phase has a timeout and the whole run a hard
 deadline; isthmusd and the client processes are stopped at the end, also on failure.
@@ -24,6 +26,7 @@ import contextlib
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import statistics
 import sys
@@ -491,11 +494,7 @@ class RssGuard:
 
 
 def _remove_tree(path: Path) -> None:
-    for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):
-            child.rmdir() if child.is_dir() and not child.is_symlink() else child.unlink()
-    with contextlib.suppress(OSError):
-        path.rmdir()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # -- report -------------------------------------------------------------------------------
