@@ -37,7 +37,6 @@ class MeshController:
         self._generator = ConfigGenerator()
         self._workloads: tuple[Workload, ...] = ()
         self._mesh: MeshSnapshot | None = None
-        self._consistent: dict[int, Snapshot] = {}
 
     @property
     def config(self) -> MeshConfig:
@@ -45,7 +44,6 @@ class MeshController:
 
     def invalidate(self) -> None:
         self._mesh = None
-        self._consistent = {}
 
     def set_workloads(self, workloads: Iterable[Workload]) -> None:
         """Runtime-owned workloads (pods); replaces the previous set."""
@@ -74,14 +72,6 @@ class MeshController:
             proxy = proxy_from_node(node, self._config.proxy_http_port)
         except InvalidNode as exc:
             raise ProxyRejected(str(exc)) from None
-        snapshot = self._generator.snapshot(self.mesh, proxy)
-        if id(snapshot) in self._consistent:
-            return snapshot
-        errors = snapshot.consistency_errors()
-        if errors:
-            # A bug in pilot, not in user input: refuse to publish an inconsistent view.
-            raise RuntimeError(f"inconsistent snapshot for {node.id}: {'; '.join(errors)}")
-        # Views are shared by many proxies: check each distinct snapshot once. The dict keeps
-        # the snapshots alive, so an id is never reused while it is in here.
-        self._consistent[id(snapshot)] = snapshot
-        return snapshot
+        # The generator checks each view's consistency (every RDS name a listener uses
+        # exists, every EDS cluster has an assignment) before handing it out.
+        return self._generator.snapshot(self.mesh, proxy)

@@ -9,7 +9,7 @@ Generators run in a fixed order; a failure names the generator that failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -40,7 +40,16 @@ from isthmus.pilot.generators.routes import (
     generate_port_route_config,
 )
 from isthmus.pilot.naming import parse_cluster_name
-from isthmus.pilot.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, PreparedResource, Snapshot
+from isthmus.pilot.resources import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    ROUTE,
+    Layer,
+    Layers,
+    PreparedResource,
+    Snapshot,
+)
 from isthmus.pilot.virtual_service import visible_virtual_services
 
 K = TypeVar("K")
@@ -54,13 +63,13 @@ class GeneratorError(Exception):
     """A generator failed for a proxy; the message names the generator and the proxy."""
 
 
-def _prepare(messages: Iterable[Message]) -> dict[str, PreparedResource]:
+def _prepare(messages: Iterable[Message]) -> Layer:
     out = {}
     for m in messages:
         # ClusterLoadAssignment is named by cluster_name; every other type by name.
         name = m.cluster_name if isinstance(m, ClusterLoadAssignment) else m.name  # type: ignore[attr-defined]
         out[name] = PreparedResource.of(name, m)
-    return out
+    return Layer(out)
 
 
 @dataclass
@@ -103,11 +112,11 @@ class ConfigGenerator:
         return views.get(key, lambda: self._build(views, mesh, proxy))
 
     def _build(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Snapshot:
-        steps: Sequence[tuple[str, Callable[[], dict[str, PreparedResource]]]] = (
+        steps: Sequence[tuple[str, Callable[[], Layers]]] = (
             ("clusters", lambda: self._clusters(views, mesh, proxy)),
             ("listeners", lambda: self._listeners(views, mesh, proxy)),
         )
-        out: dict[str, dict[str, PreparedResource]] = {}
+        out: dict[str, Layers] = {}
         for name, step in steps:
             try:
                 out[CLUSTER if name == "clusters" else LISTENER] = step()
@@ -125,13 +134,37 @@ class ConfigGenerator:
                 raise GeneratorError(
                     f"generator {name} failed for proxy {proxy.id}: {exc!r}"
                 ) from exc
-        return Snapshot(resources=out)
+        snapshot = Snapshot(resources=out)
+        errors = self._consistency(views, proxy, snapshot)
+        if errors:
+            raise GeneratorError(f"inconsistent snapshot for proxy {proxy.id}: {'; '.join(errors)}")
+        return snapshot
+
+    def _consistency(self, views: _Views, proxy: Proxy, snapshot: Snapshot) -> list[str]:
+        """Every RDS name a listener uses exists, every EDS cluster has an assignment.
+
+        Checked by name sets (computed once per shared view), not by unpacking every
+        resource for every proxy."""
+        errors = []
+        routes = snapshot.of_type(ROUTE)
+        for name in sorted(self._rds_wanted(views, snapshot.of_type(LISTENER))):
+            if name not in routes:
+                errors.append(f"route config {name!r} is used by a listener but missing")
+        assignments = snapshot.of_type(ENDPOINT)
+        for name in views.get(("eds-names", proxy.namespace), list):
+            if name not in assignments:
+                errors.append(f"EDS cluster {name} has no ClusterLoadAssignment")
+        return errors
+
+    def _rds_wanted(self, views: _Views, listeners: Mapping[str, PreparedResource]) -> set[str]:
+        wanted: set[str] = set()
+        for res in listeners.values():
+            wanted.update(views.get(("rds-names", res.version), lambda res=res: _rds_of(res)))  # type: ignore[misc]
+        return wanted
 
     # --- clusters ------------------------------------------------------------------
 
-    def _clusters(
-        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy
-    ) -> dict[str, PreparedResource]:
+    def _clusters(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         rules = _rules(views, mesh)
         outbound = views.get(
             ("cds", proxy.namespace),
@@ -146,17 +179,19 @@ class ConfigGenerator:
                 )
             ),
         )
-        return {**outbound, **inbound}
+        return Layers(outbound, inbound)
 
     def _endpoints(
-        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy, clusters: dict[str, PreparedResource]
-    ) -> dict[str, PreparedResource]:
+        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy, clusters: Layers
+    ) -> Layers:
         eds_names = views.get(("eds-names", proxy.namespace), lambda: _eds_cluster_names(clusters))
-        return views.get(
-            ("eds", proxy.namespace),
-            lambda: _prepare(
-                generate_endpoints(mesh, proxy.namespace, eds_names, _rules(views, mesh))
-            ),
+        return Layers(
+            views.get(
+                ("eds", proxy.namespace),
+                lambda: _prepare(
+                    generate_endpoints(mesh, proxy.namespace, eds_names, _rules(views, mesh))
+                ),
+            )
         )
 
     # --- listeners and routes -------------------------------------------------------
@@ -170,9 +205,7 @@ class ConfigGenerator:
         )
         return proxy.labels if uses else ()
 
-    def _listeners(
-        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy
-    ) -> dict[str, PreparedResource]:
+    def _listeners(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         labels = self._labels_key(views, mesh, proxy)
         outbound = views.get(
             ("lds", proxy.namespace, labels),
@@ -182,41 +215,44 @@ class ConfigGenerator:
             ("lds-in", proxy.namespace, proxy.inbound_ports, proxy.labels),
             lambda: _prepare([generate_inbound_listener(mesh, proxy)]),
         )
-        out = {**outbound, **inbound}
+        layers = [outbound, inbound]
         if not proxy.capture:
             # Nothing is redirected to this proxy: bind no capture ports (15001/15006).
-            out = {n: r for n, r in out.items() if n not in CAPTURE_LISTENERS}
+            layers = [
+                views.get(
+                    ("lds-no-capture", proxy.namespace, labels),
+                    lambda: Layer(
+                        {n: r for n, r in outbound.items() if n not in CAPTURE_LISTENERS}
+                    ),
+                )
+            ]
         if proxy.http_proxy_port:
             port = proxy.http_proxy_port
-            out.update(
+            layers.append(
                 views.get(
                     ("lds-proxy", port), lambda: _prepare([generate_http_proxy_listener(port)])
                 )
             )
-        return out
+        return Layers(*layers)
 
     def _routes(
         self,
         views: _Views,
         mesh: MeshSnapshot,
         proxy: Proxy,
-        listeners: dict[str, PreparedResource],
-    ) -> dict[str, PreparedResource]:
+        listeners: Layers,
+    ) -> Layers:
         labels = self._labels_key(views, mesh, proxy)
         hashes = views.get(
             ("hash-lookup", proxy.namespace),
             lambda: _hash_lookup(mesh, proxy.namespace, _rules(views, mesh)),
         )
-        wanted: set[str] = set()
-        for res in listeners.values():
-            listener = listener_pb2.Listener()
-            res.any.Unpack(listener)
-            wanted.update(rds_names(listener))
-        out: dict[str, PreparedResource] = {}
+        wanted = self._rds_wanted(views, listeners)
+        out: list[Layer] = []
         for name in sorted(wanted):
             if name.isdigit():
                 port = int(name)
-                out.update(
+                out.append(
                     views.get(
                         ("rds", proxy.namespace, labels, port),
                         lambda port=port: _prepare(
@@ -225,16 +261,22 @@ class ConfigGenerator:
                     )
                 )
             else:
-                out.update(
+                out.append(
                     views.get(
                         ("rds-proxy", proxy.namespace, labels),
                         lambda: _prepare([generate_http_proxy_route_config(mesh, proxy, hashes)]),
                     )
                 )
-        return out
+        return Layers(*out)
 
 
-def _eds_cluster_names(clusters: dict[str, PreparedResource]) -> list[str]:
+def _rds_of(res: PreparedResource) -> frozenset[str]:
+    listener = listener_pb2.Listener()
+    res.any.Unpack(listener)
+    return frozenset(rds_names(listener))
+
+
+def _eds_cluster_names(clusters: Mapping[str, PreparedResource]) -> list[str]:
     names = []
     for name, res in clusters.items():
         cluster = cluster_pb2.Cluster()

@@ -8,7 +8,7 @@ serialized once however many proxies receive it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf import any_pb2
@@ -44,6 +44,82 @@ class PreparedResource:
         return cls(name=name, type_url=packed.type_url, any=packed, version=digest)
 
 
+def content_digest(resources: Mapping[str, PreparedResource]) -> str:
+    """A hash of names and resource versions, independent of insertion order."""
+    h = hashlib.blake2b(digest_size=8)
+    for name in sorted(resources):
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(resources[name].version.encode())
+    return h.hexdigest()
+
+
+class Layer(Mapping[str, PreparedResource]):
+    """An immutable set of resources shared by many proxies, hashed once."""
+
+    __slots__ = ("_digest", "_items")
+
+    def __init__(self, items: Mapping[str, PreparedResource]) -> None:
+        self._items = dict(items)
+        self._digest: str | None = None
+
+    def __getitem__(self, name: str) -> PreparedResource:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = content_digest(self._items)
+        return self._digest
+
+
+class Layers(Mapping[str, PreparedResource]):
+    """A proxy's resources of one type as a union of shared layers with disjoint names.
+
+    No per-proxy copy of the (large) shared layers is made, and the version is a hash of
+    the layers' cached digests, so a proxy costs a few references, not thousands.
+    """
+
+    __slots__ = ("_layers",)
+
+    def __init__(self, *layers: Layer) -> None:
+        self._layers = layers
+
+    def __getitem__(self, name: str) -> PreparedResource:
+        for layer in self._layers:
+            if name in layer:
+                return layer[name]
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in layer for layer in self._layers)
+
+    def __iter__(self) -> Iterator[str]:
+        for layer in self._layers:
+            yield from layer
+
+    def __len__(self) -> int:
+        return sum(len(layer) for layer in self._layers)
+
+    @property
+    def digest(self) -> str:
+        if len(self._layers) == 1:
+            return self._layers[0].digest
+        h = hashlib.blake2b(digest_size=8)
+        for layer in self._layers:
+            h.update(layer.digest.encode())
+        return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything one proxy should have: per type URL, resources by name.
@@ -62,12 +138,11 @@ class Snapshot:
     def version(self, type_url: str) -> str:
         cached = self._versions.get(type_url)
         if cached is None:
-            h = hashlib.blake2b(digest_size=8)
-            for name in sorted(self.of_type(type_url)):
-                h.update(name.encode())
-                h.update(b"\0")
-                h.update(self.of_type(type_url)[name].version.encode())
-            cached = h.hexdigest()
+            resources = self.of_type(type_url)
+            if isinstance(resources, (Layer, Layers)):
+                cached = resources.digest
+            else:
+                cached = content_digest(resources)
             self._versions[type_url] = cached
         return cached
 
