@@ -153,6 +153,8 @@ def sidecar_concurrency(pod: Pod) -> int:
 
 
 class Bench:
+    """The bench's pods, its bare Envoy pair and the generator runs against them."""
+
     def __init__(self, args: argparse.Namespace, binary: Path, mesh: BenchMesh) -> None:
         self.args = args
         self.binary = binary
@@ -320,6 +322,8 @@ def sidecar_counters(bench: Bench, pod: Pod, prefix: str) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Watched:
+    """A proxy-side process whose idle CPU and memory are reported."""
+
     scenario: str
     pod: str
     process: str
@@ -335,11 +339,16 @@ def watched_processes(
         client = envoy.name.startswith("client")
         pod = pods[manifests.DIRECT_CLIENT if client else manifests.DIRECT_SERVER]
         rows.append(Watched(report.PAIR, pod["name"], "envoy", envoy.pid))
-    for name in (manifests.MESH_CLIENT, *manifests.MESH_SERVERS, manifests.PLAIN_SERVER):
+    sidecar_pods = [
+        (report.MESH, manifests.MESH_CLIENT),
+        *((report.MESH, name) for name in manifests.MESH_SERVERS),
+        (report.PLAIN, manifests.PLAIN_SERVER),
+    ]
+    for scenario, name in sidecar_pods:
         pod = pods[name]
         for wanted in ("envoy", "agent"):
             for pid in proc.pids_by_role(pod["netns"], wanted):
-                rows.append(Watched(report.MESH, pod["name"], wanted, pid))
+                rows.append(Watched(scenario, pod["name"], wanted, pid))
     daemon = mesh.daemon_pid()
     if daemon is not None:
         rows.append(Watched("control plane", "-", "isthmusd", daemon))
