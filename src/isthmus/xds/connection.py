@@ -284,7 +284,10 @@ def selected(snapshot: Snapshot, state: TypeState) -> Mapping[str, PreparedResou
     available = snapshot.of_type(state.type_url)
     if state.subscribed is None:
         return available
-    return {name: available[name] for name in state.subscribed if name in available}
+    subscribed = state.subscribed
+    if len(subscribed) == len(available) and all(name in available for name in subscribed):
+        return available  # the usual case for EDS: everything, shared and already hashed
+    return {name: available[name] for name in subscribed if name in available}
 
 
 def version_of(snapshot: Snapshot, state: TypeState, chosen: Mapping[str, PreparedResource]) -> str:
@@ -294,6 +297,6 @@ def version_of(snapshot: Snapshot, state: TypeState, chosen: Mapping[str, Prepar
     covers only the requested names, so a change to a resource the proxy did not ask for
     does not bump its version.
     """
-    if state.subscribed is None:
+    if state.subscribed is None or chosen is snapshot.of_type(state.type_url):
         return snapshot.version(state.type_url)
     return Snapshot({state.type_url: chosen}).version(state.type_url)

@@ -10,12 +10,12 @@ sent even if unchanged, because Envoy keeps those clusters warming until it arri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from isthmus.pilot.resources import CLUSTER, ENDPOINT, PreparedResource
+from isthmus.pilot.resources import CLUSTER, ENDPOINT, Layers, PreparedResource
 from isthmus.xds.connection import (
     Connection,
     TypeState,
@@ -26,14 +26,17 @@ from isthmus.xds.connection import (
 )
 from isthmus.xds.warming import eds_names
 
-# What a response was computed from: the version and, for named types, the names.
-_Key = tuple[str, frozenset[str] | None]
+# What a response was computed from: the version and, for named types, which
+# subscription (a generation number that changes whenever the requested names do).
+_Key = tuple[str, int | None]
 
 
 @dataclass
 class SotwTypeState(TypeState):
     sent_key: _Key | None = None
-    sent_versions: dict[str, str] = field(default_factory=dict)  # per resource, last sent
+    subscription: int = 0  # bumped when the requested names change
+    # What was last sent, by reference: shared immutable mappings cost nothing per proxy.
+    sent_resources: Mapping[str, PreparedResource] = field(default_factory=dict)
 
 
 class SotwConnection(
@@ -70,7 +73,12 @@ class SotwConnection(
             state.must_respond = True  # an initial request always gets an answer
         state.requested = True
         if state.subscribed is not None:
-            state.subscribed = set(request.resource_names)
+            names = request.resource_names
+            # Envoy repeats its names on every ACK: keep the set (and its generation)
+            # unless they really changed, so thousands of proxies allocate nothing.
+            if len(names) != len(state.subscribed) or any(n not in state.subscribed for n in names):
+                state.subscribed = set(names)
+                state.subscription += 1
 
     def responses(self, type_urls: Iterable[str]) -> list[discovery_pb2.DiscoveryResponse]:
         out = []
@@ -80,8 +88,7 @@ class SotwConnection(
                 continue
             chosen = selected(self.snapshot, state)
             version = version_of(self.snapshot, state, chosen)
-            names = None if state.subscribed is None else frozenset(state.subscribed)
-            key = (version, names)
+            key = (version, None if state.subscribed is None else state.subscription)
             # The last response (pending, ACKed or NACKed) already had this content.
             if not state.must_respond and key == state.sent_key:
                 continue
@@ -91,15 +98,16 @@ class SotwConnection(
                     version_info=version,
                     type_url=type_url,
                     nonce=nonce,
-                    resources=[chosen[name].any for name in sorted(chosen)],
+                    resources=_in_order(chosen),
                 )
             )
             state.sent_key = key
             self.record_sent(state, version, nonce, len(chosen))
-            changed = [r for n, r in chosen.items() if state.sent_versions.get(n) != r.version]
-            state.sent_versions = {name: r.version for name, r in chosen.items()}
-            if type_url == CLUSTER and changed:
-                self._warm(changed)
+            previous, state.sent_resources = state.sent_resources, chosen
+            if type_url == CLUSTER and chosen is not previous:
+                changed = [r for n, r in chosen.items() if _version(previous, n) != r.version]
+                if changed:
+                    self._warm(changed)
         return out
 
     def _warm(self, clusters: list[PreparedResource]) -> None:
@@ -109,3 +117,15 @@ class SotwConnection(
             return
         if eds_names(clusters) & endpoints.subscribed:
             endpoints.must_respond = True
+
+
+def _version(resources: Mapping[str, PreparedResource], name: str) -> str | None:
+    found = resources.get(name)
+    return found.version if found is not None else None
+
+
+def _in_order(chosen: Mapping[str, PreparedResource]) -> list[object]:
+    """Shared layers keep their (sorted) build order; ad-hoc selections are sorted."""
+    if isinstance(chosen, Layers):
+        return [r.any for r in chosen.values()]
+    return [chosen[name].any for name in sorted(chosen)]
