@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from isthmus.agent.identity import ProxyIdentity
-from isthmus.api.re2 import MAX_PROGRAM_SIZE
+from isthmus.api.limits import MAX_PROGRAM_SIZE
 
 XDS_CLUSTER = "xds-grpc"
 STATS_CLUSTER = "prometheus_stats"

@@ -17,8 +17,8 @@ import warnings
 
 import re2 as google_re2
 
-MAX_REGEX_LENGTH = 1024  # Istio's limit
-MAX_PROGRAM_SIZE = 32768  # Envoy runtime re2.max_program_size.error_level in our bootstraps
+from isthmus.api.limits import MAX_PROGRAM_SIZE, MAX_REGEX_LENGTH
+
 _MAX_REPEAT = 1000  # RE2 refuses counted repetition above this
 _COUNTED_REPEAT = re.compile(r"\{([0-9]*)(?:,([0-9]*))?\}")
 _ALLOWED_FLAGS = frozenset("ims-")  # RE2 also has U, which Python lacks

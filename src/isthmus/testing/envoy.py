@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
-from isthmus.api.re2 import MAX_PROGRAM_SIZE
+from isthmus.api.limits import MAX_PROGRAM_SIZE
 from isthmus.testing.ports import LOOPBACK
 
 HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
