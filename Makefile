@@ -1,22 +1,14 @@
-# The two front-door commands: `make demo` and `make test`. Each does all set-up itself.
-.PHONY: setup test lint demo clean
-
-VENV := .venv/bin
+# Shortcuts for scripts/run.sh, which holds the README's two commands (no make needed).
+.PHONY: setup test demo clean
 
 setup:
 	@bash scripts/setup.sh
 
-lint: setup
-	$(VENV)/ruff check src tests bench
-	$(VENV)/ruff format --check src tests bench
-	$(VENV)/mypy
-	$(VENV)/lint-imports
+test:
+	bash scripts/run.sh test
 
-test: lint
-	$(VENV)/pytest -q -p no:cacheprovider tests
-
-demo: setup
-	$(VENV)/isthmus demo
+demo:
+	bash scripts/run.sh demo
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
