@@ -13,18 +13,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
-from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from google.protobuf.message import Message
 
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.model.types import Proxy
-from isthmus.pilot.consistency import rds_names
+from isthmus.pilot.consistency import dangling_references, listener_rds_names
 from isthmus.pilot.destination_rule import DestinationRuleIndex, route_consistent_hash
 from isthmus.pilot.envoy.load_balancer import hash_policy_for
 from isthmus.pilot.generators.clusters import (
+    eds_cluster_names,
     generate_inbound_clusters,
     generate_outbound_clusters,
     inbound_ports,
@@ -125,7 +124,7 @@ class ConfigGenerator:
                     f"generator {name} failed for proxy {proxy.id}: {exc!r}"
                 ) from exc
         for name, type_url, step in (
-            ("endpoints", ENDPOINT, lambda: self._endpoints(views, mesh, proxy, out[CLUSTER])),
+            ("endpoints", ENDPOINT, lambda: self._endpoints(views, mesh, proxy)),
             ("routes", ROUTE, lambda: self._routes(views, mesh, proxy, out[LISTENER])),
         ):
             try:
@@ -141,35 +140,36 @@ class ConfigGenerator:
         return snapshot
 
     def _consistency(self, views: _Views, proxy: Proxy, snapshot: Snapshot) -> list[str]:
-        """Every RDS name a listener uses exists, every EDS cluster has an assignment.
+        """The shared consistency check, fed with the names each cached view already knows,
+        so nothing is unpacked per proxy."""
+        return dangling_references(
+            snapshot,
+            rds_by_listener=self._rds_by_listener(views, snapshot.of_type(LISTENER)),
+            eds_clusters=self._cds(views, proxy.namespace)[1],
+        )
 
-        Checked by name sets (computed once per shared view), not by unpacking every
-        resource for every proxy."""
-        errors = []
-        routes = snapshot.of_type(ROUTE)
-        for name in sorted(self._rds_wanted(views, snapshot.of_type(LISTENER))):
-            if name not in routes:
-                errors.append(f"route config {name!r} is used by a listener but missing")
-        assignments = snapshot.of_type(ENDPOINT)
-        for name in views.get(("eds-names", proxy.namespace), list):
-            if name not in assignments:
-                errors.append(f"EDS cluster {name} has no ClusterLoadAssignment")
-        return errors
-
-    def _rds_wanted(self, views: _Views, listeners: Mapping[str, PreparedResource]) -> set[str]:
-        wanted: set[str] = set()
-        for res in listeners.values():
-            wanted.update(views.get(("rds-names", res.version), lambda res=res: _rds_of(res)))  # type: ignore[misc]
-        return wanted
+    def _rds_by_listener(
+        self, views: _Views, listeners: Mapping[str, PreparedResource]
+    ) -> dict[str, frozenset[str]]:
+        return {
+            name: views.get(("rds-names", res.version), lambda res=res: listener_rds_names(res))  # type: ignore[misc]
+            for name, res in listeners.items()
+        }
 
     # --- clusters ------------------------------------------------------------------
 
+    def _cds(self, views: _Views, namespace: str) -> tuple[Layer, list[str]]:
+        """The namespace's outbound clusters, packed, and the EDS ones among them."""
+        return views.entries[("cds", namespace)]  # type: ignore[return-value]  # built by _clusters
+
     def _clusters(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         rules = _rules(views, mesh)
-        outbound = views.get(
-            ("cds", proxy.namespace),
-            lambda: _prepare(generate_outbound_clusters(mesh, proxy.namespace, rules)),
-        )
+
+        def outbound_clusters() -> tuple[Layer, list[str]]:
+            clusters = generate_outbound_clusters(mesh, proxy.namespace, rules)
+            return _prepare(clusters), eds_cluster_names(clusters)
+
+        outbound, _ = views.get(("cds", proxy.namespace), outbound_clusters)
         ports = proxy.inbound_ports
         inbound = views.get(
             ("cds-in", proxy.namespace, proxy.labels, ports),
@@ -181,10 +181,8 @@ class ConfigGenerator:
         )
         return Layers(outbound, inbound)
 
-    def _endpoints(
-        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy, clusters: Layers
-    ) -> Layers:
-        eds_names = views.get(("eds-names", proxy.namespace), lambda: _eds_cluster_names(clusters))
+    def _endpoints(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
+        _, eds_names = self._cds(views, proxy.namespace)
         return Layers(
             views.get(
                 ("eds", proxy.namespace),
@@ -247,7 +245,7 @@ class ConfigGenerator:
             ("hash-lookup", proxy.namespace),
             lambda: _hash_lookup(mesh, proxy.namespace, _rules(views, mesh)),
         )
-        wanted = self._rds_wanted(views, listeners)
+        wanted = set().union(*self._rds_by_listener(views, listeners).values())
         out: list[Layer] = []
         for name in sorted(wanted):
             if name.isdigit():
@@ -268,22 +266,6 @@ class ConfigGenerator:
                     )
                 )
         return Layers(*out)
-
-
-def _rds_of(res: PreparedResource) -> frozenset[str]:
-    listener = listener_pb2.Listener()
-    res.any.Unpack(listener)
-    return frozenset(rds_names(listener))
-
-
-def _eds_cluster_names(clusters: Mapping[str, PreparedResource]) -> list[str]:
-    names = []
-    for name, res in clusters.items():
-        cluster = cluster_pb2.Cluster()
-        res.any.Unpack(cluster)
-        if cluster.type == cluster_pb2.Cluster.EDS:
-            names.append(name)
-    return sorted(names)
 
 
 def _uses_source_labels(mesh: MeshSnapshot, namespace: str) -> bool:
