@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from envoy.config.core.v3 import base_pb2
 
-from isthmus.api.loader import parse_resource
 from isthmus.model.build import ConfigObject, build_snapshot
+from isthmus.model.objects import ParsedObjects
 from isthmus.model.snapshot import MeshConfig, MeshSnapshot
 from isthmus.model.types import Workload
 from isthmus.pilot.profile import ConfigGenerator
@@ -33,6 +33,7 @@ MESH_KINDS = frozenset(
 class MeshController:
     def __init__(self, store: ResourceStore, config: MeshConfig | None = None) -> None:
         self._store = store
+        self._objects = ParsedObjects(store)
         self._config = config or MeshConfig()
         self._generator = ConfigGenerator()
         self._workloads: tuple[Workload, ...] = ()
@@ -54,8 +55,8 @@ class MeshController:
     def mesh(self) -> MeshSnapshot:
         if self._mesh is None:
             objects = [
-                ConfigObject(parse_resource(o.body), o.created_revision)
-                for o in self._store.list()
+                ConfigObject(resource, o.created_revision)
+                for o, resource in self._objects.list()
                 if o.key.kind in MESH_KINDS
             ]
             self._mesh = build_snapshot(objects, self._workloads, self._config)

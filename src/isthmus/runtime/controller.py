@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from isthmus.api.core import Deployment, Namespace
-from isthmus.api.loader import parse_resource
 from isthmus.model.hosts import kubernetes_alt_names
+from isthmus.model.objects import ParsedObjects
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.model.types import Resolution, Workload
 from isthmus.runtime.naming import pod_name, pod_template_hash
@@ -48,6 +48,10 @@ class Runtime:
     _stopping: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _hosts_dirty: bool = True
     _closed: bool = False
+    _objects: ParsedObjects = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._objects = ParsedObjects(self.store)
 
     def notify(self, hosts_changed: bool = False) -> None:
         self._hosts_dirty = self._hosts_dirty or hosts_changed
@@ -67,16 +71,14 @@ class Runtime:
 
     def _deployments(self) -> list[Deployment]:
         out = []
-        for obj in self.store.list(kind="Deployment"):
-            resource = parse_resource(obj.body)
+        for _, resource in self._objects.list(kind="Deployment"):
             assert isinstance(resource, Deployment)
             out.append(resource)
         return out
 
     def _injection_disabled_namespaces(self) -> set[str]:
         out = set()
-        for obj in self.store.list(kind="Namespace"):
-            ns = parse_resource(obj.body)
+        for _, ns in self._objects.list(kind="Namespace"):
             assert isinstance(ns, Namespace)
             if ns.metadata.labels.get(INJECTION_LABEL) == "disabled":
                 out.add(ns.metadata.name)
