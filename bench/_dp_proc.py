@@ -82,21 +82,6 @@ def total_cpu(pids: list[int]) -> Cpu:
     return result
 
 
-@dataclass(frozen=True)
-class Memory:
-    rss_mib: float  # VmRSS: resident now
-    hwm_mib: float  # VmHWM: the peak since the process started
-
-
-def memory(pid: int) -> Memory:
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024  # kB -> MiB
-    return Memory(rss_mib=values["VmRSS"], hwm_mib=values["VmHWM"])
-
-
 def renice(pids: list[int], niceness: int) -> None:
     """Set the nice value of every thread of `pids` (Linux keeps it per thread, and Envoy's
     workers are threads). Processes that exited meanwhile are skipped."""

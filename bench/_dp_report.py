@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _dp_proc import Memory
 from _dp_stats import PhaseTotals
+from _proc import Memory
 
 DIRECT, PAIR, MESH, PLAIN = "direct", "envoy pair", "isthmus", "isthmus, no DR/VS"
 CLIENT_PROXY = "client proxy"

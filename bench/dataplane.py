@@ -50,6 +50,7 @@ import _dp_envoy as bare
 import _dp_manifests as manifests
 import _dp_proc as proc
 import _dp_report as report
+import _proc
 from _dp_mesh import BenchMesh
 from _dp_native import LoadResult, LoadSpec, build, run_load, serve_argv
 from _dp_stats import PhaseTotals, machine_busy_seconds
@@ -415,7 +416,7 @@ def measure(bench: Bench, args: argparse.Namespace, started: float) -> report.Re
         if k.endswith(COUNTERS) and v != before.get(k, 0)
     }
     results.processes = [
-        report.ProcessRow(w.scenario, w.pod, w.process, idle[w.pid], proc.memory(w.pid))
+        report.ProcessRow(w.scenario, w.pod, w.process, idle[w.pid], _proc.memory(w.pid))
         for w in watched
     ]
     results.maximum = bench.phase(scenarios, 0, args.max_duration)
