@@ -131,7 +131,9 @@ class _RuntimeApi:
                     "desiredReplicas": deployment.spec.replicas,
                     "updatedReplicas": sum(p.template_hash == current for p in mine),
                     "readyReplicas": ready,
-                    "availableReplicas": ready,  # minReadySeconds is 0
+                    "availableReplicas": sum(
+                        p.available(deployment.spec.min_ready_seconds) for p in mine
+                    ),
                 }
             )
         return web.json_response({"runtime": True, "deployments": items})

@@ -109,7 +109,10 @@ class Runtime:
             and p.deployment == deployment.metadata.name
             and p.phase in ("Pending", "Running")
         ]
-        states = [PodState(p.name, p.template_hash, p.ready, p.created) for p in mine]
+        states = [
+            PodState(p.name, p.template_hash, p.available(spec.min_ready_seconds), p.created)
+            for p in mine
+        ]
         strategy = spec.strategy
         rolling = strategy.rolling_update if strategy and strategy.rolling_update else None
         plan = plan_rollout(

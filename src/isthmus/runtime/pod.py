@@ -94,8 +94,15 @@ class Pod:
     ready: bool = False
     agent: SupervisedProcess | None = None
     log_dir_path: Path | None = None
+    ready_since: float | None = None  # monotonic time of the last not-ready -> ready
     containers: dict[str, SupervisedProcess] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def available(self, min_ready_seconds: int) -> bool:
+        """Kubernetes' availability: ready for at least minReadySeconds (rollouts count it)."""
+        if not self.ready or self.ready_since is None:
+            return False
+        return time.monotonic() - self.ready_since >= min_ready_seconds
 
     @property
     def key(self) -> str:
@@ -249,6 +256,7 @@ class Pod:
             ready = all(results) and self.phase == "Running"
             if ready != self.ready:
                 self.ready = ready
+                self.ready_since = time.monotonic() if ready else None
                 log.info("info pod ready pod=%s/%s ready=%s", self.namespace, self.name, ready)
                 await ctx.endpoints_changed()
             period = min(

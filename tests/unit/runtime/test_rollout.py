@@ -49,3 +49,28 @@ def test_bounds() -> None:
     assert resolve_bound(2, 10, round_up=True) == 2
     with pytest.raises(ValueError, match="percentage"):
         resolve_bound("lots", 3, round_up=True)
+
+
+def test_min_ready_seconds_delays_availability() -> None:
+    """A pod counts as available for a rollout only after minReadySeconds of readiness."""
+    import time
+
+    from isthmus.api.core import PodSpec
+    from isthmus.runtime.pod import Pod
+
+    pod = Pod(
+        "web-a-x",
+        "default",
+        "web",
+        "a",
+        {},
+        {},
+        PodSpec.model_validate({"containers": [{"name": "app", "command": ["true"]}]}),
+        inject=False,
+    )
+    assert not pod.available(0)
+    pod.ready, pod.ready_since = True, time.monotonic()
+    assert pod.available(0)
+    assert not pod.available(30)
+    pod.ready_since = time.monotonic() - 31
+    assert pod.available(30)
