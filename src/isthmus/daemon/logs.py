@@ -12,9 +12,6 @@ class _Format(logging.Formatter):
         ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
         message = record.getMessage()
         component = record.name.removeprefix("isthmus.")
-        # Messages already starting with a level word keep their own shape.
-        if message.split(" ", 1)[0] in ("debug", "info", "warn", "warning", "error"):
-            message = message.split(" ", 1)[1] if " " in message else ""
         # Components that already name themselves ("xds push ...") are not named twice.
         short = component.rsplit(".", 1)[-1]
         if message.startswith(short + " "):

@@ -101,7 +101,7 @@ async def run_daemon(
     with open(home.root / "isthmusd.pid", "w") as f:
         f.write(str(os.getpid()))
     log.info(
-        "info started home=%s api=%s xds=%s revision=%d",
+        "started home=%s api=%s xds=%s revision=%d",
         home.root,
         home.socket,
         xds_socket(home),
@@ -121,7 +121,7 @@ async def run_daemon(
     try:
         await stop.wait()
     finally:
-        log.info("info stopping")
+        log.info("stopping")
         watcher.cancel()
         if runtime is not None:
             await runtime.shutdown()  # pods leave the endpoints while xds still runs
@@ -130,4 +130,4 @@ async def run_daemon(
         store.close()
         for path in (home.root / "isthmusd.pid",):
             path.unlink(missing_ok=True)
-        log.info("info stopped")
+        log.info("stopped")

@@ -61,7 +61,7 @@ class MeshController:
             ]
             self._mesh = build_snapshot(objects, self._workloads, self._config)
             log.info(
-                "info mesh rebuilt version=%s services=%d revision=%d",
+                "mesh rebuilt version=%s services=%d revision=%d",
                 self._mesh.version,
                 len(self._mesh.services.by_host),
                 self._store.revision,

@@ -86,13 +86,13 @@ async def wait_proxies_synced(ads: AdsServer, timeout: float = SYNC_TIMEOUT) -> 
     try:
         await ads.wait_quiet(timeout)
     except TimeoutError:
-        log.warning("warn daemon push_not_sent timeout=%.1f", timeout)
+        log.warning("daemon push_not_sent timeout=%.1f", timeout)
         return
     while time.monotonic() < deadline:
         if all(not t.pending for s in ads.status() for t in s.types.values()):
             return
         await asyncio.sleep(0.02)
-    log.warning("warn daemon proxies_not_synced timeout=%.1f", timeout)
+    log.warning("daemon proxies_not_synced timeout=%.1f", timeout)
 
 
 async def start_runtime(
@@ -136,7 +136,7 @@ async def start_runtime(
     runtime = Runtime(store=store, context=context, publish=publish, mesh=lambda: controller.mesh)
     task = asyncio.create_task(runtime.run(), name="runtime")
     log.info(
-        "info daemon runtime_started mesh=%s pod_cidr=%s service_cidr=%s",
+        "daemon runtime_started mesh=%s pod_cidr=%s service_cidr=%s",
         network_config.mesh,
         network_config.pod_cidr,
         network_config.service_cidr,

@@ -62,7 +62,7 @@ class Runtime:
             try:
                 await self.reconcile()
             except Exception:  # the loop must survive one bad reconcile
-                log.exception("error runtime reconcile_failed")
+                log.exception("runtime reconcile_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RESYNC_PERIOD)
             self._wake.clear()
@@ -157,14 +157,12 @@ class Runtime:
         return self._stopping.get(pod.key)
 
     async def _start(self, pod: Pod) -> None:
-        log.info(
-            "info runtime pod_starting pod=%s/%s sidecar=%s", pod.namespace, pod.name, pod.inject
-        )
+        log.info("runtime pod_starting pod=%s/%s sidecar=%s", pod.namespace, pod.name, pod.inject)
         try:
             await pod.start(self.context)
         except Exception as exc:
             log.warning(
-                "warn runtime pod_start_failed pod=%s/%s error=%r",
+                "runtime pod_start_failed pod=%s/%s error=%r",
                 pod.namespace,
                 pod.name,
                 str(exc),
@@ -190,11 +188,11 @@ class Runtime:
         try:
             await pod.stop(self.context)
         except Exception:
-            log.exception("error runtime pod_stop_failed pod=%s/%s", pod.namespace, pod.name)
+            log.exception("runtime pod_stop_failed pod=%s/%s", pod.namespace, pod.name)
         finally:
             self.pods.pop(pod.key, None)
             self._stopping.pop(pod.key, None)
-            log.info("info runtime pod_stopped pod=%s/%s", pod.namespace, pod.name)
+            log.info("runtime pod_stopped pod=%s/%s", pod.namespace, pod.name)
 
     # --- what the mesh sees ------------------------------------------------------------
 

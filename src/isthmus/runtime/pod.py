@@ -257,7 +257,7 @@ class Pod:
             if ready != self.ready:
                 self.ready = ready
                 self.ready_since = time.monotonic() if ready else None
-                log.info("info pod ready pod=%s/%s ready=%s", self.namespace, self.name, ready)
+                log.info("pod ready pod=%s/%s ready=%s", self.namespace, self.name, ready)
                 await ctx.endpoints_changed()
             period = min(
                 (
@@ -281,7 +281,7 @@ class Pod:
             )
             if not state.record(ok) and process.running:
                 log.info(
-                    "info pod liveness_failed pod=%s/%s container=%s",
+                    "pod liveness_failed pod=%s/%s container=%s",
                     self.namespace,
                     self.name,
                     container.name,
@@ -332,7 +332,7 @@ class Pod:
             elif now - quiet_since >= INBOUND_QUIET:
                 return
             await asyncio.sleep(INBOUND_POLL)
-        log.info("info pod inbound_still_active pod=%s/%s", self.namespace, self.name)
+        log.info("pod inbound_still_active pod=%s/%s", self.namespace, self.name)
 
     async def _inbound_requests_active(self) -> int:
         status, text = await http_get_text_in_netns(

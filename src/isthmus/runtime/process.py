@@ -72,12 +72,12 @@ class SupervisedProcess:
             try:
                 self._process = await self._spawn()
             except OSError as exc:
-                log.warning("warn process spawn_failed name=%s error=%r", self.name, str(exc))
+                log.warning("process spawn_failed name=%s error=%r", self.name, str(exc))
                 self.last_exit = -1
             else:
-                log.info("info process started name=%s pid=%d", self.name, self._process.pid)
+                log.info("process started name=%s pid=%d", self.name, self._process.pid)
                 self.last_exit = await self._process.wait()
-                log.info("info process exited name=%s code=%s", self.name, self.last_exit)
+                log.info("process exited name=%s code=%s", self.name, self.last_exit)
             if self._stopping or not self.restart:
                 return
             if time.monotonic() - started > STABLE_AFTER:
