@@ -51,7 +51,6 @@ from isthmus.pilot.resources import (
 )
 from isthmus.pilot.virtual_service import visible_virtual_services
 
-K = TypeVar("K")
 V = TypeVar("V")
 
 
