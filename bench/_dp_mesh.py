@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from isthmus.daemon.client import DaemonClient
-from isthmus.daemon.paths import resolve_home
+from isthmus.home import resolve_home
 from isthmus.netns import exec_argv
 
 ISTHMUS = str(Path(sys.executable).parent / "isthmus")

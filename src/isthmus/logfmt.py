@@ -2,13 +2,16 @@
 
 Values are quoted (JSON) only when they contain spaces, quotes, `=` or are empty, so a
 line always splits unambiguously. The level is added by the formatter of the process
-(the daemon's or the agent's), giving ``level component event key=value``.
+(`setup_logging` for isthmusd and the node runtime, the agent's own), giving
+``level component event key=value``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
+from pathlib import Path
 
 
 def _value(value: object) -> str:
@@ -33,3 +36,30 @@ class EventLog:
     def log(self, level: int, event: str, **fields: object) -> None:
         if self.logger.isEnabledFor(level):
             self.logger.log(level, "%s", self.line(event, **fields))
+
+
+class _Format(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        message = record.getMessage()
+        component = record.name.removeprefix("isthmus.")
+        # Components that already name themselves ("xds push ...") are not named twice.
+        short = component.rsplit(".", 1)[-1]
+        if message.startswith(short + " "):
+            message = message[len(short) + 1 :]
+        return f"{ts} {record.levelname.lower()} {component} {message}"
+
+
+def setup_logging(level: str = "info", file: Path | None = None) -> None:
+    """`ts level component event key=value` lines on stderr (and in `file`)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(file))
+    root = logging.getLogger("isthmus")
+    root.handlers.clear()
+    for h in handlers:
+        h.setFormatter(_Format())
+        root.addHandler(h)
+    root.setLevel(level.upper())
+    root.propagate = False

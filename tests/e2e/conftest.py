@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from isthmus.daemon.client import DaemonClient
-from isthmus.daemon.paths import resolve_home
+from isthmus.home import resolve_home
 
 ISTHMUS = str(Path(sys.executable).parent / "isthmus")
 PYTHON = sys.executable

@@ -15,7 +15,7 @@ import pytest
 from conftest import ISTHMUS, E2EMesh, app_deployment, service
 
 from isthmus.daemon.client import DaemonClient
-from isthmus.daemon.paths import resolve_home
+from isthmus.home import resolve_home
 
 NS = "production"
 

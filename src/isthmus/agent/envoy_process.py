@@ -132,6 +132,7 @@ class EnvoySupervisor:
         backoff: Backoff | None = None,
         stop_grace: float = 5.0,
         stable_after: float = 10.0,
+        on_started: Callable[[int], None] | None = None,
     ) -> None:
         self.settings = settings
         self._admin = admin
@@ -143,6 +144,7 @@ class EnvoySupervisor:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._agent_pid = os.getpid()
+        self._on_started = on_started
         self.starts = 0
 
     @property
@@ -186,6 +188,8 @@ class EnvoySupervisor:
                     concurrency=self.settings.concurrency,
                     start=self.starts,
                 )
+                if self._on_started is not None:
+                    self._on_started(self.starts)
                 if self._stopping.is_set():  # stop() came while Envoy was being spawned
                     await self._terminate(process)
                     return

@@ -32,6 +32,7 @@ from isthmus.agent.proxy_user import (
 )
 from isthmus.agent.readiness import ReadinessServer
 from isthmus.agent.xds_proxy import XDS_SOCKET_NAME, XdsProxy
+from isthmus.sidecar_status import EnvoyRestartRecord
 
 BOOTSTRAP_NAME = "envoy-bootstrap.json"
 ENVOY_LOG_NAME = "envoy.log"
@@ -128,7 +129,8 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
         drain_duration=options.drain_duration,
         log_level=options.envoy_log_level,
     )
-    supervisor = EnvoySupervisor(settings, admin, user)
+    restarts = EnvoyRestartRecord(workdir)
+    supervisor = EnvoySupervisor(settings, admin, user, on_started=restarts.envoy_started)
 
     async def stop_envoy() -> None:
         # Reached on the way out, whatever the reason: readiness fails first.

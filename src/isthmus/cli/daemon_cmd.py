@@ -8,7 +8,7 @@ import click
 
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
-from isthmus.daemon.logs import setup_logging
+from isthmus.logfmt import setup_logging
 from isthmus.daemon.main import DaemonOptions, run_daemon
 
 

@@ -1,9 +1,12 @@
-"""`isthmus up`, `down` and `status`: the mesh's lifecycle on this machine.
+"""`isthmus up`, `down`, `restart`, `status` and `node`: the mesh's processes on this machine.
 
-`up` starts isthmusd with the local runtime in the background (its output goes to
-$ISTHMUS_HOME/logs/isthmusd.out) and waits until it answers. `down` asks it to stop every
-pod and remove every namespace, link and rule it made, waits for it to exit, and cleans up
-itself if the daemon is gone (after a crash).
+A mesh is two processes, started in the background by `up`: isthmusd (the control plane)
+and the node runtime (pods). Either can be restarted without touching a pod: `restart
+--control-plane` or `--node` (an upgrade), and `up` starts whichever one is not running
+(after a crash). `down` asks the node runtime to stop every pod and remove everything the
+mesh made, then stops isthmusd; when the node runtime is gone it does the cleanup itself.
+A mesh name belongs to one home: `up` from another home is refused, naming the owner, and
+`down` never touches a mesh this home does not own.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,42 +28,202 @@ import click
 
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
-from isthmus.daemon.client import DaemonError, DaemonNotRunning
-from isthmus.daemon.runtime_wiring import proxy_dir
-from isthmus.netns import (
-    MeshNetwork,
-    NetworkConfig,
-    NetworkConfigError,
-    ToolsMissing,
-    require_tools,
-)
+from isthmus.daemon.client import DaemonClient, DaemonError, DaemonNotRunning
+from isthmus.home import MeshHome
+from isthmus.netns import NetworkConfig, NetworkConfigError, ToolsMissing, require_tools
+from isthmus.node.control import NodeControl, NodeUnavailable
+from isthmus.node.ownership import MeshOwned, check_owner, current_owner
 
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 120.0
+STOP_TIMEOUT = 180.0
+PROBE_TIMEOUT = 3.0
 
 
-def _settings_path(cli: CliContext) -> Path:
-    return cli.home.root / "mesh.json"
+@dataclass(frozen=True)
+class Settings:
+    """How `up` started this home's mesh; `restart` and `down` use the same."""
+
+    mesh: str
+    pod_cidr: str
+    service_cidr: str
+
+    def network(self) -> NetworkConfig:
+        return NetworkConfig(self.mesh, self.pod_cidr, self.service_cidr)
 
 
-def _pid(cli: CliContext) -> int | None:
+def read_settings(home: MeshHome) -> Settings | None:
     try:
-        pid = int((cli.home.root / "isthmusd.pid").read_text().strip())
-    except (OSError, ValueError):
+        data = json.loads(home.settings.read_text())
+        return Settings(data["mesh"], data["podCIDR"], data["serviceCIDR"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _write_settings(home: MeshHome, settings: Settings) -> None:
+    home.settings.write_text(
+        json.dumps(
+            {
+                "mesh": settings.mesh,
+                "podCIDR": settings.pod_cidr,
+                "serviceCIDR": settings.service_cidr,
+            }
+        )
+    )
+
+
+def _pid(path: Path) -> int | None:
+    """The pid in a pid file if that process is alive."""
     try:
+        pid = int(path.read_text().strip())
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (OSError, ValueError):
         return None
     return pid
 
 
-def _healthz(cli: CliContext) -> dict[str, Any] | None:
+def daemon_pid(home: MeshHome) -> int | None:
+    return _pid(home.root / "isthmusd.pid")
+
+
+def node_pid(home: MeshHome) -> int | None:
+    return _pid(home.root / "node.pid")
+
+
+def daemon_health(home: MeshHome) -> dict[str, Any] | None:
     try:
-        with cli.client() as client:
+        with DaemonClient(home, timeout=PROBE_TIMEOUT) as client:
             return client.healthz()
     except (DaemonNotRunning, DaemonError):
         return None
+
+
+def node_status(home: MeshHome) -> dict[str, Any] | None:
+    try:
+        return NodeControl(home, timeout=PROBE_TIMEOUT).status()
+    except NodeUnavailable:
+        return None
+
+
+def _spawn(home: MeshHome, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    home.log_dir.mkdir(parents=True, exist_ok=True)
+    with (home.log_dir / f"{name}.out").open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _await_start(
+    home: MeshHome, name: str, process: subprocess.Popen[bytes], ready: Callable[[], bool]
+) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            text = (home.log_dir / f"{name}.out").read_text(errors="replace")
+            errors = [line for line in text.splitlines() if line.startswith("error: ")]
+            if errors:
+                raise UserError(errors[-1].removeprefix("error: "))
+            raise UserError(
+                f"{name} exited with code {process.returncode}", *text.strip().splitlines()[-3:]
+            )
+        if ready():
+            return
+        time.sleep(0.1)
+    raise UserError(
+        f"{name} did not answer within {START_TIMEOUT:.0f}s; see {home.log_dir}/{name}.out"
+    )
+
+
+def start_daemon(home: MeshHome, settings: Settings) -> int:
+    process = _spawn(
+        home,
+        "isthmusd",
+        ["isthmus.daemon", "--home", str(home.root), "--service-cidr", settings.service_cidr],
+    )
+    _await_start(home, "isthmusd", process, lambda: daemon_health(home) is not None)
+    return process.pid
+
+
+def start_node(home: MeshHome, settings: Settings) -> int:
+    process = _spawn(
+        home,
+        "node",
+        [
+            "isthmus.node",
+            "--home",
+            str(home.root),
+            "--mesh",
+            settings.mesh,
+            "--pod-cidr",
+            settings.pod_cidr,
+            "--service-cidr",
+            settings.service_cidr,
+        ],
+    )
+    _await_start(home, "node", process, lambda: node_status(home) is not None)
+    return process.pid
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    """True once `pid` is gone; SIGKILL and False if it is still there after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    return False
+
+
+def stop_daemon(home: MeshHome) -> None:
+    pid = daemon_pid(home)
+    if daemon_health(home) is not None:
+        with (
+            contextlib.suppress(DaemonError, DaemonNotRunning),
+            DaemonClient(home, timeout=PROBE_TIMEOUT) as client,
+        ):
+            client.request("POST", "/v1/shutdown")
+    elif pid is not None:  # alive but not answering (stalled): it will not shut down cleanly
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)
+    if pid is not None:
+        _wait_exit(pid, 30.0)
+    for leftover in ("isthmusd.sock", "xds.sock", "isthmusd.pid"):
+        (home.root / leftover).unlink(missing_ok=True)
+
+
+def stop_node(home: MeshHome, teardown: bool) -> bool:
+    """Ask the node runtime to stop (and with teardown, to stop every pod); True if it did."""
+    pid = node_pid(home)
+    asked = False
+    with contextlib.suppress(NodeUnavailable):
+        NodeControl(home, timeout=PROBE_TIMEOUT).shutdown(teardown)
+        asked = True
+    clean = asked and pid is not None and _wait_exit(pid, STOP_TIMEOUT if teardown else 30.0)
+    if not asked and pid is not None:  # stalled or wedged: pods are handled without it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_exit(pid, 5.0)
+    for leftover in ("node.sock", "node.pid"):
+        (home.root / leftover).unlink(missing_ok=True)
+    return clean
+
+
+def _check_tools(settings: Settings, home: MeshHome) -> None:
+    try:
+        require_tools()
+        settings.network()
+        home.check_socket_path()
+    except (ToolsMissing, NetworkConfigError, ValueError) as exc:
+        raise UserError(str(exc)) from None
 
 
 @click.command("up")
@@ -73,124 +237,172 @@ def _healthz(cli: CliContext) -> dict[str, Any] | None:
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
 @pass_cli
 def up_command(cli: CliContext, mesh: str, pod_cidr: str, service_cidr: str) -> None:
-    """Start isthmusd with the local runtime in the background."""
+    """Start isthmusd and the node runtime in the background (whichever is not running)."""
+    home = cli.home
+    wanted = Settings(mesh, pod_cidr, service_cidr)
+    _check_tools(wanted, home)
+    running = read_settings(home)
+    if running is not None and running != wanted and (daemon_pid(home) or node_pid(home)):
+        raise UserError(
+            f"home {home.root} runs mesh {running.mesh} ({running.pod_cidr}, "
+            f"{running.service_cidr}); run `isthmus down` first to start another"
+        )
     try:
-        require_tools()
-        NetworkConfig(mesh, pod_cidr, service_cidr)
-        cli.home.check_socket_path()
-    except (ToolsMissing, NetworkConfigError, ValueError) as exc:
+        check_owner(mesh, home.root)
+    except MeshOwned as exc:
         raise UserError(str(exc)) from None
-    if _healthz(cli) is not None:
-        click.echo(f"isthmus is already up (home {cli.home.root})")
+    for name, pid, answers in (
+        ("isthmusd", daemon_pid(home), daemon_health(home) is not None),
+        ("the node runtime", node_pid(home), node_status(home) is not None),
+    ):
+        if pid is not None and not answers:
+            raise UserError(
+                f"{name} (pid {pid}) is running but does not answer; wait for it, or restart "
+                "it with `isthmus restart`"
+            )
+    home.root.mkdir(parents=True, exist_ok=True)
+    _write_settings(home, wanted)
+    started = []
+    daemon_started = False
+    if daemon_health(home) is None:
+        start_daemon(home, wanted)
+        started.append("isthmusd")
+        daemon_started = True
+    if node_status(home) is None:
+        try:
+            start_node(home, wanted)
+        except UserError:
+            if daemon_started:
+                stop_daemon(home)
+            raise
+        started.append("node runtime")
+    if not started:
+        click.echo(f"isthmus is already up (mesh {mesh}, home {home.root})")
         return
-    stale = _pid(cli)
-    if stale is not None:  # alive but not answering: a wedged daemon of this home
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(stale, signal.SIGKILL)
-    cli.home.log_dir.mkdir(parents=True, exist_ok=True)
-    _settings_path(cli).write_text(
-        json.dumps({"mesh": mesh, "podCIDR": pod_cidr, "serviceCIDR": service_cidr})
-    )
-    out = (cli.home.log_dir / "isthmusd.out").open("ab")
-    process = subprocess.Popen(
+    node = node_status(home) or {}
+    click.echo(f"isthmus is up (mesh {mesh}, home {home.root}; started {', '.join(started)})")
+    click.echo(f"  API        {home.socket}")
+    click.echo(f"  xDS        {home.root / 'xds.sock'}")
+    click.echo(f"  logs       {home.log_dir}")
+    click.echo(f"  pods       {pod_cidr}   services {service_cidr}   running {node.get('pods', 0)}")
+
+
+@click.command("down")
+@pass_cli
+def down_command(cli: CliContext) -> None:
+    """Stop every pod and both processes; remove everything the mesh made."""
+    home = cli.home
+    settings = read_settings(home)
+    if settings is not None:
+        owner = current_owner(settings.mesh)
+        if owner is not None and Path(owner.home) != home.root:
+            click.echo(
+                f"mesh {settings.mesh} belongs to home {owner.home}: leaving its pods and "
+                "network alone",
+                err=True,
+            )
+        elif not stop_node(home, teardown=True):
+            # The node runtime is gone (or wedged): stop its pods' shims and clean up here.
+            with contextlib.suppress(ToolsMissing):
+                require_tools()
+                from isthmus.node.cleanup import force_down
+
+                asyncio.run(force_down(home, settings.network()))
+    else:
+        stop_node(home, teardown=True)
+    stop_daemon(home)
+    click.echo(f"isthmus is down (home {home.root})")
+
+
+@click.command("restart")
+@click.option("--control-plane", "control_plane", is_flag=True, help="Restart isthmusd only.")
+@click.option("--node", is_flag=True, help="Restart the node runtime only.")
+@pass_cli
+def restart_command(cli: CliContext, control_plane: bool, node: bool) -> None:
+    """Restart isthmusd and/or the node runtime (an upgrade); pods keep running."""
+    home = cli.home
+    settings = read_settings(home)
+    if settings is None:
+        raise UserError(f"no mesh was started from home {home.root} (use `isthmus up`)")
+    _check_tools(settings, home)
+    both = not control_plane and not node
+    if control_plane or both:
+        began = time.monotonic()
+        stop_daemon(home)
+        pid = start_daemon(home, settings)
+        click.echo(f"isthmusd restarted (pid {pid}, {time.monotonic() - began:.1f}s)")
+    if node or both:
+        began = time.monotonic()
+        stop_node(home, teardown=False)
+        pid = start_node(home, settings)
+        adopted = (node_status(home) or {}).get("pods", 0)
+        click.echo(
+            f"node runtime restarted (pid {pid}, {time.monotonic() - began:.1f}s, "
+            f"{adopted} pods adopted)"
+        )
+
+
+@click.command("status")
+@pass_cli
+def status_command(cli: CliContext) -> None:
+    """Say what runs: isthmusd, the node runtime and its pods, the connected proxies."""
+    home = cli.home
+    health = daemon_health(home)
+    node = node_status(home)
+    if health is None:
+        pid = daemon_pid(home)
+        state = f"not answering (pid {pid})" if pid else "not running"
+        click.echo(f"isthmusd: {state} (home {home.root})")
+    else:
+        click.echo(
+            f"isthmusd: running, pid {daemon_pid(home)}, revision {health.get('revision')}, "
+            f"home {home.root}"
+        )
+    if node is None:
+        pid = node_pid(home)
+        click.echo(f"node runtime: {f'not answering (pid {pid})' if pid else 'not running'}")
+    else:
+        link = "connected" if node.get("watching") else "waiting for isthmusd"
+        click.echo(
+            f"node runtime: running, pid {node.get('pid')}, mesh {node.get('mesh')}, "
+            f"{node.get('pods')} pods ({node.get('ready')} ready), {link}"
+        )
+    if health is not None:
+        with DaemonClient(home, timeout=PROBE_TIMEOUT) as client:
+            proxies = client.request("GET", "/v1/proxies")["proxies"]
+        synced = sum(1 for p in proxies if p.get("synced"))
+        click.echo(f"proxies: {len(proxies)} connected, {synced} synced")
+    if health is None and node is None:
+        raise SystemExit(1)
+
+
+@click.command("node")
+@click.option("--mesh", default="isthmus", show_default=True)
+@click.option("--pod-cidr", default="10.44.0.0/16", show_default=True)
+@click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
+@click.option(
+    "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
+)
+@pass_cli
+def node_command(
+    cli: CliContext, mesh: str, pod_cidr: str, service_cidr: str, log_level: str
+) -> None:
+    """Run the node runtime (pods) in the foreground; `isthmus up` starts it for you."""
+    from isthmus.node.__main__ import main as node_main
+
+    _check_tools(Settings(mesh, pod_cidr, service_cidr), cli.home)
+    code = node_main(
         [
-            sys.executable,
-            "-m",
-            "isthmus.daemon",
             "--home",
             str(cli.home.root),
-            "--runtime",
             "--mesh",
             mesh,
             "--pod-cidr",
             pod_cidr,
             "--service-cidr",
             service_cidr,
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+            "--log-level",
+            log_level,
+        ]
     )
-    out.close()
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = (
-                (cli.home.log_dir / "isthmusd.out")
-                .read_text(errors="replace")
-                .strip()
-                .splitlines()[-3:]
-            )
-            raise UserError(f"isthmusd exited with code {process.returncode}", *tail)
-        if _healthz(cli) is not None:
-            click.echo(f"isthmus is up (mesh {mesh}, home {cli.home.root})")
-            click.echo(f"  API        {cli.home.socket}")
-            click.echo(f"  xDS        {cli.home.root / 'xds.sock'}")
-            click.echo(f"  logs       {cli.home.log_dir}")
-            click.echo(f"  pods       {pod_cidr}   services {service_cidr}")
-            return
-        time.sleep(0.1)
-    raise UserError(
-        f"isthmusd did not answer within {START_TIMEOUT:.0f}s; see {cli.home.log_dir}/isthmusd.out"
-    )
-
-
-@click.command("down")
-@pass_cli
-def down_command(cli: CliContext) -> None:
-    """Stop every pod and the daemon; remove everything the mesh made."""
-    pid = _pid(cli)
-    if _healthz(cli) is not None:
-        with contextlib.suppress(DaemonError, DaemonNotRunning), cli.client() as client:
-            client.request("POST", "/v1/shutdown")
-    if pid is not None:
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and _pid(cli) == pid:
-            time.sleep(0.1)
-        if _pid(cli) == pid:
-            os.kill(pid, signal.SIGKILL)
-    # Whatever a crashed daemon left: namespaces, links, rules, processes, sockets.
-    settings = _read_settings(cli)
-    if settings is not None:
-        with contextlib.suppress(ToolsMissing):
-            require_tools()
-            config = NetworkConfig(settings["mesh"], settings["podCIDR"], settings["serviceCIDR"])
-            asyncio.run(MeshNetwork(config).teardown())
-            shutil.rmtree(proxy_dir(settings["mesh"]), ignore_errors=True)
-    for leftover in ("isthmusd.sock", "xds.sock", "isthmusd.pid"):
-        (cli.home.root / leftover).unlink(missing_ok=True)
-    click.echo(f"isthmus is down (home {cli.home.root})")
-
-
-def _read_settings(cli: CliContext) -> dict[str, str] | None:
-    try:
-        data = json.loads(_settings_path(cli).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-@click.command("status")
-@pass_cli
-def status_command(cli: CliContext) -> None:
-    """Say what runs: the daemon, the runtime's pods, the connected proxies."""
-    health = _healthz(cli)
-    if health is None:
-        click.echo(f"isthmusd: not running (home {cli.home.root})")
-        raise SystemExit(1)
-    with cli.client() as client:
-        pods = client.request("GET", "/v1/pods")
-        proxies = client.request("GET", "/v1/proxies")["proxies"]
-    click.echo(
-        f"isthmusd: running, pid {_pid(cli)}, revision {health.get('revision')}, "
-        f"home {cli.home.root}"
-    )
-    if pods.get("runtime"):
-        items = pods["pods"]
-        ready = sum(1 for p in items if p["ready"])
-        click.echo(f"runtime: {len(items)} pods, {ready} ready")
-    else:
-        click.echo("runtime: off (control plane only)")
-    synced = sum(1 for p in proxies if p.get("synced"))
-    click.echo(f"proxies: {len(proxies)} connected, {synced} synced")
+    raise SystemExit(code)

@@ -1,4 +1,10 @@
-"""isthmusd: wires store, mesh controller, ADS server and the HTTP API in one asyncio loop."""
+"""isthmusd: wires store, mesh controller, ADS server and the HTTP API in one asyncio loop.
+
+isthmusd runs no pods: the node runtime (`isthmus node`) does, and talks to isthmusd only
+through its API (node_api). Either process can be restarted while the other runs; the
+pods' status survives in the store, so a restarted isthmusd serves the same endpoints at
+once and reconnecting Envoys resync to the configuration they already hold.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +19,15 @@ from aiohttp import web
 
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
 from isthmus.daemon.mesh import MESH_KINDS, MeshController
-from isthmus.daemon.paths import MeshHome
-from isthmus.daemon.runtime_api import runtime_routes
-from isthmus.daemon.runtime_wiring import RuntimeHandle, pod_summary, start_runtime
+from isthmus.daemon.node_api import NodeApi
+from isthmus.daemon.runtime_api import RuntimeApi
+from isthmus.daemon.sync import wait_proxies_synced
+from isthmus.home import MeshHome
 from isthmus.model.snapshot import MeshConfig
-from isthmus.netns import NetworkConfig
 from isthmus.store.sqlite import SqliteStore
 from isthmus.xds import AdsServer
 
 log = logging.getLogger("isthmus.daemon")
-
-RUNTIME_KINDS = frozenset({"Deployment", "Namespace", "Service", "ServiceEntry"})
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,8 @@ class DaemonOptions:
     xds_tcp: str | None = None  # "127.0.0.1:15010" to also serve ADS over TCP
     proxy_http_port: int | None = None
     trust_domain: str = "cluster.local"
-    # The local runtime (pods in network namespaces); needs root, `ip` and iptables.
-    runtime: bool = False
-    mesh_name: str = "isthmus"
-    pod_cidr: str = "10.44.0.0/16"
-    service_cidr: str = "10.96.0.0/16"
+    # Virtual IPs for Services without a clusterIP (the local runtime's service CIDR).
+    service_cidr: str | None = None
 
 
 def xds_socket(home: MeshHome) -> str:
@@ -60,30 +61,26 @@ async def run_daemon(
         trust_domain=options.trust_domain,
         proxy_http_port=options.proxy_http_port,
         connect_timeout=timedelta(seconds=10),
-        service_cidr=options.service_cidr if options.runtime else None,
+        service_cidr=options.service_cidr,
     )
-    network_config = None
-    if options.runtime:
-        # Validate before anything starts, so a bad CIDR is one clear error.
-        network_config = NetworkConfig(options.mesh_name, options.pod_cidr, options.service_cidr)
     controller = MeshController(store, config)
     ads = AdsServer(
         controller, debounce_after=options.debounce_after, debounce_max=options.debounce_max
     )
     await ads.start(unix_path=xds_socket(home), tcp_address=options.xds_tcp)
 
+    async def endpoints_synced() -> None:
+        # Ask for the push here rather than leave it to follow_store, which may not have
+        # seen the change yet: the wait must cover it.
+        controller.invalidate()
+        ads.request_push("node report")
+        await wait_proxies_synced(ads)
+
+    node_api = NodeApi(store, controller, endpoints_synced)
+    runtime_api = RuntimeApi(store, controller, lambda: node_api.watchers)
+
     async def proxies(_: web.Request) -> web.Response:
         return web.json_response({"proxies": [s.to_dict() for s in ads.status()]})
-
-    runtime: RuntimeHandle | None = None
-    if network_config is not None:
-        runtime = await start_runtime(
-            home, network_config, store, controller, ads, xds_socket(home)
-        )
-
-    async def pods(_: web.Request) -> web.Response:
-        items = [pod_summary(p) for p in runtime.runtime.pods.values()] if runtime else []
-        return web.json_response({"runtime": runtime is not None, "pods": items})
 
     async def shutdown(_: web.Request) -> web.Response:
         stop.set()
@@ -92,9 +89,9 @@ async def run_daemon(
     hooks = ApiHooks(
         extra_routes=[
             web.get("/v1/proxies", proxies),
-            web.get("/v1/pods", pods),
             web.post("/v1/shutdown", shutdown),
-            *runtime_routes(store, controller, runtime),
+            *runtime_api.routes(),
+            *node_api.routes(),
         ]
     )
     runner = await start_unix_site(build_app(store, hooks), home.socket)
@@ -110,12 +107,9 @@ async def run_daemon(
 
     async def follow_store() -> None:
         async for event in store.watch(since=store.revision):
-            kind = event.object.key.kind
-            if kind in MESH_KINDS:
+            if event.object.key.kind in MESH_KINDS:
                 controller.invalidate()
                 ads.request_push(f"{event.type} {event.object.key}")
-            if runtime is not None and kind in RUNTIME_KINDS:
-                runtime.runtime.notify(hosts_changed=kind in ("Service", "ServiceEntry"))
 
     watcher = asyncio.create_task(follow_store())
     try:
@@ -123,11 +117,9 @@ async def run_daemon(
     finally:
         log.info("stopping")
         watcher.cancel()
-        if runtime is not None:
-            await runtime.shutdown()  # pods leave the endpoints while xds still runs
+        node_api.close()
         await runner.cleanup()
         await ads.stop(grace=1.0)
         store.close()
-        for path in (home.root / "isthmusd.pid",):
-            path.unlink(missing_ok=True)
+        (home.root / "isthmusd.pid").unlink(missing_ok=True)
         log.info("stopped")

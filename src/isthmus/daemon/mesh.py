@@ -8,26 +8,29 @@ push asks for the first proxy's snapshot.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
 
 from envoy.config.core.v3 import base_pb2
 
 from isthmus.model.build import ConfigObject, build_snapshot
 from isthmus.model.objects import ParsedObjects
+from isthmus.model.pods import POD_KIND, InvalidPod, PodView, pod_view
 from isthmus.model.snapshot import MeshConfig, MeshSnapshot
 from isthmus.model.types import Workload
 from isthmus.pilot.profile import ConfigGenerator
 from isthmus.pilot.proxy import InvalidNode, proxy_from_node
 from isthmus.pilot.resources import Snapshot
-from isthmus.store import ResourceStore
+from isthmus.store import ObjectKey, ResourceStore
 from isthmus.xds import ProxyRejected
 
 log = logging.getLogger("isthmus.mesh")
 
-# Kinds that shape proxy configuration; others (Deployment, ServiceAccount) do not.
-MESH_KINDS = frozenset(
+# Kinds that shape proxy configuration; others (Deployment, ServiceAccount) do not. Pods
+# (reported by the node runtime) are the endpoints.
+CONFIG_KINDS = frozenset(
     {"Namespace", "Service", "ServiceEntry", "WorkloadEntry", "VirtualService", "DestinationRule"}
 )
+MESH_KINDS = CONFIG_KINDS | {POD_KIND}
 
 
 class MeshController:
@@ -36,8 +39,10 @@ class MeshController:
         self._objects = ParsedObjects(store)
         self._config = config or MeshConfig()
         self._generator = ConfigGenerator()
-        self._workloads: tuple[Workload, ...] = ()
+        self._pods: dict[ObjectKey, tuple[int, PodView]] = {}
         self._mesh: MeshSnapshot | None = None
+        # Push generation runs in a worker thread while API handlers read the mesh.
+        self._lock = threading.RLock()
 
     @property
     def config(self) -> MeshConfig:
@@ -46,27 +51,46 @@ class MeshController:
     def invalidate(self) -> None:
         self._mesh = None
 
-    def set_workloads(self, workloads: Iterable[Workload]) -> None:
-        """Runtime-owned workloads (pods); replaces the previous set."""
-        self._workloads = tuple(workloads)
-        self.invalidate()
+    def pods(self) -> list[PodView]:
+        """The Pod objects the node runtime reported, each parsed once per version."""
+        with self._lock:
+            out = []
+            seen = set()
+            for obj in self._store.list(kind=POD_KIND):
+                seen.add(obj.key)
+                cached = self._pods.get(obj.key)
+                if cached is None or cached[0] != obj.resource_version:
+                    try:
+                        cached = (obj.resource_version, pod_view(obj.body))
+                    except InvalidPod as exc:  # checked at the API; skip rather than fail
+                        log.warning("mesh pod_invalid key=%s error=%r", obj.key, str(exc))
+                        continue
+                    self._pods[obj.key] = cached
+                out.append(cached[1])
+            for key in [k for k in self._pods if k not in seen]:
+                del self._pods[key]
+            return out
+
+    def workloads(self) -> list[Workload]:
+        return [pod.workload() for pod in self.pods() if pod.ip]
 
     @property
     def mesh(self) -> MeshSnapshot:
-        if self._mesh is None:
-            objects = [
-                ConfigObject(resource, o.created_revision)
-                for o, resource in self._objects.list()
-                if o.key.kind in MESH_KINDS
-            ]
-            self._mesh = build_snapshot(objects, self._workloads, self._config)
-            log.info(
-                "mesh rebuilt version=%s services=%d revision=%d",
-                self._mesh.version,
-                len(self._mesh.services.by_host),
-                self._store.revision,
-            )
-        return self._mesh
+        with self._lock:
+            if self._mesh is None:
+                objects = [
+                    ConfigObject(resource, o.created_revision)
+                    for kind in sorted(CONFIG_KINDS)
+                    for o, resource in self._objects.list(kind=kind)
+                ]
+                self._mesh = build_snapshot(objects, self.workloads(), self._config)
+                log.info(
+                    "mesh rebuilt version=%s services=%d revision=%d",
+                    self._mesh.version,
+                    len(self._mesh.services.by_host),
+                    self._store.revision,
+                )
+            return self._mesh
 
     def snapshot_for(self, node: base_pb2.Node) -> Snapshot:
         try:
@@ -75,4 +99,5 @@ class MeshController:
             raise ProxyRejected(str(exc)) from None
         # The generator checks each view's consistency (every RDS name a listener uses
         # exists, every EDS cluster has an assignment) before handing it out.
-        return self._generator.snapshot(self.mesh, proxy)
+        with self._lock:
+            return self._generator.snapshot(self.mesh, proxy)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from isthmus.daemon.client import DaemonClient, DaemonError, DaemonNotRunning
-from isthmus.daemon.paths import MeshHome
+from isthmus.home import MeshHome
 
 ENVOY_ADMIN = "http://127.0.0.1:15000"
 

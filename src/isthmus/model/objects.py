@@ -27,8 +27,9 @@ class ParsedObjects:
                 cached = (obj.resource_version, parse_resource(obj.body))
                 self._parsed[obj.key] = cached
             out.append((obj, cached[1]))
-        if kind is None and namespace is None:  # a full listing: forget deleted objects
+        if namespace is None:  # a full listing (of one kind or all): forget deleted objects
             live = {obj.key for obj, _ in out}
-            for key in [k for k in self._parsed if k not in live]:
+            stale = [k for k in self._parsed if k not in live and kind in (None, k.kind)]
+            for key in stale:
                 del self._parsed[key]
         return out

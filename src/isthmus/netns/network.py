@@ -256,6 +256,10 @@ class MeshNetwork:
         )
         await asyncio.to_thread(self._write_etc, pod.pod, pod.netns, {})
 
+    async def has_pod(self, pod_name: str) -> bool:
+        """Whether the pod's namespace exists with its address (as add_pod made it)."""
+        return await self._read_pod(self.netns_of(pod_name)) is not None
+
     async def remove_pod(self, pod_name: str) -> None:
         """Remove a pod's veth, namespace and /etc/netns files; absent parts are fine.
 

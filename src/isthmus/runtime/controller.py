@@ -1,9 +1,11 @@
-"""The runtime's control loop: Deployments in the store -> running pods -> workloads.
+"""The node runtime's control loop: Deployments -> running pods -> pod status reports.
 
-A level-triggered loop (woken by store events, and every second to make progress on
+A level-triggered loop (woken by watch events, and every second to make progress on
 rollouts and to replace pods that failed): for each Deployment, plan with the rolling
-update arithmetic of `rollout`, start and stop pods, and publish the set of workloads
-(ready pods are endpoints) to the mesh.
+update arithmetic of `rollout`, start and stop pods. What should run comes from the
+ObjectCache (isthmusd's objects, as watched); what runs is reported back as Pod objects,
+from which isthmusd derives the endpoints. Nothing here needs isthmusd to be up: without
+it, pods keep running and being supervised, and reports wait until it returns.
 """
 
 from __future__ import annotations
@@ -11,23 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from isthmus.api.core import Deployment, Namespace
-from isthmus.model.hosts import kubernetes_alt_names
-from isthmus.model.objects import ParsedObjects
-from isthmus.model.snapshot import MeshSnapshot
-from isthmus.model.types import Resolution, Workload
+from isthmus.api.core import Deployment
+from isthmus.runtime.cache import ObjectCache
 from isthmus.runtime.naming import pod_name, pod_template_hash
 from isthmus.runtime.pod import INJECT_ANNOTATION, Pod, PodContext
 from isthmus.runtime.rollout import PodState, plan_rollout
-from isthmus.store import ResourceStore
 
 log = logging.getLogger("isthmus.runtime")
 
-INJECTION_LABEL = "istio-injection"
 RESYNC_PERIOD = 1.0
+ACTIVE_PHASES = ("Pending", "Running")
 
 
 def deployment_template_hash(deployment: Deployment) -> str:
@@ -38,20 +36,16 @@ def deployment_template_hash(deployment: Deployment) -> str:
 
 @dataclass
 class Runtime:
-    store: ResourceStore
+    cache: ObjectCache
     context: PodContext
-    publish: Callable[[list[Workload]], Awaitable[None]]
-    mesh: Callable[[], MeshSnapshot]
+    # Fetch hosts entries for the pods' namespaces again; False if that failed (retry later).
+    refresh_hosts: Callable[[], Awaitable[bool]]
     pods: dict[str, Pod] = field(default_factory=dict)  # by Pod.key
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _starting: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _stopping: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _hosts_dirty: bool = True
     _closed: bool = False
-    _objects: ParsedObjects = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._objects = ParsedObjects(self.store)
 
     def notify(self, hosts_changed: bool = False) -> None:
         self._hosts_dirty = self._hosts_dirty or hosts_changed
@@ -67,37 +61,77 @@ class Runtime:
                 await asyncio.wait_for(self._wake.wait(), RESYNC_PERIOD)
             self._wake.clear()
 
+    # --- adoption ------------------------------------------------------------------------
+
+    async def adopt(self) -> None:
+        """Take over the pods a previous node runtime left running (from their records).
+
+        Returns once every pod's current state is known (so the first report is true);
+        pods whose shim died are brought up again in the background."""
+        records = await asyncio.to_thread(self.context.records.load_all)
+        pods = []
+        for record in records:
+            try:
+                pods.append(Pod.from_record(record))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("runtime record_invalid error=%r", str(exc))
+        for pod in pods:
+            self.pods[pod.key] = pod
+        relaunch = await asyncio.gather(*(self._reattach(pod) for pod in pods))
+        for pod, needs_shim in zip(pods, relaunch, strict=True):
+            if pod.phase == "Running":
+                self._starting[pod.key] = asyncio.create_task(
+                    self._resume(pod, needs_shim), name=f"adopt-{pod.key}"
+                )
+        if pods:
+            log.info("runtime adopted pods=%d new_shims=%d", len(pods), sum(relaunch))
+
+    async def _reattach(self, pod: Pod) -> bool:
+        try:
+            return await pod.reattach(self.context)
+        except Exception as exc:
+            log.warning("runtime pod_lost pod=%s error=%r", pod.key, str(exc))
+            pod.phase = "Failed"
+            return False
+
+    async def _resume(self, pod: Pod, relaunch: bool) -> None:
+        try:
+            await pod.resume(self.context, relaunch)
+        except Exception as exc:
+            log.warning("runtime pod_adopt_failed pod=%s error=%r", pod.key, str(exc))
+            pod.phase = "Failed"
+        finally:
+            self._starting.pop(pod.key, None)
+            self._wake.set()
+        await self.context.report(False)
+
     # --- desired state -----------------------------------------------------------------
 
-    def _deployments(self) -> list[Deployment]:
-        out = []
-        for _, resource in self._objects.list(kind="Deployment"):
-            assert isinstance(resource, Deployment)
-            out.append(resource)
-        return out
-
-    def _injection_disabled_namespaces(self) -> set[str]:
-        out = set()
-        for _, ns in self._objects.list(kind="Namespace"):
-            assert isinstance(ns, Namespace)
-            if ns.metadata.labels.get(INJECTION_LABEL) == "disabled":
-                out.add(ns.metadata.name)
-        return out
-
     async def reconcile(self) -> None:
-        deployments = self._deployments()
-        disabled = self._injection_disabled_namespaces()
-        wanted: set[tuple[str, str]] = set()
-        for deployment in deployments:
-            ns = deployment.metadata.namespace or "default"
-            wanted.add((ns, deployment.metadata.name))
-            self._reconcile_deployment(deployment, ns, inject_ns=ns not in disabled)
         for pod in list(self.pods.values()):
-            if (pod.namespace, pod.deployment) not in wanted or pod.phase == "Failed":
+            # Failed, or adopted half-stopped, or `isthmus delete pod` marked it.
+            if pod.phase in ("Failed", "Terminating") or self.cache.deletion_requested(
+                pod.namespace, pod.name
+            ):
                 self._stop(pod)
+        if self.cache.synced:
+            # Only a full listing says what should run; until then, supervise what runs.
+            deployments = self.cache.deployments()
+            disabled = self.cache.injection_disabled_namespaces()
+            wanted: set[tuple[str, str]] = set()
+            for deployment in deployments:
+                ns = deployment.metadata.namespace or "default"
+                wanted.add((ns, deployment.metadata.name))
+                self._reconcile_deployment(deployment, ns, inject_ns=ns not in disabled)
+            for pod in list(self.pods.values()):
+                if (pod.namespace, pod.deployment) not in wanted:
+                    self._stop(pod)
         if self._hosts_dirty:
             self._hosts_dirty = False
-            await self._refresh_hosts()
+            if await self.refresh_hosts():
+                await self._write_hosts()
+            else:
+                self._hosts_dirty = True
 
     def _reconcile_deployment(self, deployment: Deployment, ns: str, inject_ns: bool) -> None:
         spec = deployment.spec
@@ -107,7 +141,8 @@ class Runtime:
             for p in self.pods.values()
             if p.namespace == ns
             and p.deployment == deployment.metadata.name
-            and p.phase in ("Pending", "Running")
+            and p.phase in ACTIVE_PHASES
+            and p.key not in self._stopping
         ]
         states = [
             PodState(p.name, p.template_hash, p.available(spec.min_ready_seconds), p.created)
@@ -159,6 +194,7 @@ class Runtime:
     async def _start(self, pod: Pod) -> None:
         log.info("runtime pod_starting pod=%s/%s sidecar=%s", pod.namespace, pod.name, pod.inject)
         try:
+            await self.context.report(False)  # Pending, so `get pods` shows it at once
             await pod.start(self.context)
         except Exception as exc:
             log.warning(
@@ -171,6 +207,7 @@ class Runtime:
             self._wake.set()
         finally:
             self._starting.pop(pod.key, None)
+        await self.context.report(False)
 
     def _stop(self, pod: Pod) -> None:
         if pod.key in self._stopping:
@@ -189,49 +226,61 @@ class Runtime:
             await pod.stop(self.context)
         except Exception:
             log.exception("runtime pod_stop_failed pod=%s/%s", pod.namespace, pod.name)
+            self.context.records.remove(pod.key)
         finally:
             self.pods.pop(pod.key, None)
             self._stopping.pop(pod.key, None)
             log.info("runtime pod_stopped pod=%s/%s", pod.namespace, pod.name)
+        await self.context.report(False)
 
-    # --- what the mesh sees ------------------------------------------------------------
+    # --- hosts files -----------------------------------------------------------------------
 
-    def workloads(self) -> list[Workload]:
-        return [p.workload() for p in self.pods.values() if p.ip]
+    def namespaces(self) -> set[str]:
+        """Namespaces whose hosts entries the node needs: of its pods and Deployments."""
+        found = {p.namespace for p in self.pods.values()}
+        if self.cache.synced:
+            found |= {d.metadata.namespace or "default" for d in self.cache.deployments()}
+        return found
 
-    async def endpoints_changed(self) -> None:
-        await self.publish(self.workloads())
-        self._hosts_dirty = True  # headless services resolve to ready pods
+    def hosts_changed(self) -> None:
+        """Services changed, or endpoints did (headless Services resolve to pods)."""
+        self._hosts_dirty = True
         self._wake.set()
 
-    def hosts_for(self, namespace: str) -> Mapping[str, Sequence[str]]:
-        """/etc/hosts entries for a pod in `namespace`: service VIPs and headless pods."""
-        mesh = self.mesh()
-        entries: dict[str, list[str]] = {}
-        for svc in mesh.services.visible_to(namespace):
-            if svc.source_kind != "Service":
-                continue
-            names = kubernetes_alt_names(
-                svc.hostname, svc.namespace, namespace, mesh.config.domain_suffix
-            )
-            if svc.address:
-                entries.setdefault(svc.address, []).extend(names)
-            elif svc.resolution is Resolution.PASSTHROUGH and svc.ports:
-                for endpoint in mesh.endpoints.of(svc.hostname, svc.ports[0].port):
-                    if endpoint.ready:
-                        entries.setdefault(endpoint.address, []).extend(names)
-        return entries
-
-    async def _refresh_hosts(self) -> None:
+    async def _write_hosts(self) -> None:
         for pod in list(self.pods.values()):
             if pod.netns and pod.phase == "Running":
-                with contextlib.suppress(Exception):
-                    await self.context.network.write_hosts(pod.key, self.hosts_for(pod.namespace))
+                try:
+                    await self.context.network.write_hosts(
+                        pod.key, self.context.hosts_for(pod.namespace)
+                    )
+                except Exception as exc:
+                    log.warning("runtime hosts_failed pod=%s error=%r", pod.key, str(exc))
+
+    # --- shutdown ----------------------------------------------------------------------
 
     async def shutdown(self) -> None:
+        """Stop every pod (leaving the endpoints first): `isthmus down`."""
         self._closed = True
         self._wake.set()
         for pod in list(self.pods.values()):
             self._stop(pod)
         if self._stopping:
             await asyncio.gather(*self._stopping.values(), return_exceptions=True)
+
+    async def detach(self) -> None:
+        """Stop supervising without touching a pod: a node runtime restart or upgrade.
+
+        The pods' shims keep their processes running and restarting; the next node
+        runtime adopts them from their records."""
+        self._closed = True
+        self._wake.set()
+        tasks = [*self._starting.values(), *self._stopping.values()]
+        for pod in self.pods.values():
+            tasks += pod._tasks
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for pod in self.pods.values():
+            if pod.phase in ACTIVE_PHASES:
+                pod.save(self.context)

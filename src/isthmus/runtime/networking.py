@@ -18,6 +18,9 @@ class NetnsPodNetworking:
     async def remove_pod(self, pod: str) -> None:
         await self.network.remove_pod(pod)
 
+    async def has_pod(self, pod: str) -> bool:
+        return await self.network.has_pod(pod)
+
     async def write_hosts(self, pod: str, entries: Mapping[str, Sequence[str]]) -> None:
         await self.network.write_hosts(pod, entries)
 

@@ -1,20 +1,27 @@
-"""One pod: its network namespace, its sidecar (isthmus-agent + Envoy) and its containers.
+"""One pod: its network namespace, its shim, its sidecar (isthmus-agent + Envoy) and its
+containers.
 
 Lifecycle (as the kubelet with Istio's injection does it):
-start: namespace + veth + hosts file, capture rules, agent; the application containers
-start only once the sidecar is ready (holdApplicationUntilProxyStarts); readiness probes
-then gate the pod's endpoints.
+start: namespace + veth + hosts file, capture rules, the pod's shim (which owns every
+process of the pod and outlives the node runtime), the agent; the application containers
+start only once the sidecar is ready (holdApplicationUntilProxyStarts); readiness (every
+container's probe, and the sidecar's own readiness on 15021) then gates the pod's
+endpoints.
+adopt: a restarted node runtime picks the pod up from its record and its shim and goes on
+where the previous one stopped; if the shim died (taking the pod's processes with it),
+a new shim restarts them in the same namespace, and the restarts are counted.
 stop: the pod leaves the endpoints first and the change is pushed to every proxy, then
 the requests already on their way in are let finish (the sidecar's inbound has had none
 in flight for a moment), then its containers get SIGTERM (SIGKILL once
 terminationGracePeriodSeconds, counted from the start of the stop, ran out), then the
-agent drains Envoy, then the namespace is removed.
+agent drains Envoy, then the shim exits and the namespace is removed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -22,22 +29,35 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from isthmus.api.core import Container, PodSpec
-from isthmus.model.types import Workload
 from isthmus.runtime.nsocket import http_get_in_netns, http_get_text_in_netns
 from isthmus.runtime.probes import ProbeState, run_probe
-from isthmus.runtime.process import SupervisedProcess
+from isthmus.runtime.records import PodRecords
+from isthmus.runtime.shim_client import (
+    ContainerState,
+    ShimClient,
+    ShimRefused,
+    ShimUnavailable,
+    launch_shim,
+)
+from isthmus.sidecar_status import read_envoy_restarts
 
 log = logging.getLogger("isthmus.runtime")
 
+SIDECAR = "istio-proxy"
 INJECT_ANNOTATION = "sidecar.istio.io/inject"
 PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
+NETNS_ANNOTATION = "isthmus.io/netns"
+LOGS_ANNOTATION = "isthmus.io/logs"
 READINESS_PORT = 15021
 ENVOY_ADMIN_PORT = 15000
 SIDECAR_READY_TIMEOUT = 60.0
+SIDECAR_PROBE_TIMEOUT = 2.0
+AGENT_STOP_GRACE = 30.0
 # A request dispatched just before the proxies dropped this pod may still be on the wire;
 # after this long with nothing in flight inbound, nothing more is coming.
 INBOUND_QUIET = 0.2
@@ -45,6 +65,11 @@ INBOUND_POLL = 0.05
 MIN_STOP_GRACE = 1.0  # SIGTERM always gets this long before SIGKILL
 # Requests in flight to the app through the sidecar, of any inbound cluster.
 _INBOUND_ACTIVE = ("cluster.inbound|", "cluster.InboundPassthroughCluster.")
+RECORD_VERSION = 1
+
+
+class PodLost(RuntimeError):
+    """An adopted pod can not be continued (its namespace is gone)."""
 
 
 class PodNetworking(Protocol):
@@ -55,6 +80,8 @@ class PodNetworking(Protocol):
         ...
 
     async def remove_pod(self, pod: str) -> None: ...
+
+    async def has_pod(self, pod: str) -> bool: ...
 
     async def write_hosts(self, pod: str, entries: Mapping[str, Sequence[str]]) -> None: ...
 
@@ -70,11 +97,19 @@ class PodContext:
     """What the runtime gives every pod."""
 
     network: PodNetworking
-    state_dir: Path  # per-mesh directory for pod logs
+    state_dir: Path  # the mesh home: pod logs under pods/<namespace>/<name>
     proxy_dir: Path  # per-mesh directory uid 1337 can reach: the sidecars' work dirs
+    shim_dir: Path  # root-only directory of the shims' sockets
     xds_socket: str
     hosts_for: Callable[[str], Mapping[str, Sequence[str]]]  # namespace -> hosts entries
-    endpoints_changed: Callable[[], Awaitable[None]]  # push endpoint changes, wait until sent
+    # Report pod status to the control plane; with wait=True, until proxies ACKed it.
+    report: Callable[[bool], Awaitable[None]]
+    records: PodRecords
+    keep_fds: tuple[int, ...] = ()  # held by every shim (the mesh's ownership claim)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -92,17 +127,15 @@ class Pod:
     netns: str = ""
     phase: str = "Pending"
     ready: bool = False
-    agent: SupervisedProcess | None = None
-    log_dir_path: Path | None = None
     ready_since: float | None = None  # monotonic time of the last not-ready -> ready
-    containers: dict[str, SupervisedProcess] = field(default_factory=dict)
+    ready_changed_at: float | None = None  # wall clock of the last readiness change
+    # Restarts of each container before the current shim (a shim that died took them down).
+    restart_base: dict[str, int] = field(default_factory=dict)
+    shim: ShimClient | None = None
+    states: dict[str, ContainerState] = field(default_factory=dict)  # the shim's last answer
+    envoy_restarts: int = 0
+    last_known_restarts: dict[str, int] = field(default_factory=dict)  # as last recorded
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def available(self, min_ready_seconds: int) -> bool:
-        """Kubernetes' availability: ready for at least minReadySeconds (rollouts count it)."""
-        if not self.ready or self.ready_since is None:
-            return False
-        return time.monotonic() - self.ready_since >= min_ready_seconds
 
     @property
     def key(self) -> str:
@@ -112,52 +145,243 @@ class Pod:
     def service_account(self) -> str:
         return self.spec.service_account_name or "default"
 
+    @property
+    def container_names(self) -> list[str]:
+        names = [c.name for c in self.spec.containers]
+        return [*names, SIDECAR] if self.inject else names
+
+    def available(self, min_ready_seconds: int) -> bool:
+        """Kubernetes' availability: ready for at least minReadySeconds (rollouts count it)."""
+        if not self.ready or self.ready_since is None:
+            return False
+        return time.monotonic() - self.ready_since >= min_ready_seconds
+
     def log_dir(self, ctx: PodContext) -> Path:
         return ctx.state_dir / "pods" / self.namespace / self.name
+
+    def shim_socket(self, ctx: PodContext) -> Path:
+        """Short and fixed-length: unix socket paths are limited to 107 bytes."""
+        return ctx.shim_dir / f"{hashlib.sha256(self.key.encode()).hexdigest()[:16]}.sock"
 
     def container_ports(self) -> list[int]:
         return sorted(
             {p.container_port for c in self.spec.containers for p in c.ports if p.protocol == "TCP"}
         )
 
-    def workload(self) -> Workload:
-        named = {p.name: p.container_port for c in self.spec.containers for p in c.ports if p.name}
-        return Workload(
-            name=self.name,
-            namespace=self.namespace,
-            address=self.ip,
-            labels=tuple(sorted(self.labels.items())),
-            service_account=self.service_account,
-            ready=self.ready,
-            port_map=tuple(sorted(named.items())),
-        )
+    def restarts(self, name: str) -> int:
+        """Kubernetes' restartCount of one container (the sidecar's includes Envoy's own)."""
+        state = self.states.get(name)
+        count = self.restart_base.get(name, 0) + (state.restarts if state else 0)
+        return count + (self.envoy_restarts if name == SIDECAR else 0)
 
-    # --- start -----------------------------------------------------------------------
+    def running(self, name: str) -> bool:
+        state = self.states.get(name)
+        return bool(state and state.running)
+
+    # --- records -----------------------------------------------------------------------
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            "name": self.name,
+            "namespace": self.namespace,
+            "deployment": self.deployment,
+            "templateHash": self.template_hash,
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "spec": self.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "inject": self.inject,
+            "created": self.created,
+            "ip": self.ip,
+            "netns": self.netns,
+            "phase": self.phase,
+            # Adopted pods keep their readiness until probed again: reporting them all
+            # not ready first would empty their Services' endpoints for a moment.
+            "ready": self.ready,
+            "readyChangedAt": self.ready_changed_at,
+            "restarts": {name: self.restarts(name) for name in self.container_names},
+            "restartBase": self.restart_base,
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Pod:
+        pod = cls(
+            name=data["name"],
+            namespace=data["namespace"],
+            deployment=data["deployment"],
+            template_hash=data["templateHash"],
+            labels=dict(data["labels"]),
+            annotations=dict(data["annotations"]),
+            spec=PodSpec.model_validate(data["spec"]),
+            inject=bool(data["inject"]),
+            created=float(data["created"]),
+            ip=data.get("ip", ""),
+            netns=data.get("netns", ""),
+            phase=data.get("phase", "Pending"),
+            restart_base={k: int(v) for k, v in data.get("restartBase", {}).items()},
+            ready=bool(data.get("ready", False)),
+            ready_changed_at=data.get("readyChangedAt"),
+        )
+        if pod.ready:
+            changed = pod.ready_changed_at or time.time()
+            pod.ready_since = time.monotonic() - max(time.time() - changed, 0.0)
+        pod.last_known_restarts = {k: int(v) for k, v in data.get("restarts", {}).items()}
+        return pod
+
+    def save(self, ctx: PodContext) -> None:
+        if self.phase != "Terminated":
+            ctx.records.save(self.key, self.record())
+
+    # --- what the control plane sees ---------------------------------------------------
+
+    def document(self, node_name: str, ctx: PodContext) -> dict[str, Any]:
+        """The pod as a Kubernetes v1 Pod object, status included (reported to isthmusd)."""
+        ports = {
+            c.name: [
+                {"containerPort": p.container_port, "protocol": p.protocol}
+                | ({"name": p.name} if p.name else {})
+                for p in c.ports
+            ]
+            for c in self.spec.containers
+        }
+        containers = [{"name": name, "ports": ports.get(name, [])} for name in self.container_names]
+        statuses = []
+        for name in self.container_names:
+            state = self.states.get(name)
+            running = bool(state and state.running)
+            if running and state is not None and state.started_at is not None:
+                shown: dict[str, Any] = {"running": {"startedAt": _iso(state.started_at)}}
+            elif state is None:
+                shown = {"waiting": {"reason": "ContainerCreating"}}
+            else:
+                shown = {"waiting": {"reason": "CrashLoopBackOff"}}
+            statuses.append(
+                {
+                    "name": name,
+                    "ready": running and self.ready,
+                    "started": running,
+                    "restartCount": self.restarts(name),
+                    "state": shown,
+                }
+            )
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": dict(self.labels),
+                "annotations": {
+                    NETNS_ANNOTATION: self.netns,
+                    LOGS_ANNOTATION: str(self.log_dir(ctx)),
+                },
+                "ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "Deployment", "name": self.deployment}
+                ],
+            },
+            "spec": {
+                "nodeName": node_name,
+                "serviceAccountName": self.service_account,
+                "containers": containers,
+            },
+            "status": {
+                "phase": self.phase,
+                "podIP": self.ip,
+                "startTime": _iso(self.created),
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True" if self.ready else "False",
+                        "lastTransitionTime": _iso(self.ready_changed_at or self.created),
+                    }
+                ],
+                "containerStatuses": statuses,
+            },
+        }
+
+    # --- start and adopt ---------------------------------------------------------------
 
     async def start(self, ctx: PodContext) -> None:
-        self.log_dir_path = self.log_dir(ctx)
+        self.save(ctx)
         self.netns, self.ip = await ctx.network.add_pod(self.key)
+        self.save(ctx)
         await ctx.network.write_hosts(self.key, ctx.hosts_for(self.namespace))
         if self.inject:
             await ctx.network.apply_capture(self.key, self.annotations, self.container_ports())
-            self.agent = SupervisedProcess(
-                "istio-proxy",
+        await self._launch_shim(ctx)
+        await self._bring_up(ctx)
+
+    async def reattach(self, ctx: PodContext) -> bool:
+        """Find what a previous node runtime left: the shim and the state of the processes.
+
+        Quick (no waiting on the pod), so the first status report after a node runtime
+        restart already tells the truth. True if the shim is gone and must be replaced."""
+        self.shim = ShimClient(self.shim_socket(ctx))
+        if self.phase == "Terminating":
+            return False  # the runtime finishes the stop
+        if self.phase != "Running":  # interrupted while starting: replace it, do not guess
+            raise PodLost(f"pod {self.namespace}/{self.name} was still starting ({self.phase})")
+        if not self.netns or not await ctx.network.has_pod(self.key):
+            raise PodLost(f"pod {self.namespace}/{self.name} has no network namespace any more")
+        try:
+            await self._refresh_status(ctx)
+        except ShimUnavailable:
+            log.warning("runtime shim_lost pod=%s/%s", self.namespace, self.name)
+            self.ready = False  # its processes died with it
+            self.ready_since = None
+            return True
+        return False
+
+    async def resume(self, ctx: PodContext, relaunch: bool) -> None:
+        """Continue supervising an adopted pod; start a new shim first if `relaunch`."""
+        if relaunch:
+            await self._relaunch_shim(ctx)
+        await self._bring_up(ctx)
+        log.info("runtime pod_adopted pod=%s/%s relaunched=%s", self.namespace, self.name, relaunch)
+
+    async def _launch_shim(self, ctx: PodContext) -> None:
+        self.shim = await launch_shim(
+            self.key, self.shim_socket(ctx), self.log_dir(ctx) / "shim.log", ctx.keep_fds
+        )
+        self.states = {}
+
+    async def _relaunch_shim(self, ctx: PodContext) -> None:
+        """The shim died and its processes with it: count that as a restart of each
+        container that had started, and bring the pod up again under a new shim."""
+        if self.inject:
+            self.envoy_restarts = await asyncio.to_thread(read_envoy_restarts, self.workdir(ctx))
+        for name in self.container_names:
+            total = self.last_known_restarts.get(name, 0)
+            own = total - (self.envoy_restarts if name == SIDECAR else 0)
+            self.restart_base[name] = max(own, 0) + (1 if self.phase == "Running" else 0)
+        await self._launch_shim(ctx)
+        self.save(ctx)
+
+    async def _bring_up(self, ctx: PodContext) -> None:
+        """Start whatever of the pod is not running in its shim yet: the sidecar first, the
+        containers once it is ready. Idempotent, so adoption can call it at any step."""
+        assert self.shim is not None
+        status = await self.shim.status()
+        if self.inject and SIDECAR not in status.containers:
+            await self.shim.start(
+                SIDECAR,
                 ctx.network.exec_argv(self.netns, self._agent_argv(ctx)),
-                self.log_dir(ctx) / "istio-proxy.log",
+                self.log_dir(ctx) / f"{SIDECAR}.log",
             )
-            self.agent.start()
+        missing = [c for c in self.spec.containers if c.name not in status.containers]
+        if missing and self.inject:
             await self._wait_sidecar_ready()
-        for container in self.spec.containers:
-            process = SupervisedProcess(
+        for container in missing:
+            await self.shim.start(
                 container.name,
                 ctx.network.exec_argv(self.netns, [*container.command, *container.args]),
                 self.log_dir(ctx) / f"{container.name}.log",
                 env=self._container_env(container),
                 cwd=container.working_dir or str(self.log_dir(ctx)),
             )
-            self.containers[container.name] = process
-            process.start()
         self.phase = "Running"
+        await self._refresh_status(ctx)
+        self.save(ctx)
         self._tasks.append(asyncio.create_task(self._readiness_loop(ctx), name=f"ready-{self.key}"))
         for container in self.spec.containers:
             if container.liveness_probe is not None:
@@ -185,22 +409,29 @@ class Pod:
             "--xds-socket",
             ctx.xds_socket,
             "--workdir",
-            str(ctx.proxy_dir / self.key),
+            str(self.workdir(ctx)),
         ]
         proxy_config = self.annotations.get(PROXY_CONFIG_ANNOTATION)
         if proxy_config:
             argv += ["--proxy-config", proxy_config]
         return argv
 
+    def workdir(self, ctx: PodContext) -> Path:
+        return ctx.proxy_dir / self.key
+
+    async def _sidecar_ready(self) -> bool:
+        with contextlib.suppress(OSError, TimeoutError, ConnectionError):
+            status = await http_get_in_netns(
+                self.netns, "127.0.0.1", READINESS_PORT, "/healthz/ready", SIDECAR_PROBE_TIMEOUT
+            )
+            return status == 200
+        return False
+
     async def _wait_sidecar_ready(self) -> None:
         deadline = time.monotonic() + SIDECAR_READY_TIMEOUT
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, TimeoutError, ConnectionError):
-                status = await http_get_in_netns(
-                    self.netns, "127.0.0.1", READINESS_PORT, "/healthz/ready"
-                )
-                if status == 200:
-                    return
+            if await self._sidecar_ready():
+                return
             await asyncio.sleep(0.1)
         raise TimeoutError(
             f"sidecar of pod {self.namespace}/{self.name} not ready in {SIDECAR_READY_TIMEOUT:.0f}s"
@@ -226,7 +457,23 @@ class Pod:
                 env[var.name] = var.value or ""
         return env
 
-    # --- readiness and liveness ----------------------------------------------------------
+    # --- status, readiness and liveness ------------------------------------------------
+
+    async def _refresh_status(self, ctx: PodContext) -> bool:
+        """Ask the shim (and the agent's status file) how the processes are; True if a
+        restart count changed since the last answer."""
+        assert self.shim is not None
+        before = {name: self.restarts(name) for name in self.container_names}
+        status = await self.shim.status()
+        self.states = status.containers
+        if self.inject:
+            self.envoy_restarts = await asyncio.to_thread(read_envoy_restarts, self.workdir(ctx))
+        after = {name: self.restarts(name) for name in self.container_names}
+        if after != before:
+            self.last_known_restarts = after
+            self.save(ctx)
+            return True
+        return False
 
     async def _readiness_loop(self, ctx: PodContext) -> None:
         states = {
@@ -236,17 +483,27 @@ class Pod:
         }
         started = time.monotonic()
         while self.phase == "Running":
-            results = []
+            try:
+                restarted = await self._refresh_status(ctx)
+            except ShimUnavailable:
+                await self._shim_died(ctx)
+                return
+            except ShimRefused as exc:
+                log.warning("runtime shim_refused pod=%s error=%r", self.key, str(exc))
+                restarted = False
+            results = [await self._sidecar_ready()] if self.inject else []
+            if self.inject:
+                results[0] = results[0] and self.running(SIDECAR)
             for container in self.spec.containers:
-                process = self.containers[container.name]
+                running = self.running(container.name)
                 probe = container.readiness_probe
                 if probe is None:
-                    results.append(process.running)
+                    results.append(running)
                     continue
                 if time.monotonic() - started < probe.initial_delay_seconds:
                     results.append(False)
                     continue
-                ok = process.running and await run_probe(
+                ok = running and await run_probe(
                     probe,
                     container,
                     self.netns,
@@ -257,8 +514,12 @@ class Pod:
             if ready != self.ready:
                 self.ready = ready
                 self.ready_since = time.monotonic() if ready else None
+                self.ready_changed_at = time.time()
+                self.save(ctx)
                 log.info("pod ready pod=%s/%s ready=%s", self.namespace, self.name, ready)
-                await ctx.endpoints_changed()
+                await ctx.report(True)
+            elif restarted:
+                await ctx.report(False)
             period = min(
                 (
                     c.readiness_probe.period_seconds
@@ -269,24 +530,39 @@ class Pod:
             )
             await asyncio.sleep(min(float(period), 1.0) if not self.ready else float(period))
 
+    async def _shim_died(self, ctx: PodContext) -> None:
+        """The shim is gone, and the pod's processes with it: out of the endpoints, then a
+        new shim restarts them."""
+        log.warning("runtime shim_lost pod=%s/%s", self.namespace, self.name)
+        if self.ready:
+            self.ready = False
+            self.ready_since = None
+            await ctx.report(True)
+        self._tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        await self._relaunch_shim(ctx)
+        await self._bring_up(ctx)
+
     async def _liveness_loop(self, ctx: PodContext, container: Container) -> None:
         probe = container.liveness_probe
-        assert probe is not None
+        assert probe is not None and self.shim is not None
         state = ProbeState(probe, initially=True)
         await asyncio.sleep(float(probe.initial_delay_seconds))
         while self.phase == "Running":
-            process = self.containers[container.name]
             ok = await run_probe(
                 probe, container, self.netns, lambda argv: ctx.network.exec_argv(self.netns, argv)
             )
-            if not state.record(ok) and process.running:
+            if not state.record(ok) and self.running(container.name):
                 log.info(
                     "pod liveness_failed pod=%s/%s container=%s",
                     self.namespace,
                     self.name,
                     container.name,
                 )
-                await process.kill_current()
+                with contextlib.suppress(ShimUnavailable, ShimRefused):
+                    await self.shim.kill(container.name)
                 state = ProbeState(probe, initially=True)
             await asyncio.sleep(float(probe.period_seconds))
 
@@ -299,19 +575,27 @@ class Pod:
         was_ready = self.ready
         self.phase = "Terminating"
         self.ready = False
+        self.save(ctx)
         for task in self._tasks:
             task.cancel()
         if was_ready:
-            await ctx.endpoints_changed()
-            if self.agent is not None and self.agent.running:
+            await ctx.report(True)
+            if self.inject and self.running(SIDECAR):
                 await self._wait_inbound_idle(deadline)
         grace = max(deadline - time.monotonic(), MIN_STOP_GRACE)
-        await asyncio.gather(*(p.stop(grace) for p in self.containers.values()))
-        if self.agent is not None:
-            await self.agent.stop(grace=30.0)
-        if self.netns:
-            await ctx.network.remove_pod(self.key)
+        # A start interrupted while launching the shim left no client, but maybe a shim.
+        shim = self.shim or ShimClient(self.shim_socket(ctx))
+        if self.shim is not None or shim.socket_path.exists():
+            try:
+                await shim.stop([c.name for c in self.spec.containers], grace)
+                if self.inject:
+                    await shim.stop([SIDECAR], AGENT_STOP_GRACE)
+                await shim.exit()
+            except (ShimUnavailable, ShimRefused) as exc:  # gone: so are its processes
+                log.info("runtime shim_gone_at_stop pod=%s error=%r", self.key, str(exc))
+        await ctx.network.remove_pod(self.key)  # also when a crash left it half made
         self.phase = "Terminated"
+        ctx.records.remove(self.key)
 
     async def _wait_inbound_idle(self, deadline: float) -> None:
         """Until the sidecar has had no inbound request in flight for INBOUND_QUIET seconds.

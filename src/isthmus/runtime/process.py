@@ -1,15 +1,20 @@
 """A supervised process: started in a pod's namespace, output to a log file, restarted with
-backoff when it exits (restartPolicy Always), stopped with SIGTERM then SIGKILL."""
+backoff when it exits (restartPolicy Always), stopped with SIGTERM then SIGKILL.
+
+It runs inside the pod's shim (runtime.shim), and dies with it (PR_SET_PDEATHSIG): a pod's
+processes never outlive the supervisor that can restart and stop them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger("isthmus.runtime")
@@ -17,6 +22,19 @@ log = logging.getLogger("isthmus.runtime")
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 10.0  # a run this long resets the backoff
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A preexec hook: SIGKILL the child when the supervising process dies, however it dies."""
+
+    def hook() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the supervisor died before the hook ran
+            os._exit(1)
+
+    return hook
 
 
 class SupervisedProcess:
@@ -36,6 +54,7 @@ class SupervisedProcess:
         self.cwd = cwd
         self.restart = restart
         self.restarts = 0
+        self.started_at: float | None = None  # wall clock of the current instance's start
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -63,6 +82,7 @@ class SupervisedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                preexec_fn=_die_with(os.getpid()),
             )
 
     async def _supervise(self) -> None:
@@ -71,6 +91,7 @@ class SupervisedProcess:
             started = time.monotonic()
             try:
                 self._process = await self._spawn()
+                self.started_at = time.time()
             except OSError as exc:
                 log.warning("process spawn_failed name=%s error=%r", self.name, str(exc))
                 self.last_exit = -1

@@ -1,0 +1,59 @@
+"""`isthmus down` when the node runtime is gone: stop its pods' shims, remove the network.
+
+The node runtime normally does this itself (`down` asks it to). When it crashed, its
+pods may still run under their shims, holding the mesh's claim; they are found through
+the node runtime's records and stopped, then everything carrying the mesh's name goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from isthmus.home import MeshHome
+from isthmus.netns import MeshNetwork, NetworkConfig
+from isthmus.node.main import proxy_dir
+from isthmus.node.ownership import lock_path
+from isthmus.runtime.records import PodRecords
+from isthmus.runtime.shim_client import ShimClient, ShimRefused, ShimUnavailable
+
+log = logging.getLogger("isthmus.node")
+
+SHIM_EXIT_GRACE = 5.0
+
+
+def _shim_sockets(mesh: str, home: MeshHome) -> list[Path]:
+    sockets = set((proxy_dir(mesh) / "shims").glob("*.sock"))
+    for record in PodRecords(home.node_state / "pods").load_all():
+        key = f"{record.get('namespace')}.{record.get('name')}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        sockets.add(proxy_dir(mesh) / "shims" / f"{digest}.sock")
+    return sorted(sockets)
+
+
+async def _stop_shim(socket: Path) -> None:
+    client = ShimClient(socket)
+    try:
+        status = await client.status()
+    except (ShimUnavailable, ShimRefused, ValueError, KeyError):
+        return
+    try:
+        await client.exit(SHIM_EXIT_GRACE)
+    except (ShimUnavailable, ShimRefused):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(status.pid, signal.SIGKILL)  # its processes die with it
+
+
+async def force_down(home: MeshHome, config: NetworkConfig) -> None:
+    """Stop every shim of the mesh, then remove its namespaces, files and claim."""
+    await asyncio.gather(*(_stop_shim(s) for s in _shim_sockets(config.mesh, home)))
+    await MeshNetwork(config).teardown()
+    shutil.rmtree(proxy_dir(config.mesh), ignore_errors=True)
+    shutil.rmtree(home.node_state, ignore_errors=True)
+    lock_path(config.mesh).unlink(missing_ok=True)
