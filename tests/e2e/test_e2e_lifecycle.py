@@ -1,6 +1,7 @@
-"""`isthmus up`/`down` own everything they make: a crash is recovered by the next `up`, and
-`down` leaves no namespace, link, rule, process or socket behind, nor any change in the
-root namespace."""
+"""`isthmus up`/`down` own everything they make: pods outlive crashes of isthmusd and the
+node runtime and are adopted by the next `up`, a mesh name belongs to one home, and `down`
+leaves no namespace, link, rule, process or socket behind, nor any change in the root
+namespace."""
 
 from __future__ import annotations
 
@@ -52,40 +53,80 @@ def _processes_of(home: Path) -> list[str]:
     return found
 
 
-def test_crash_recovery_and_clean_down() -> None:
+def _shims(mesh: str) -> list[int]:
+    """Pids of the mesh's pod shims (found by their socket directory in the argv)."""
+    marker = f"/run/isthmus/{mesh}/shims/".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _pod_names(mesh: E2EMesh) -> set[str]:
+    return {p["name"] for p in mesh.wait_pods({"lifecycle": 2})}
+
+
+def test_crash_recovery_ownership_and_clean_down() -> None:
     if os.geteuid() != 0 or shutil.which("iptables-save") is None:
         pytest.skip("needs root and iptables")
     before = _root_state()
     home = Path(tempfile.mkdtemp(prefix="ie2e-", dir="/tmp"))
+    other = Path(tempfile.mkdtemp(prefix="ie2e-", dir="/tmp"))
     mesh = E2EMesh(home, "e2elife" + os.urandom(2).hex())
+    intruder = E2EMesh(other, mesh.name)
     try:
         mesh.cli("up", "--mesh", mesh.name)
         mesh.apply(service("lifecycle") + app_deployment("lifecycle", "lifecycle", "v1", 2))
-        first = {p["name"] for p in mesh.wait_pods({"lifecycle": 2})}
+        first = _pod_names(mesh)
 
-        # SIGKILL the daemon: its pods, namespaces and processes are left behind.
-        pid = int((home / "isthmusd.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
+        # SIGKILL both processes: the pods run on under their shims and are adopted.
+        for name in ("isthmusd.pid", "node.pid"):
+            os.kill(int((home / name).read_text()), signal.SIGKILL)
         time.sleep(0.5)
-        assert any(n.startswith(f"{mesh.name}-") for n in _netns())
-
-        # The next `up` removes the leftovers and brings the mesh back from the store.
+        assert len(_shims(mesh.name)) == 2
         mesh.cli("up", "--mesh", mesh.name)
-        second = {p["name"] for p in mesh.wait_pods({"lifecycle": 2})}
-        assert not first & second
-        leftovers = [n for n in _netns() if any(n.endswith(name) for name in first)]
-        assert leftovers == []
+        assert _pod_names(mesh) == first
+
+        # The mesh name belongs to this home: another home is refused, and its `down`
+        # leaves the mesh alone.
+        refused = intruder.cli("up", "--mesh", mesh.name, check=False)
+        assert refused.returncode == 1
+        assert f"mesh {mesh.name} is owned by home {home}" in refused.stderr
+        assert not (other / "isthmusd.sock").exists()
+        intruder.cli("down")
+        assert _pod_names(mesh) == first
+
+        # SIGKILL everything, shims too (their processes die with them): the claim is
+        # stale, and the next `up` brings the same pods back in their namespaces.
+        for name in ("isthmusd.pid", "node.pid"):
+            os.kill(int((home / name).read_text()), signal.SIGKILL)
+        for pid in _shims(mesh.name):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        mesh.cli("up", "--mesh", mesh.name)
+        assert _pod_names(mesh) == first
+        restarted = {p["name"]: p["restarts"] for p in mesh.pods()}
+        assert all(count >= 1 for count in restarted.values()), restarted
 
         mesh.cli("down")
         assert [n for n in _netns() if n.startswith(f"{mesh.name}-")] == []
         assert not any(p.name.startswith(f"{mesh.name}-") for p in Path("/etc/netns").glob("*"))
         assert not Path(f"/run/isthmus/{mesh.name}").exists()
-        assert _processes_of(home) == []
-        assert not (home / "isthmusd.sock").exists() and not (home / "xds.sock").exists()
+        assert not Path(f"/run/isthmus/{mesh.name}.lock").exists()
+        assert _processes_of(home) == [] and _shims(mesh.name) == []
+        for leftover in ("isthmusd.sock", "xds.sock", "node.sock"):
+            assert not (home / leftover).exists()
         assert _root_state() == before
     finally:
         mesh.cli("down", check=False)
+        intruder.cli("down", check=False)
         shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(other, ignore_errors=True)
 
 
 def test_up_without_root_says_what_is_needed(tmp_path: Path) -> None:

@@ -149,8 +149,14 @@ def test_sigkilled_app_restarts_in_place_and_callers_do_not_notice(shop: E2EMesh
     # Restarted in place: same pod, same namespace, serving again.
     assert victim["name"] in summary["pods"]
     assert {p["name"] for p in inventory_pods(shop)} >= {victim["name"]}
-    after = shop.load(order, ITEMS, "--count", "60")
-    assert after["statuses"] == {"200": 60} and victim["name"] in after["pods"], after
+
+    # Serving again once outlier detection lets it back (a second ejection lasts 10 s).
+    def serves_victim() -> bool:
+        after = shop.load(order, ITEMS, "--count", "60")
+        assert after["statuses"] == {"200": 60}, after
+        return victim["name"] in after["pods"]
+
+    wait_until(serves_victim, 30, "the restarted pod to serve again")
 
 
 def test_pod_answering_503_is_ejected(

@@ -71,14 +71,23 @@ def _write_settings(home: MeshHome, settings: Settings) -> None:
     )
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs. A killed process whose parent is gone stays a zombie where init
+    does not reap (some containers' init): that counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def _pid(path: Path) -> int | None:
     """The pid in a pid file if that process is alive."""
     try:
         pid = int(path.read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if alive(pid) else None
 
 
 def daemon_pid(home: MeshHome) -> int | None:
@@ -171,9 +180,7 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     """True once `pid` is gone; SIGKILL and False if it is still there after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not alive(pid):
             return True
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):

@@ -2,7 +2,8 @@
 
 It is the daemon's SnapshotSource. A store change only marks the mesh dirty and asks the
 ADS server for a (debounced) push; the MeshSnapshot is rebuilt once, lazily, when the
-push asks for the first proxy's snapshot.
+push asks for the first proxy's snapshot. Pushes translate in a worker thread, so this
+class is thread-safe; the event loop only ever invalidates and reads pods.
 """
 
 from __future__ import annotations
@@ -41,19 +42,26 @@ class MeshController:
         self._generator = ConfigGenerator()
         self._pods: dict[ObjectKey, tuple[int, PodView]] = {}
         self._mesh: MeshSnapshot | None = None
-        # Push generation runs in a worker thread while API handlers read the mesh.
+        self._mesh_generation = -1
+        self._generation = 0  # bumped by every invalidate()
+        # Translation runs in a worker thread (the ADS server's pushes) while the event
+        # loop takes changes and reads pods: the mesh and generator under one lock, the
+        # parsed pods under their own, so the loop never waits for a translation.
         self._lock = threading.RLock()
+        self._pods_lock = threading.Lock()
 
     @property
     def config(self) -> MeshConfig:
         return self._config
 
     def invalidate(self) -> None:
-        self._mesh = None
+        """Something the mesh is built from changed. A build already running finishes but
+        is not kept (its generation is older), so no change is ever lost to a race."""
+        self._generation += 1
 
     def pods(self) -> list[PodView]:
         """The Pod objects the node runtime reported, each parsed once per version."""
-        with self._lock:
+        with self._pods_lock:
             out = []
             seen = set()
             for obj in self._store.list(kind=POD_KIND):
@@ -77,20 +85,23 @@ class MeshController:
     @property
     def mesh(self) -> MeshSnapshot:
         with self._lock:
-            if self._mesh is None:
-                objects = [
-                    ConfigObject(resource, o.created_revision)
-                    for kind in sorted(CONFIG_KINDS)
-                    for o, resource in self._objects.list(kind=kind)
-                ]
-                self._mesh = build_snapshot(objects, self.workloads(), self._config)
-                log.info(
-                    "mesh rebuilt version=%s services=%d revision=%d",
-                    self._mesh.version,
-                    len(self._mesh.services.by_host),
-                    self._store.revision,
-                )
-            return self._mesh
+            generation = self._generation
+            if self._mesh is not None and self._mesh_generation == generation:
+                return self._mesh
+            objects = [
+                ConfigObject(resource, o.created_revision)
+                for kind in sorted(CONFIG_KINDS)
+                for o, resource in self._objects.list(kind=kind)
+            ]
+            mesh = build_snapshot(objects, self.workloads(), self._config)
+            self._mesh, self._mesh_generation = mesh, generation
+            log.info(
+                "mesh rebuilt version=%s services=%d revision=%d",
+                mesh.version,
+                len(mesh.services.by_host),
+                self._store.revision,
+            )
+            return mesh
 
     def snapshot_for(self, node: base_pb2.Node) -> Snapshot:
         try:

@@ -1,8 +1,9 @@
 """The ADS gRPC server: accepts proxy streams and pushes snapshots to them.
 
 Streams are served by `SotwConnection` or `DeltaConnection`; what each proxy should have
-comes from a `SnapshotSource`. `request_push` is debounced; a push recomputes every
-connected proxy's snapshot one proxy at a time (yielding to the event loop in between)
+comes from a `SnapshotSource`, which is called from a worker thread (translation is CPU
+work the event loop must not wait for), so sources must be thread-safe. `request_push` is
+debounced; a push recomputes every connected proxy's snapshot, in batches off the loop,
 and hands it to that proxy's own queue, so a slow proxy delays nobody else and a proxy
 whose snapshot did not change is sent nothing.
 """
@@ -34,6 +35,7 @@ from isthmus.xds.status import ProxyStatus
 AnyConnection = Connection[Any, Any, Any]
 
 _LOOPBACK = "127.0.0.1"
+PUSH_BATCH = 64  # proxies translated per worker-thread hop
 
 
 class AdsServer:
@@ -118,27 +120,31 @@ class AdsServer:
             requests=len(reasons),
             reasons=",".join(sorted(set(filter(None, reasons))))[:200],
         )
-        for connection in connections:
-            if connection in self._connections:
-                snapshot = self._snapshot_for(connection.node, connection)
-                if snapshot is not None:
-                    connection.offer(snapshot)
-            await asyncio.sleep(0)  # let streams and requests run between proxies
+        for start in range(0, len(connections), PUSH_BATCH):
+            batch = [c for c in connections[start : start + PUSH_BATCH] if c in self._connections]
+            # Translation is CPU work: off the event loop, so streams, ACKs and the API
+            # keep their cadence while a large change is translated.
+            results = await asyncio.to_thread(self._snapshots_for, [c.node for c in batch])
+            for connection, result in zip(batch, results, strict=True):
+                if isinstance(result, ProxyRejected):
+                    connection.close(grpc.StatusCode.INVALID_ARGUMENT, str(result))
+                elif result is not None:
+                    connection.offer(result)
         self.push_count += 1
 
-    def _snapshot_for(
-        self, node: base_pb2.Node, connection: AnyConnection | None = None
-    ) -> Snapshot | None:
-        """The source's snapshot, or None (and the stream closed) if the source refuses."""
-        try:
-            return self._source.snapshot_for(node)
-        except ProxyRejected as exc:
-            _log.log(logging.WARNING, "proxy_rejected", node=node.id, error=str(exc))
-            if connection is not None:
-                connection.close(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except Exception as exc:  # keep the proxy on its current snapshot
-            _log.log(logging.ERROR, "snapshot_failed", node=node.id, error=repr(exc))
-        return None
+    def _snapshots_for(self, nodes: list[base_pb2.Node]) -> list[Snapshot | ProxyRejected | None]:
+        """Each node's snapshot; its rejection; or None to keep it on its current snapshot."""
+        out: list[Snapshot | ProxyRejected | None] = []
+        for node in nodes:
+            try:
+                out.append(self._source.snapshot_for(node))
+            except ProxyRejected as exc:
+                _log.log(logging.WARNING, "proxy_rejected", node=node.id, error=str(exc))
+                out.append(exc)
+            except Exception as exc:  # keep the proxy on its current snapshot
+                _log.log(logging.ERROR, "snapshot_failed", node=node.id, error=repr(exc))
+                out.append(None)
+        return out
 
     # -- streams ----------------------------------------------------------------------
 
@@ -158,7 +164,7 @@ class AdsServer:
                 grpc.StatusCode.INVALID_ARGUMENT, "the first xDS request must carry node.id"
             )
         try:
-            snapshot = self._source.snapshot_for(node)
+            snapshot = await asyncio.to_thread(self._source.snapshot_for, node)
         except ProxyRejected as exc:
             _log.log(logging.WARNING, "proxy_rejected", node=node.id, error=str(exc))
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -1,6 +1,6 @@
 """The runtime verbs through the real CLI against a real daemon API (SQLite store, mesh
-controller, runtime endpoints) served in-process, without the runtime itself: scale
-persists through apply, and everything that needs pods says the runtime is not running."""
+controller, runtime endpoints) served in-process, without a node runtime: scale persists
+through apply, and everything that needs pods says the runtime is not running."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from click.testing import CliRunner, Result
 
 from isthmus.cli.main import cli
 from isthmus.daemon.client import DaemonClient, DaemonError
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
 from isthmus.daemon.mesh import MeshController
-from isthmus.daemon.paths import MeshHome
-from isthmus.daemon.runtime_api import runtime_routes
+from isthmus.daemon.runtime_api import RuntimeApi
+from isthmus.home import MeshHome
 from isthmus.store import SqliteStore
 
 MANIFEST = """\
@@ -75,11 +74,8 @@ class Daemon:
     async def _serve(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         store = SqliteStore(self.home.db)
-        routes = [
-            web.get("/v1/pods", _no_pods),
-            *runtime_routes(store, MeshController(store), None),
-        ]
-        hooks = ApiHooks(extra_routes=routes)
+        # No node runtime is connected, and none ever reported pods.
+        hooks = ApiHooks(extra_routes=RuntimeApi(store, MeshController(store), lambda: 0).routes())
         runner = await start_unix_site(build_app(store, hooks), self.home.socket)
         self._ready.set()
         try:
@@ -87,11 +83,6 @@ class Daemon:
         finally:
             await runner.cleanup()
             store.close()
-
-
-async def _no_pods(_: web.Request) -> web.Response:
-    """GET /v1/pods as isthmusd answers it when started without the runtime."""
-    return web.json_response({"runtime": False, "pods": []})
 
 
 Isthmus = Callable[..., Result]
