@@ -73,8 +73,14 @@ class BenchMesh:
         return exec_argv(pod["netns"], list(argv))
 
     def daemon_pid(self) -> int | None:
+        return self._pid("isthmusd.pid")
+
+    def node_pid(self) -> int | None:
+        return self._pid("node.pid")
+
+    def _pid(self, name: str) -> int | None:
         try:
-            return int((self.home / "isthmusd.pid").read_text().strip())
+            return int((self.home / name).read_text().strip())
         except (OSError, ValueError):
             return None
 

@@ -44,6 +44,16 @@ def role(pid: int) -> str:
     return "other"
 
 
+def shim_pid(pod_key: str) -> int | None:
+    """The pod's shim (it lives in the root namespace, not the pod's): by its argv."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            argv = cmdline(int(entry.name))
+            if "isthmus.runtime.shim" in argv and pod_key in argv:
+                return int(entry.name)
+    return None
+
+
 def pids_by_role(netns: str, wanted: str) -> list[int]:
     return [pid for pid in netns_pids(netns) if role(pid) == wanted]
 

@@ -334,7 +334,8 @@ class Watched:
 def watched_processes(
     mesh: BenchMesh, pods: dict[str, Pod], envoys: list[bare.BareEnvoy]
 ) -> list[Watched]:
-    """Every proxy-side process: the bare pair, each sidecar's Envoy and agent, isthmusd."""
+    """Every proxy-side process: the bare pair, each sidecar's Envoy, agent and shim,
+    isthmusd and the node runtime."""
     rows: list[Watched] = []
     for envoy in envoys:
         client = envoy.name.startswith("client")
@@ -350,9 +351,12 @@ def watched_processes(
         for wanted in ("envoy", "agent"):
             for pid in proc.pids_by_role(pod["netns"], wanted):
                 rows.append(Watched(scenario, pod["name"], wanted, pid))
-    daemon = mesh.daemon_pid()
-    if daemon is not None:
-        rows.append(Watched("control plane", "-", "isthmusd", daemon))
+        shim = proc.shim_pid(f"{pod['namespace']}.{pod['name']}")
+        if shim is not None:  # every pod has one, sidecar or not: the per-pod supervisor
+            rows.append(Watched(scenario, pod["name"], "shim", shim))
+    for name, pid in (("isthmusd", mesh.daemon_pid()), ("node runtime", mesh.node_pid())):
+        if pid is not None:
+            rows.append(Watched("control plane", "-", name, pid))
     return rows
 
 

@@ -100,6 +100,8 @@ def test_crash_recovery_ownership_and_clean_down() -> None:
         assert not (other / "isthmusd.sock").exists()
         intruder.cli("down")
         assert _pod_names(mesh) == first
+        served = mesh.load(mesh.pod("lifecycle"), "http://lifecycle:8080/", "--count", "20")
+        assert served["statuses"] == {"200": 20}, served
 
         # SIGKILL everything, shims too (their processes die with them): the claim is
         # stale, and the next `up` brings the same pods back in their namespaces.

@@ -29,7 +29,7 @@ from isthmus.api.loader import LoadedObject
 from isthmus.cli.main import cli
 from isthmus.daemon.client import DaemonClient, DaemonError
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
-from isthmus.daemon.paths import MeshHome
+from isthmus.home import MeshHome
 from isthmus.store import SqliteStore
 
 ISTHMUS = Path(sys.executable).parent / "isthmus"

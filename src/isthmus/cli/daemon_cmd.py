@@ -8,8 +8,8 @@ import click
 
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
-from isthmus.logfmt import setup_logging
 from isthmus.daemon.main import DaemonOptions, run_daemon
+from isthmus.logfmt import setup_logging
 
 
 @click.command("daemon")

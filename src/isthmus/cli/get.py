@@ -18,6 +18,7 @@ from isthmus.cli.runtime_status import (
     has_status,
     with_deployment_status,
 )
+from isthmus.cli.waiting import timeout_option
 
 DEFAULT_NAMESPACE = "default"
 
@@ -33,6 +34,7 @@ DEFAULT_NAMESPACE = "default"
     type=click.Choice(["yaml", "json", "wide"]),
     help="Print full objects as yaml/json, or a wider table.",
 )
+@timeout_option
 @pass_cli
 def get_command(
     cli: CliContext,

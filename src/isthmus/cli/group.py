@@ -2,7 +2,18 @@
 
 Importing a command module can be costly (`daemon` pulls in gRPC and Envoy's protos),
 so each command is named by import path and loaded on first use; `isthmus get` stays
-fast. Every failure ends the same way: one line per problem on stderr and exit code 1.
+fast. Every failure ends the same way: one line per problem on stderr, no traceback.
+
+Exit codes:
+
+- 0: done.
+- 1: refused or failed, and nothing changed because of it: a usage or user error, a
+  request isthmusd refused (invalid manifest, conflict, not found, still busy at the
+  timeout), or isthmusd not running.
+- 3: the outcome is unknown: isthmusd did not answer in time (or the connection broke
+  and it stopped answering). A change may still take effect; the message says how to
+  check, and re-running an apply or delete with the same `--idempotency-key` makes it
+  happen at most once.
 """
 
 from __future__ import annotations
@@ -15,7 +26,11 @@ from typing import Any
 import click
 
 from isthmus.cli.errors import UserError
-from isthmus.daemon.client import DaemonError, DaemonNotRunning
+from isthmus.daemon.client import DaemonError, DaemonNotRunning, NoAnswer
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_OUTCOME_UNKNOWN = 3
 
 _REPORTED = (UserError, DaemonError, DaemonNotRunning)
 
@@ -24,7 +39,8 @@ class IsthmusGroup(click.Group):
     """A click group with lazily imported commands (`name -> "module:attribute"`).
 
     Our own errors (UserError, DaemonError, DaemonNotRunning) and click's usage errors
-    are printed without traceback or usage block; the exit code is 1 for all of them.
+    are printed without traceback or usage block and exit 1; NoAnswer (isthmusd did not
+    answer in time: the outcome is unknown) exits 3.
     """
 
     def __init__(
@@ -50,9 +66,12 @@ class IsthmusGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except NoAnswer as exc:
+            report(exc.lines)
+            ctx.exit(EXIT_OUTCOME_UNKNOWN)
         except _REPORTED as exc:
             report(_lines(exc))
-            ctx.exit(1)
+            ctx.exit(EXIT_FAILED)
 
     def main(  # type: ignore[override]
         self,
@@ -67,13 +86,13 @@ class IsthmusGroup(click.Group):
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             report([f"error: {exc.format_message()}{hint}"])
-            result = 1
+            result = EXIT_FAILED
         except click.ClickException as exc:
             report([f"error: {exc.format_message()}"])
-            result = 1
+            result = EXIT_FAILED
         except click.Abort:
             report(["error: aborted"])
-            result = 1
+            result = EXIT_FAILED
         if not standalone_mode:
             return result
         sys.exit(result if isinstance(result, int) else 0)

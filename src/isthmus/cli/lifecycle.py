@@ -26,17 +26,16 @@ from typing import Any
 
 import click
 
-from isthmus.cli.context import CliContext, pass_cli
+from isthmus.cli.context import CliContext, notice, pass_cli
 from isthmus.cli.errors import UserError
+from isthmus.cli.waiting import timeout_option
 from isthmus.daemon.client import DaemonClient, DaemonError, DaemonNotRunning
 from isthmus.home import MeshHome
 from isthmus.netns import NetworkConfig, NetworkConfigError, ToolsMissing, require_tools
 from isthmus.node.control import NodeControl, NodeUnavailable
 from isthmus.node.ownership import MeshOwned, check_owner, current_owner
 
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 180.0
-PROBE_TIMEOUT = 3.0
+PROBE_TIMEOUT = 3.0  # a live process answers its health check at once
 
 
 @dataclass(frozen=True)
@@ -98,17 +97,17 @@ def node_pid(home: MeshHome) -> int | None:
     return _pid(home.root / "node.pid")
 
 
-def daemon_health(home: MeshHome) -> dict[str, Any] | None:
+def daemon_health(home: MeshHome, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] | None:
     try:
-        with DaemonClient(home, timeout=PROBE_TIMEOUT) as client:
+        with DaemonClient(home, timeout=timeout) as client:
             return client.healthz()
     except (DaemonNotRunning, DaemonError):
         return None
 
 
-def node_status(home: MeshHome) -> dict[str, Any] | None:
+def node_status(home: MeshHome, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] | None:
     try:
-        return NodeControl(home, timeout=PROBE_TIMEOUT).status()
+        return NodeControl(home, timeout=timeout).status()
     except NodeUnavailable:
         return None
 
@@ -125,11 +124,40 @@ def _spawn(home: MeshHome, name: str, argv: list[str]) -> subprocess.Popen[bytes
         )
 
 
+class _Patience:
+    """Says on stderr that the CLI is still waiting (after a few seconds, then every few)."""
+
+    FIRST = 3.0
+    EVERY = 5.0
+
+    def __init__(self, what: str, timeout: float) -> None:
+        self.what = what
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+        self._next = self.started + self.FIRST
+
+    def waiting(self) -> bool:
+        """False once the timeout ran out; prints a progress line when one is due."""
+        now = time.monotonic()
+        if now >= self._next:
+            notice(
+                f"still waiting for {self.what} ({now - self.started:.0f}s, "
+                f"timeout {self.timeout:.0f}s)..."
+            )
+            self._next = now + self.EVERY
+        return now < self.deadline
+
+
 def _await_start(
-    home: MeshHome, name: str, process: subprocess.Popen[bytes], ready: Callable[[], bool]
+    home: MeshHome,
+    name: str,
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    timeout: float,
 ) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    patience = _Patience(f"{name} to start", timeout)
+    while patience.waiting():
         if process.poll() is not None:
             text = (home.log_dir / f"{name}.out").read_text(errors="replace")
             errors = [line for line in text.splitlines() if line.startswith("error: ")]
@@ -142,21 +170,22 @@ def _await_start(
             return
         time.sleep(0.1)
     raise UserError(
-        f"{name} did not answer within {START_TIMEOUT:.0f}s; see {home.log_dir}/{name}.out"
+        f"{name} did not answer within {timeout:.0f}s (it may still come up: check with "
+        f"`isthmus status`); see {home.log_dir}/{name}.out"
     )
 
 
-def start_daemon(home: MeshHome, settings: Settings) -> int:
+def start_daemon(home: MeshHome, settings: Settings, timeout: float) -> int:
     process = _spawn(
         home,
         "isthmusd",
         ["isthmus.daemon", "--home", str(home.root), "--service-cidr", settings.service_cidr],
     )
-    _await_start(home, "isthmusd", process, lambda: daemon_health(home) is not None)
+    _await_start(home, "isthmusd", process, lambda: daemon_health(home) is not None, timeout)
     return process.pid
 
 
-def start_node(home: MeshHome, settings: Settings) -> int:
+def start_node(home: MeshHome, settings: Settings, timeout: float) -> int:
     process = _spawn(
         home,
         "node",
@@ -172,14 +201,14 @@ def start_node(home: MeshHome, settings: Settings) -> int:
             settings.service_cidr,
         ],
     )
-    _await_start(home, "node", process, lambda: node_status(home) is not None)
+    _await_start(home, "node", process, lambda: node_status(home) is not None, timeout)
     return process.pid
 
 
-def _wait_exit(pid: int, timeout: float) -> bool:
+def _wait_exit(pid: int, timeout: float, what: str) -> bool:
     """True once `pid` is gone; SIGKILL and False if it is still there after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    patience = _Patience(what, timeout)
+    while patience.waiting():
         if not alive(pid):
             return True
         time.sleep(0.1)
@@ -189,7 +218,7 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     return False
 
 
-def stop_daemon(home: MeshHome) -> None:
+def stop_daemon(home: MeshHome, timeout: float = 30.0) -> None:
     pid = daemon_pid(home)
     if daemon_health(home) is not None:
         with (
@@ -202,23 +231,26 @@ def stop_daemon(home: MeshHome) -> None:
             os.kill(pid, signal.SIGTERM)
             os.kill(pid, signal.SIGCONT)
     if pid is not None:
-        _wait_exit(pid, 30.0)
+        _wait_exit(pid, timeout, "isthmusd to stop")
     for leftover in ("isthmusd.sock", "xds.sock", "isthmusd.pid"):
         (home.root / leftover).unlink(missing_ok=True)
 
 
-def stop_node(home: MeshHome, teardown: bool) -> bool:
-    """Ask the node runtime to stop (and with teardown, to stop every pod); True if it did."""
+def stop_node(home: MeshHome, teardown: bool, timeout: float) -> bool:
+    """Ask the node runtime to stop (and with teardown, to stop every pod); True if it did.
+
+    After `timeout` it is killed (pods are then stopped without it: `down`)."""
     pid = node_pid(home)
     asked = False
     with contextlib.suppress(NodeUnavailable):
         NodeControl(home, timeout=PROBE_TIMEOUT).shutdown(teardown)
         asked = True
-    clean = asked and pid is not None and _wait_exit(pid, STOP_TIMEOUT if teardown else 30.0)
+    what = "the node runtime to stop every pod" if teardown else "the node runtime to stop"
+    clean = asked and pid is not None and _wait_exit(pid, timeout, what)
     if not asked and pid is not None:  # stalled or wedged: pods are handled without it
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        _wait_exit(pid, 5.0)
+        _wait_exit(pid, 5.0, "the node runtime to be killed")
     for leftover in ("node.sock", "node.pid"):
         (home.root / leftover).unlink(missing_ok=True)
     return clean
@@ -234,6 +266,7 @@ def _check_tools(settings: Settings, home: MeshHome) -> None:
 
 
 @click.command("up")
+@timeout_option
 @click.option(
     "--mesh",
     default="isthmus",
@@ -272,12 +305,12 @@ def up_command(cli: CliContext, mesh: str, pod_cidr: str, service_cidr: str) -> 
     started = []
     daemon_started = False
     if daemon_health(home) is None:
-        start_daemon(home, wanted)
+        start_daemon(home, wanted, cli.timeout)
         started.append("isthmusd")
         daemon_started = True
     if node_status(home) is None:
         try:
-            start_node(home, wanted)
+            start_node(home, wanted, cli.timeout)
         except UserError:
             if daemon_started:
                 stop_daemon(home)
@@ -295,6 +328,7 @@ def up_command(cli: CliContext, mesh: str, pod_cidr: str, service_cidr: str) -> 
 
 
 @click.command("down")
+@timeout_option(default=180.0)  # every pod stops gracefully: grace periods and drains
 @pass_cli
 def down_command(cli: CliContext) -> None:
     """Stop every pod and both processes; remove everything the mesh made."""
@@ -308,7 +342,7 @@ def down_command(cli: CliContext) -> None:
                 "network alone",
                 err=True,
             )
-        elif not stop_node(home, teardown=True):
+        elif not stop_node(home, teardown=True, timeout=cli.timeout):
             # The node runtime is gone (or wedged): stop its pods' shims and clean up here.
             with contextlib.suppress(ToolsMissing):
                 require_tools()
@@ -316,7 +350,7 @@ def down_command(cli: CliContext) -> None:
 
                 asyncio.run(force_down(home, settings.network()))
     else:
-        stop_node(home, teardown=True)
+        stop_node(home, teardown=True, timeout=cli.timeout)
     stop_daemon(home)
     click.echo(f"isthmus is down (home {home.root})")
 
@@ -324,6 +358,7 @@ def down_command(cli: CliContext) -> None:
 @click.command("restart")
 @click.option("--control-plane", "control_plane", is_flag=True, help="Restart isthmusd only.")
 @click.option("--node", is_flag=True, help="Restart the node runtime only.")
+@timeout_option
 @pass_cli
 def restart_command(cli: CliContext, control_plane: bool, node: bool) -> None:
     """Restart isthmusd and/or the node runtime (an upgrade); pods keep running."""
@@ -336,12 +371,12 @@ def restart_command(cli: CliContext, control_plane: bool, node: bool) -> None:
     if control_plane or both:
         began = time.monotonic()
         stop_daemon(home)
-        pid = start_daemon(home, settings)
+        pid = start_daemon(home, settings, cli.timeout)
         click.echo(f"isthmusd restarted (pid {pid}, {time.monotonic() - began:.1f}s)")
     if node or both:
         began = time.monotonic()
-        stop_node(home, teardown=False)
-        pid = start_node(home, settings)
+        stop_node(home, teardown=False, timeout=cli.timeout)
+        pid = start_node(home, settings, cli.timeout)
         adopted = (node_status(home) or {}).get("pods", 0)
         click.echo(
             f"node runtime restarted (pid {pid}, {time.monotonic() - began:.1f}s, "
@@ -350,12 +385,13 @@ def restart_command(cli: CliContext, control_plane: bool, node: bool) -> None:
 
 
 @click.command("status")
+@timeout_option(default=PROBE_TIMEOUT)
 @pass_cli
 def status_command(cli: CliContext) -> None:
     """Say what runs: isthmusd, the node runtime and its pods, the connected proxies."""
     home = cli.home
-    health = daemon_health(home)
-    node = node_status(home)
+    health = daemon_health(home, cli.timeout)
+    node = node_status(home, cli.timeout)
     if health is None:
         pid = daemon_pid(home)
         state = f"not answering (pid {pid})" if pid else "not running"
@@ -375,7 +411,7 @@ def status_command(cli: CliContext) -> None:
             f"{node.get('pods')} pods ({node.get('ready')} ready), {link}"
         )
     if health is not None:
-        with DaemonClient(home, timeout=PROBE_TIMEOUT) as client:
+        with cli.client() as client:
             proxies = client.request("GET", "/v1/proxies")["proxies"]
         synced = sum(1 for p in proxies if p.get("synced"))
         click.echo(f"proxies: {len(proxies)} connected, {synced} synced")

@@ -2,7 +2,8 @@
 
 Commands stay thin: parse arguments, call the daemon through `DaemonClient`, print.
 Add a command family by writing its module and naming its command in COMMANDS; it is
-imported only when used.
+imported only when used. Commands that call isthmusd take `--timeout`
+(`isthmus.cli.waiting.timeout_option`); exit codes are listed in `isthmus.cli.group`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import click
 
 from isthmus.cli.context import CliContext
 from isthmus.cli.group import IsthmusGroup
-from isthmus.daemon.paths import resolve_home
+from isthmus.home import resolve_home
 
 COMMANDS: dict[str, str] = {
     "apply": "isthmus.cli.apply:apply_command",
@@ -23,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "up": "isthmus.cli.lifecycle:up_command",
     "down": "isthmus.cli.lifecycle:down_command",
     "status": "isthmus.cli.lifecycle:status_command",
+    "restart": "isthmus.cli.lifecycle:restart_command",
+    "node": "isthmus.cli.lifecycle:node_command",
     "logs": "isthmus.cli.pods:logs_command",
     "exec": "isthmus.cli.pods:exec_command",
     "scale": "isthmus.cli.scale:scale_command",
@@ -37,6 +40,8 @@ COMMANDS: dict[str, str] = {
     cls=IsthmusGroup,
     lazy_commands=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 done; 1 refused or failed (nothing changed); 3 isthmusd did not "
+    "answer in time, the outcome is unknown (the message says how to check).",
 )
 @click.option(
     "--home",
@@ -46,7 +51,7 @@ COMMANDS: dict[str, str] = {
 @click.pass_context
 def cli(ctx: click.Context, home: str | None) -> None:
     """isthmus: an Istio-compatible service mesh with an Envoy data plane."""
-    ctx.obj = CliContext(resolve_home(home))
+    ctx.obj = CliContext(resolve_home(home), home_option=home)
 
 
 def main() -> None:

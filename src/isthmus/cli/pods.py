@@ -14,14 +14,12 @@ import click
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.render import as_document, to_json, to_yaml
-from isthmus.daemon.client import DaemonClient
+from isthmus.cli.waiting import timeout_option
 from isthmus.netns import exec_argv
 
 POD_KINDS = frozenset({"pod", "pods", "po"})
 SIDECAR_CONTAINER = "istio-proxy"
 NETNS_ANNOTATION = "isthmus.io/netns"
-# A pod's stop waits for its endpoints push, its containers' grace period and Envoy's drain.
-DELETE_TIMEOUT = 180.0
 
 
 def fetch_pods(cli: CliContext) -> list[dict[str, Any]]:
@@ -70,7 +68,7 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def pods_table(pods: list[dict[str, Any]], with_namespace: bool, wide: bool = False) -> str:
     header = ["NAME", "READY", "STATUS", "RESTARTS", "IP", "AGE"]
     if wide:
-        header += ["NETNS", "SIDECAR"]
+        header += ["NODE", "NETNS", "SIDECAR", "RESTARTS BY CONTAINER"]
     if with_namespace:
         header.insert(0, "NAMESPACE")
     rows = []
@@ -84,7 +82,13 @@ def pods_table(pods: list[dict[str, Any]], with_namespace: bool, wide: bool = Fa
             _age(p["created"]),
         ]
         if wide:
-            row += [p["netns"] or "<none>", "true" if p["sidecar"] else "false"]
+            by_container = p.get("container_restarts") or {}
+            row += [
+                p.get("node") or "<none>",
+                p["netns"] or "<none>",
+                "true" if p["sidecar"] else "false",
+                ",".join(f"{name}={count}" for name, count in by_container.items()) or "<none>",
+            ]
         if with_namespace:
             row.insert(0, p["namespace"])
         rows.append(row)
@@ -113,6 +117,10 @@ def pod_document(pod: dict[str, Any]) -> dict[str, Any]:
             "podIP": pod["ip"],
             "podIPs": [{"ip": pod["ip"]}] if pod["ip"] else [],
             "conditions": [{"type": "Ready", "status": "True" if pod["ready"] else "False"}],
+            "containerStatuses": [
+                {"name": name, "restartCount": count}
+                for name, count in (pod.get("container_restarts") or {}).items()
+            ],
             "startTime": created,
         },
     }
@@ -152,13 +160,14 @@ def delete_pods(cli: CliContext, names: tuple[str, ...], namespace: str | None, 
     missing = [n for n in dict.fromkeys(names) if n not in existing]
     if missing:
         raise UserError(*(f'pod "{n}" not found in namespace {ns}' for n in missing))
-    with DaemonClient(cli.home, timeout=DELETE_TIMEOUT) as client:
+    with cli.client() as client:
         for name in dict.fromkeys(names):
             client.request("POST", "/v1/pods/delete", {"namespace": ns, "name": name, "wait": wait})
             click.echo(f'pod "{name}" deleted')
 
 
 @click.command("logs")
+@timeout_option
 @click.argument("pod")
 @click.option("-n", "--namespace")
 @click.option("-c", "--container", help="Container name, or istio-proxy for the sidecar.")
@@ -187,6 +196,7 @@ def logs_command(
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
+@timeout_option
 @click.argument("pod")
 @click.option("-n", "--namespace")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)

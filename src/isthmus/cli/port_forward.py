@@ -26,6 +26,7 @@ import click
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.pods import fetch_pods
+from isthmus.cli.waiting import timeout_option
 from isthmus.cli.xcmd import require_root
 from isthmus.daemon.client import DaemonClient, DaemonError, DaemonNotRunning
 from isthmus.runtime.nsocket import open_connection_in_netns
@@ -306,6 +307,7 @@ async def forward(cli: CliContext, target: Target, specs: Sequence[PortSpec]) ->
 
 
 @click.command("port-forward")
+@timeout_option
 @click.argument("target")
 @click.argument("ports", nargs=-1, required=True)
 @click.option("-n", "--namespace", help="Namespace of the target (default: default).")

@@ -22,6 +22,7 @@ import yaml
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.pods import find_pod, text_table
+from isthmus.cli.waiting import timeout_option
 from isthmus.cli.xcmd import require_root
 from isthmus.runtime.nsocket import open_connection_in_netns
 
@@ -409,6 +410,7 @@ async def read_section(netns: str, section: str) -> list[Body]:
 @click.option("--port", type=int, help="Only listeners or clusters on this port.")
 @click.option("--fqdn", help="Only clusters of this service host.")
 @click.option("--cluster", help="Only endpoints of this cluster (endpoints).")
+@timeout_option
 @pass_cli
 def proxy_config_command(
     cli: CliContext,

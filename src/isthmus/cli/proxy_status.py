@@ -10,6 +10,7 @@ import click
 
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.render import to_json, to_yaml
+from isthmus.cli.waiting import timeout_option
 
 _TYPES = (
     ("CDS", "Cluster"),
@@ -34,6 +35,7 @@ def _state(types: dict[str, Any], suffix: str) -> str:
 
 @click.command("proxy-status")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), help="Print full status.")
+@timeout_option
 @pass_cli
 def proxy_status_command(cli: CliContext, output: str | None) -> None:
     """Show each connected proxy's xDS sync state."""

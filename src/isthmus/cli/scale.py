@@ -16,7 +16,8 @@ import click
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.kinds import UnknownKind, resolve_kind
-from isthmus.daemon.client import DaemonClient, DaemonError, Document
+from isthmus.cli.waiting import get_args, timeout_option
+from isthmus.daemon.client import DaemonClient, DaemonError, Document, NoAnswer
 
 SCALABLE = "Deployment"
 CONFLICT_RETRIES = 3
@@ -93,6 +94,7 @@ def scale_deployment(
     help="Precondition: scale only if the Deployment now wants this many.",
 )
 @click.option("-n", "--namespace", help="Namespace of the Deployment (default: default).")
+@timeout_option
 @pass_cli
 def scale_command(
     cli: CliContext,
@@ -106,5 +108,14 @@ def scale_command(
     ns = namespace or "default"
     with cli.client() as client:
         for name in names:
-            scale_deployment(client, ns, name, replicas, current_replicas)
+            try:
+                scale_deployment(client, ns, name, replicas, current_replicas)
+            except NoAnswer as exc:
+                if exc.outcome_unknown:
+                    check = cli.command(*get_args(SCALABLE, name, ns))
+                    exc.set_hints(
+                        f"check with `{check}`; scaling to {replicas} again is safe"
+                        + (" without --current-replicas" if current_replicas is not None else "")
+                    )
+                raise
             click.echo(f"deployment.apps/{name} scaled")

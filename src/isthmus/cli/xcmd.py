@@ -13,6 +13,7 @@ import click
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.pods import find_pod
+from isthmus.cli.waiting import timeout_option
 from isthmus.netns import CommandFailed, exec_argv, run_sync
 
 TABLES = ("nat", "filter", "mangle", "raw")
@@ -46,6 +47,7 @@ def x_command() -> None:
     show_default=True,
     help="The iptables table to show (capture lives in nat).",
 )
+@timeout_option
 @pass_cli
 def iptables_command(cli: CliContext, pod: str, namespace: str | None, table: str) -> None:
     """Print the pod's iptables rules (capture: the <MESH>_* chains in nat)."""

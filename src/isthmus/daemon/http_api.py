@@ -4,15 +4,29 @@ Every request is JSON and every failure is `{"errors": [one line per problem]}` 
 4xx/5xx status, so the CLI can print errors verbatim and never shows a traceback. An
 apply or delete is all or nothing: it is fully parsed and checked before the store is
 touched, and then written in one store transaction.
+
+The event loop never parses: decoding, YAML parsing and validation of an apply or delete
+(and the `validate_apply` hook) run on one worker thread, one request at a time, so
+health checks, reads and the xDS server keep answering during a large apply. Planning
+and the store write stay on the loop thread, back to back without an await, so the plan
+(created / configured / unchanged) is exactly what the write does and the store is only
+ever touched from the loop. At most `max_waiting` applies and deletes wait for the worker;
+one more is answered 429 with `Retry-After` instead of queueing without bound.
+
+Any request but GET and HEAD may carry an `Idempotency-Key`: see `isthmus.daemon.idempotency`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import json
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,16 +35,28 @@ from aiohttp import web
 
 from isthmus.api.errors import ApiError
 from isthmus.api.loader import LoadedObject, load_documents
+from isthmus.daemon.idempotency import IdempotencyCache, idempotency_middleware
 from isthmus.store import Conflict, NotFound, ObjectKey, ResourceStore, same_content
 
-__all__ = ["STORE", "ApiHooks", "build_app", "start_unix_site"]
+__all__ = [
+    "IDEMPOTENCY",
+    "MAX_WAITING_CHANGES",
+    "STORE",
+    "ApiHooks",
+    "build_app",
+    "start_unix_site",
+]
 
 logger = logging.getLogger("isthmus.daemon.api")
 
 STORE = web.AppKey("store", ResourceStore)  # type: ignore[type-abstract]
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyCache)
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_NAMESPACE = "default"
+# Applies and deletes waiting for the parse worker beyond the one it is running.
+MAX_WAITING_CHANGES = 8
+RETRY_AFTER_SECONDS = 1
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,7 +71,8 @@ class ApiHooks:
     """What the daemon plugs into the API; the defaults give a working object API alone.
 
     `validate_apply` sees every object of one apply together (after each passed its own
-    schema) and returns error lines; any line refuses the whole apply.
+    schema) and returns error lines; any line refuses the whole apply. It runs on the
+    API's worker thread: it must not touch the event loop or write the store.
     `extra_routes` adds endpoints such as proxy status.
     """
 
@@ -57,18 +84,38 @@ class ApiHooks:
 class _RequestError(Exception):
     """A refused request: HTTP status and the error lines to send back."""
 
-    def __init__(self, status: int, errors: Sequence[str]) -> None:
+    def __init__(
+        self, status: int, errors: Sequence[str], headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__("; ".join(errors))
         self.status = status
         self.errors = list(errors)
+        self.headers = dict(headers or {})
 
 
-def build_app(store: ResourceStore, hooks: ApiHooks | None = None) -> web.Application:
-    """The daemon's aiohttp application serving the object API on `store`."""
+def build_app(
+    store: ResourceStore,
+    hooks: ApiHooks | None = None,
+    *,
+    max_waiting: int = MAX_WAITING_CHANGES,
+    idempotency: IdempotencyCache | None = None,
+) -> web.Application:
+    """The daemon's aiohttp application serving the object API on `store`.
+
+    `max_waiting` bounds the applies and deletes that wait for the parse worker;
+    `idempotency` is the key cache (a new one per app by default: keys are per process).
+    """
     hooks = hooks or ApiHooks()
-    api = _ObjectApi(store, hooks)
-    app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_REQUEST_BYTES)
+    idempotency = idempotency if idempotency is not None else IdempotencyCache()
+    worker = _ParseWorker(max_waiting)
+    api = _ObjectApi(store, hooks, worker)
+    app = web.Application(
+        middlewares=[idempotency_middleware(idempotency), _errors_as_json],
+        client_max_size=MAX_REQUEST_BYTES,
+    )
     app[STORE] = store
+    app[IDEMPOTENCY] = idempotency
+    app.on_cleanup.append(worker.close)
     app.add_routes(
         [
             web.get("/v1/healthz", api.healthz),
@@ -128,33 +175,96 @@ def _socket_answers(path: Path) -> bool:
     return True
 
 
+class _ParseWorker:
+    """One thread for the CPU-heavy half of applies and deletes, and their admission.
+
+    At most one request is parsed at a time; `max_waiting` more may wait for it. A
+    request beyond that is refused at once with 429 and `Retry-After` (before its body
+    is read), so a burst costs neither unbounded memory nor an unbounded wait.
+    """
+
+    def __init__(self, max_waiting: int) -> None:
+        if max_waiting < 0:
+            raise ValueError("max_waiting must not be negative")
+        self.max_waiting = max_waiting
+        self._admitted = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        if self._admitted > self.max_waiting:
+            waiting = self._admitted - 1
+            if waiting == 0:
+                busy = "isthmusd is busy with another apply; retry shortly"
+            else:
+                queue = "1 apply is" if waiting == 1 else f"{waiting} applies are"
+                busy = f"isthmusd is busy: {queue} waiting; retry shortly"
+            raise _RequestError(
+                429,
+                [busy],
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work()` on the worker thread; the loop keeps serving meanwhile."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="isthmusd-parse")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, _without_gc_pauses, work
+        )
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def _without_gc_pauses(work: Callable[[], T]) -> T:
+    """Run `work` with the cyclic garbage collector paused.
+
+    Parsing a large document allocates millions of objects, which triggers full
+    collections; each one walks the whole heap holding the GIL (100-300 ms for a 4 MiB
+    manifest), stalling the event loop although the parse runs on another thread. The
+    parse makes no cyclic garbage worth collecting, so collection waits until it ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return work()
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class _ObjectApi:
     """Handlers of the object endpoints, bound to one store and the daemon's hooks."""
 
-    def __init__(self, store: ResourceStore, hooks: ApiHooks) -> None:
+    def __init__(self, store: ResourceStore, hooks: ApiHooks, worker: _ParseWorker) -> None:
         self._store = store
         self._hooks = hooks
+        self._worker = worker
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "revision": self._store.revision})
 
     async def apply(self, request: web.Request) -> web.Response:
-        payload = await _json_object(request)
-        dry_run = _optional(payload, "dryRun", bool, False)
-        objects = self._load(payload)
-        if not objects:
-            raise _RequestError(422, ["no objects passed to apply"])
-        problems = self._hooks.validate_apply(objects)
-        if problems:
-            raise _RequestError(422, problems)
-        results = _plan_apply(self._store, objects)
-        if not dry_run:
-            try:
-                self._store.apply([(ObjectKey(*o.key), o.body) for o in objects])
-            except Conflict as exc:
-                raise _RequestError(409, [str(exc)]) from exc
-            except ValueError as exc:
-                raise _RequestError(422, [str(exc)]) from exc
+        async with self._worker.admit():
+            raw = await request.read()
+            dry_run, objects = await self._worker.run(lambda: self._parse_apply(raw))
+            # Back on the loop: plan and write with no await in between.
+            results = _plan_apply(self._store, objects)
+            if not dry_run:
+                try:
+                    self._store.apply([(ObjectKey(*o.key), o.body) for o in objects])
+                except Conflict as exc:
+                    raise _RequestError(409, [str(exc)]) from exc
+                except ValueError as exc:
+                    raise _RequestError(422, [str(exc)]) from exc
         _log(
             "apply",
             dry_run=dry_run,
@@ -166,6 +276,18 @@ class _ObjectApi:
             {"results": results, "dryRun": dry_run, "revision": self._store.revision}
         )
 
+    def _parse_apply(self, raw: bytes) -> tuple[bool, list[LoadedObject]]:
+        """Worker thread: decode, parse and check every object of an apply."""
+        payload = _decode_object(raw)
+        dry_run = _optional(payload, "dryRun", bool, False)
+        objects = self._load(payload)
+        if not objects:
+            raise _RequestError(422, ["no objects passed to apply"])
+        problems = self._hooks.validate_apply(objects)
+        if problems:
+            raise _RequestError(422, problems)
+        return dry_run, objects
+
     async def get_objects(self, request: web.Request) -> web.Response:
         query = request.query
         found = self._store.list(kind=query.get("kind"), namespace=query.get("namespace"))
@@ -174,7 +296,23 @@ class _ObjectApi:
         return web.json_response({"items": items, "revision": self._store.revision})
 
     async def delete_objects(self, request: web.Request) -> web.Response:
-        payload = await _json_object(request)
+        async with self._worker.admit():
+            raw = await request.read()
+            keys = await self._worker.run(lambda: self._parse_delete(raw))
+            missing = [key for key in dict.fromkeys(keys) if self._store.get(key) is None]
+            if missing:
+                raise _RequestError(404, [f"{key} not found" for key in missing])
+            try:
+                deleted = self._store.delete(keys)
+            except NotFound as exc:
+                raise _RequestError(404, [str(exc)]) from exc
+        _log("delete", objects=len(deleted), revision=self._store.revision)
+        results = [_result(o.key, o.body, "deleted") for o in deleted]
+        return web.json_response({"results": results, "revision": self._store.revision})
+
+    def _parse_delete(self, raw: bytes) -> list[ObjectKey]:
+        """Worker thread: the keys a delete names, directly or through documents."""
+        payload = _decode_object(raw)
         if "keys" in payload:
             keys = _keys(payload["keys"])
         elif "documents" in payload:
@@ -183,16 +321,7 @@ class _ObjectApi:
             raise _RequestError(400, ['delete needs "keys" or "documents"'])
         if not keys:
             raise _RequestError(422, ["no objects passed to delete"])
-        missing = [key for key in dict.fromkeys(keys) if self._store.get(key) is None]
-        if missing:
-            raise _RequestError(404, [f"{key} not found" for key in missing])
-        try:
-            deleted = self._store.delete(keys)
-        except NotFound as exc:
-            raise _RequestError(404, [str(exc)]) from exc
-        _log("delete", objects=len(deleted), revision=self._store.revision)
-        results = [_result(o.key, o.body, "deleted") for o in deleted]
-        return web.json_response({"results": results, "revision": self._store.revision})
+        return keys
 
     def _load(self, payload: dict[str, Any]) -> list[LoadedObject]:
         """Parse every document; report the problems of all documents together."""
@@ -258,9 +387,9 @@ def _keys(raw: Any) -> list[ObjectKey]:
     return [ObjectKey(*k) for k in raw]
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+def _decode_object(raw: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(await request.read())
+        payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _RequestError(400, [f"request body is not JSON: {exc}"]) from exc
     if not isinstance(payload, dict):
@@ -283,7 +412,7 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
     try:
         return await handler(request)
     except _RequestError as exc:
-        return web.json_response({"errors": exc.errors}, status=exc.status)
+        return web.json_response({"errors": exc.errors}, status=exc.status, headers=exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -261,9 +261,14 @@ def test_deployment_columns_like_kubectl() -> None:
 
 
 def test_pods_wide_and_as_kubernetes_pods() -> None:
-    header, row = pods_table([pod("web-a")], with_namespace=False, wide=True).splitlines()
-    assert header.split()[-2:] == ["NETNS", "SIDECAR"]
-    assert row.split()[-2:] == ["m-production.web-a", "true"]
+    restarted = pod("web-a", node="m-node", container_restarts={"app": 0, "istio-proxy": 2})
+    header, row = pods_table([restarted], with_namespace=False, wide=True).splitlines()
+    assert header.split()[-6:] == ["NODE", "NETNS", "SIDECAR", "RESTARTS", "BY", "CONTAINER"]
+    assert row.split()[-4:] == ["m-node", "m-production.web-a", "true", "app=0,istio-proxy=2"]
+    assert pod_document(restarted)["status"]["containerStatuses"] == [
+        {"name": "app", "restartCount": 0},
+        {"name": "istio-proxy", "restartCount": 2},
+    ]
     document = pod_document(pod("web-a"))
     assert document["kind"] == "Pod"
     assert document["status"]["podIP"] == "10.44.0.2"
