@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -18,10 +17,15 @@ from pathlib import Path
 
 from isthmus.home import MeshHome
 from isthmus.netns import MeshNetwork, NetworkConfig
-from isthmus.node.main import proxy_dir
+from isthmus.node.main import proxy_dir, shim_dir
 from isthmus.node.ownership import lock_path
 from isthmus.runtime.records import PodRecords
-from isthmus.runtime.shim_client import ShimClient, ShimRefused, ShimUnavailable
+from isthmus.runtime.shim_client import (
+    ShimClient,
+    ShimRefused,
+    ShimUnavailable,
+    shim_socket_path,
+)
 
 log = logging.getLogger("isthmus.node")
 
@@ -29,11 +33,10 @@ SHIM_EXIT_GRACE = 5.0
 
 
 def _shim_sockets(mesh: str, home: MeshHome) -> list[Path]:
-    sockets = set((proxy_dir(mesh) / "shims").glob("*.sock"))
+    shims = shim_dir(mesh)
+    sockets = set(shims.glob("*.sock"))
     for record in PodRecords(home.node_state / "pods").load_all():
-        key = f"{record.get('namespace')}.{record.get('name')}"
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        sockets.add(proxy_dir(mesh) / "shims" / f"{digest}.sock")
+        sockets.add(shim_socket_path(shims, f"{record.get('namespace')}.{record.get('name')}"))
     return sorted(sockets)
 
 

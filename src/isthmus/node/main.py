@@ -50,6 +50,11 @@ def proxy_dir(mesh: str) -> Path:
     return PROXY_RUN_DIR / mesh
 
 
+def shim_dir(mesh: str) -> Path:
+    """Root-only: the pods' shim sockets (whoever connects can stop a pod)."""
+    return proxy_dir(mesh) / "shims"
+
+
 @dataclass(frozen=True)
 class NodeOptions:
     mesh: str = "isthmus"
@@ -99,8 +104,8 @@ async def _serve(
     sidecars = proxy_dir(options.mesh)
     sidecars.mkdir(parents=True, exist_ok=True, mode=0o755)
     os.chmod(PROXY_RUN_DIR, 0o755)
-    shim_dir = sidecars / "shims"
-    shim_dir.mkdir(exist_ok=True, mode=0o700)
+    shims = shim_dir(options.mesh)
+    shims.mkdir(exist_ok=True, mode=0o700)
 
     api = ApiClient(home.socket)
     cache = ObjectCache()
@@ -120,7 +125,7 @@ async def _serve(
         network=NetnsPodNetworking(network),
         state_dir=home.root,
         proxy_dir=sidecars,
-        shim_dir=shim_dir,
+        shim_dir=shims,
         xds_socket=str(home.root / "xds.sock"),
         hosts_for=hosts.entries,
         report=reporter.report,

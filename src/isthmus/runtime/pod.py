@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from isthmus.runtime.shim_client import (
     ShimRefused,
     ShimUnavailable,
     launch_shim,
+    shim_socket_path,
 )
 from isthmus.sidecar_status import read_envoy_restarts
 
@@ -127,8 +127,8 @@ class Pod:
     netns: str = ""
     phase: str = "Pending"
     ready: bool = False
-    ready_since: float | None = None  # monotonic time of the last not-ready -> ready
-    ready_changed_at: float | None = None  # wall clock of the last readiness change
+    # Wall clock of the last readiness change (the Ready condition's lastTransitionTime).
+    ready_changed_at: float | None = None
     # Restarts of each container before the current shim (a shim that died took them down).
     restart_base: dict[str, int] = field(default_factory=dict)
     shim: ShimClient | None = None
@@ -152,16 +152,15 @@ class Pod:
 
     def available(self, min_ready_seconds: int) -> bool:
         """Kubernetes' availability: ready for at least minReadySeconds (rollouts count it)."""
-        if not self.ready or self.ready_since is None:
+        if not self.ready or self.ready_changed_at is None:
             return False
-        return time.monotonic() - self.ready_since >= min_ready_seconds
+        return time.time() - self.ready_changed_at >= min_ready_seconds
 
     def log_dir(self, ctx: PodContext) -> Path:
         return ctx.state_dir / "pods" / self.namespace / self.name
 
     def shim_socket(self, ctx: PodContext) -> Path:
-        """Short and fixed-length: unix socket paths are limited to 107 bytes."""
-        return ctx.shim_dir / f"{hashlib.sha256(self.key.encode()).hexdigest()[:16]}.sock"
+        return shim_socket_path(ctx.shim_dir, self.key)
 
     def container_ports(self) -> list[int]:
         return sorted(
@@ -222,9 +221,6 @@ class Pod:
             ready=bool(data.get("ready", False)),
             ready_changed_at=data.get("readyChangedAt"),
         )
-        if pod.ready:
-            changed = pod.ready_changed_at or time.time()
-            pod.ready_since = time.monotonic() - max(time.time() - changed, 0.0)
         pod.last_known_restarts = {k: int(v) for k, v in data.get("restarts", {}).items()}
         return pod
 
@@ -328,7 +324,7 @@ class Pod:
         except ShimUnavailable:
             log.warning("runtime shim_lost pod=%s/%s", self.namespace, self.name)
             self.ready = False  # its processes died with it
-            self.ready_since = None
+            self.ready_changed_at = time.time()
             return True
         return False
 
@@ -513,7 +509,6 @@ class Pod:
             ready = all(results) and self.phase == "Running"
             if ready != self.ready:
                 self.ready = ready
-                self.ready_since = time.monotonic() if ready else None
                 self.ready_changed_at = time.time()
                 self.save(ctx)
                 log.info("pod ready pod=%s/%s ready=%s", self.namespace, self.name, ready)
@@ -536,7 +531,7 @@ class Pod:
         log.warning("runtime shim_lost pod=%s/%s", self.namespace, self.name)
         if self.ready:
             self.ready = False
-            self.ready_since = None
+            self.ready_changed_at = time.time()
             await ctx.report(True)
         self._tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in self._tasks:

@@ -7,6 +7,7 @@ started by a previous node runtime is talked to exactly like one started by this
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,12 @@ from typing import Any
 
 LAUNCH_TIMEOUT = 30.0
 CALL_TIMEOUT = 5.0
+
+
+def shim_socket_path(shim_dir: Path, pod_key: str) -> Path:
+    """Where the shim of pod `namespace.name` listens: short and fixed-length, as unix
+    socket paths are limited to 107 bytes."""
+    return shim_dir / f"{hashlib.sha256(pod_key.encode()).hexdigest()[:16]}.sock"
 
 
 class ShimUnavailable(ConnectionError):

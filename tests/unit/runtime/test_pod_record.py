@@ -5,6 +5,7 @@ what the node writes is what the control plane reads."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def running(name: str, restarts: int, pid: int = 100) -> ContainerState:
 def test_record_round_trip_keeps_what_adoption_needs(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     pod = make_pod()
-    pod.ready, pod.ready_changed_at = True, 1_800_000_020.0
+    pod.ready, pod.ready_changed_at = True, time.time() - 10
     pod.states = {"app": running("app", 2), SIDECAR: running(SIDECAR, 1)}
     pod.envoy_restarts = 3
     pod.save(ctx)

@@ -69,8 +69,8 @@ def test_min_ready_seconds_delays_availability() -> None:
         inject=False,
     )
     assert not pod.available(0)
-    pod.ready, pod.ready_since = True, time.monotonic()
+    pod.ready, pod.ready_changed_at = True, time.time()
     assert pod.available(0)
     assert not pod.available(30)
-    pod.ready_since = time.monotonic() - 31
+    pod.ready_changed_at = time.time() - 31
     assert pod.available(30)
