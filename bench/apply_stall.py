@@ -15,6 +15,11 @@ and connection, recording each answer's latency:
 3. `--burst` such applies sent at once (each a different object): how many were
    accepted and how many answered 429 busy, with health latency meanwhile.
 
+With `--proxies N`, N real sidecar Envoys (`isthmus.testing.daemon.start_sidecar`) are
+connected, and after each apply a "push" phase lasts until every one of them is synced
+again: isthmusd re-parses and re-translates the mesh with the large document in it (in
+its worker thread) while the event loop must keep answering.
+
 Latencies are nearest-rank percentiles over every poll of the phase. A poll that overlaps
 the end of a phase counts in the phase it started in. Prints numbers only; a refused
 apply (other than 429 in the burst) ends the run with exit code 1.
@@ -40,7 +45,9 @@ import httpx
 import yaml
 
 from isthmus.api.yamlstream import MAX_INPUT_BYTES, MAX_NODES
-from isthmus.testing.daemon import DaemonProcess
+from isthmus.testing.daemon import DaemonProcess, start_sidecar, wait_for
+from isthmus.testing.envoy import EnvoyProcess
+from isthmus.testing.ports import free_port
 
 HOST_SUFFIX = ".bench.svc.cluster.local"
 
@@ -162,6 +169,18 @@ def apply(http: httpx.Client, body: bytes) -> tuple[int, float, dict[str, object
     return response.status_code, elapsed, response.json()
 
 
+def push_settled(http: httpx.Client, count: int, before: dict[str, object]) -> bool:
+    """Every proxy connected, synced, and sent something since `before` was taken."""
+    proxies = http.get("/v1/proxies").json()["proxies"]
+    return len(proxies) == count and all(
+        p["synced"] and p["types"] != before.get(p["node_id"]) for p in proxies
+    )
+
+
+def proxy_types(http: httpx.Client) -> dict[str, object]:
+    return {p["node_id"]: p["types"] for p in http.get("/v1/proxies").json()["proxies"]}
+
+
 def request_body(text: str) -> bytes:
     return json.dumps({"documents": [{"source": "big.yaml", "text": text}]}).encode()
 
@@ -172,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.02, help="health poll interval, s")
     p.add_argument("--idle", type=float, default=3.0, help="idle measuring time, s")
     p.add_argument("--burst", type=int, default=12, help="large applies sent at once (0: skip)")
+    p.add_argument("--proxies", type=int, default=0, help="real sidecar Envoys to connect")
     p.add_argument("--keep-home", action="store_true")
     args = p.parse_args(argv)
 
@@ -193,7 +213,24 @@ def main(argv: list[str] | None = None) -> int:
         timeout=120,
     )
     rows: list[tuple[str, str]] = []
+    envoys: list[EnvoyProcess] = []
     try:
+        for i in range(args.proxies):
+            envoy = start_sidecar(
+                daemon,
+                root / f"envoy{i}",
+                pod=f"client-{i}",
+                namespace="bench",
+                http_proxy_port=free_port(),
+                labels={"app": "client"},
+            )
+            envoys.append(envoy)
+            envoy.wait_ready(timeout=30)
+        if envoys:  # the document's first host is a Service: its routes change with it
+            daemon.apply(
+                "apiVersion: v1\nkind: Service\nmetadata: {name: h000000, namespace: bench}\n"
+                "spec: {selector: {app: h0}, ports: [{name: http, port: 8080}]}\n"
+            )
         poller.start()
         with poller.phase("idle"):
             time.sleep(args.idle)
@@ -201,8 +238,16 @@ def main(argv: list[str] | None = None) -> int:
             ("apply 1", bodies[0], "created"),
             ("apply 2", bodies[1], "configured"),
         ):
+            before = proxy_types(http)
             with poller.phase(label):
                 status, elapsed, answer = apply(http, body)
+            if envoys:
+                pushed = time.perf_counter()
+                with poller.phase(f"{label} push"):
+                    wait_for(lambda b=before: push_settled(http, len(envoys), b), timeout=300)
+                rows.append(
+                    (f"{label} push", f"{(time.perf_counter() - pushed) * 1000:.0f} ms to ACK")
+                )
             results = answer.get("results")
             verdict = results[0]["result"] if isinstance(results, list) and results else None
             if status != 200 or verdict != expect:
@@ -234,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         poller.stop()
         http.close()
+        for envoy in envoys:
+            envoy.stop()
         daemon.stop()
         if args.keep_home:
             print(f"home kept: {root}")
@@ -242,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"{'phase':<14} {'polls':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'failed':>6}")
-    for phase in ("idle", "apply 1", "apply 2", "burst"):
+    for phase in ("idle", "apply 1", "apply 1 push", "apply 2", "apply 2 push", "burst"):
         values = poller.polls.latencies.get(phase, [])
         if not values:
             continue
