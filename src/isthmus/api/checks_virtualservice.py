@@ -88,23 +88,111 @@ def _check_hosts(problems: Problems, path: FieldPath, hosts: list[str]) -> None:
         return
     all_valid = True
     for position, host in enumerate(hosts):
-        here = path.index(position)
         if host == "*":
-            problems.add(here, 'host "*" is not allowed for the mesh; name the hosts')
+            problems.add(
+                path.index(position), 'host "*" is not allowed for the mesh; name the hosts'
+            )
             all_valid = False
             continue
         problem = names.wildcard_domain_error(host)
         if problem and not names.is_ip_address(host):
-            problems.add(here, problem)
+            problems.add(path.index(position), problem)
             all_valid = False
     if not all_valid:
         return
-    for later in range(len(hosts)):
-        for earlier in range(later):
-            if names.hosts_overlap(hosts[earlier], hosts[later]):
-                relation = "duplicates" if hosts[earlier] == hosts[later] else "overlaps"
-                problems.add(path.index(later), f"{relation} host {short_repr(hosts[earlier])}")
+    for later, earlier in enumerate(first_overlapping_hosts(hosts)):
+        if earlier is not None:
+            relation = "duplicates" if hosts[earlier] == hosts[later] else "overlaps"
+            problems.add(path.index(later), f"{relation} host {short_repr(hosts[earlier])}")
+
+
+def first_overlapping_hosts(hosts: list[str]) -> list[int | None]:
+    """For each host, the smallest earlier position whose host overlaps it
+    (`names.hosts_overlap`), or None.
+
+    Equal to comparing every pair, for any strings, in time linear in the number of
+    hosts: a host starting with `*` stands for every name ending with the rest of it
+    (its pattern), so `*X` overlaps a plain host that ends with X, and a wildcard whose
+    pattern ends with X or that X ends with; plain hosts overlap only when equal.
+    """
+    plain: dict[str, int] = {}  # host without "*" -> first position
+    patterns: dict[str, int] = {}  # pattern ("*" removed) -> first position
+    for position, host in enumerate(hosts):
+        if host.startswith("*"):
+            patterns.setdefault(host[1:], position)
+        else:
+            plain.setdefault(host, position)
+    if not patterns:
+        return [
+            first if (first := plain[host]) < position else None
+            for position, host in enumerate(hosts)
+        ]
+    index = _PatternIndex(patterns)
+    # pattern -> first position whose name ends with it (a host, or a wildcard's pattern)
+    first_ending_with: dict[str, int] = {}
+    # per position: first position of a wildcard whose pattern its name ends with
+    first_covering: list[int | None] = []
+    for position, host in enumerate(hosts):
+        covering: int | None = None
+        for pattern in index.patterns_ending(host[1:] if host.startswith("*") else host):
+            first_ending_with.setdefault(pattern, position)
+            if covering is None or patterns[pattern] < covering:
+                covering = patterns[pattern]
+        first_covering.append(covering)
+    overlapping: list[int | None] = []
+    for position, host in enumerate(hosts):
+        # a wildcard: plain hosts and patterns ending with its pattern; a plain host: itself
+        ending = first_ending_with[host[1:]] if host.startswith("*") else plain[host]
+        candidates = [c for c in (ending, first_covering[position]) if c is not None]
+        earliest = min(candidates)  # the host itself is always among them
+        overlapping.append(earliest if earliest < position else None)
+    return overlapping
+
+
+class _PatternIndex:
+    """Finds the wildcard patterns a name ends with, without trying every pattern.
+
+    A pattern splits at its first dot into a dot-free head and a tail (`foo.example.com`:
+    `foo` and `.example.com`; `.example.com`: empty head; `foo`: empty tail). A name ends
+    with a pattern exactly when the pattern's tail is the name's suffix from one of its
+    dots (or the empty suffix) and the head ends the label just before it. So only the
+    name's last few dots, and the head lengths known for each tail, need looking at: the
+    work per name is bounded by the longest pattern, whatever the number of patterns.
+    """
+
+    def __init__(self, patterns: dict[str, int]) -> None:
+        self._patterns = patterns
+        head_lengths: dict[str, set[int]] = {}
+        for pattern in patterns:
+            dot = pattern.find(".")
+            tail = pattern[dot:] if dot >= 0 else ""
+            head_lengths.setdefault(tail, set()).add(len(pattern) - len(tail))
+        self._head_lengths = {tail: sorted(lengths) for tail, lengths in head_lengths.items()}
+        self._tail_lengths = frozenset(len(tail) for tail in head_lengths)
+        self._longest_tail = max(self._tail_lengths)
+        self._longest_head = max(max(lengths) for lengths in head_lengths.values())
+
+    def patterns_ending(self, name: str) -> list[str]:
+        """Every distinct pattern that `name` ends with."""
+        found: list[str] = []
+        end = len(name)
+        cut = end  # the tail tried is name[cut:]: the empty one, then from each dot
+        while end - cut <= self._longest_tail:
+            # Look for the dot before `cut` only as far as a head or a tail can reach.
+            low = max(0, min(cut - self._longest_head, end - self._longest_tail))
+            dot = name.rfind(".", low, cut)
+            label_start = dot + 1 if dot >= 0 else low  # no head is longer than cut - low
+            if end - cut in self._tail_lengths:
+                for head_length in self._head_lengths.get(name[cut:], ()):
+                    if head_length > cut - label_start:
+                        break
+                    candidate = name[cut - head_length :]
+                    if candidate in self._patterns:
+                        found.append(candidate)
+            if dot < 0:
                 break
+            cut = dot
+        return found
 
 
 def _check_http_route(problems: Problems, path: FieldPath, http: HTTPRoute) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_MAX_LINE = 2_000
+MAX_LINE = 2_000  # the longest error line shown (longer lines end in "...")
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ class Problems:
 def one_line(text: str) -> str:
     """Squeeze any message into one bounded line (no newlines, no control characters)."""
     cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    if len(cleaned) > _MAX_LINE:
-        cleaned = cleaned[: _MAX_LINE - 3] + "..."
+    if len(cleaned) > MAX_LINE:
+        cleaned = cleaned[: MAX_LINE - 3] + "..."
     return cleaned
 
 

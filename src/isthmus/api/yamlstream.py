@@ -4,12 +4,18 @@ libyaml (the C part of yaml.CSafeLoader) produces the events; a small composer o
 of it bounds what untrusted input can cost before any Python object is built:
 nesting depth, nodes after alias expansion (billion laughs), recursive aliases. Values
 are then constructed as Kubernetes reads YAML: timestamps stay strings, duplicate keys
-are errors, and only JSON-like values survive (see `plain_data_problems`).
+are errors, and only JSON-like values survive (see `plain_data_problems`). Work stays
+linear in the input: numbers as keys become NumberKeys (hash flooding), and the paths of
+problems stop growing once longer than an error line shows.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import struct
+import sys
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
-from isthmus.api.errors import FieldPath, short_repr
+from isthmus.api.errors import MAX_LINE, FieldPath, short_repr
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 100
@@ -30,6 +36,8 @@ MAX_NODES = 200_000  # per stream (about 10,000 objects), each alias counted as 
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
+_YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 
 
 class _PythonEventSource(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
@@ -132,25 +140,114 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
                 event,
             )
 
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        """As PyYAML, but a scalar its tag cannot read is a YAML error, not a traceback."""
+        if not isinstance(node, ScalarNode):
+            return super().construct_object(node, deep=deep)
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, ArithmeticError, LookupError, AttributeError, TypeError):
+            raise _unreadable_scalar(node) from None
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        """As PyYAML (merge keys included), but duplicate keys are errors, and numbers as
+        keys get a hash the input cannot steer (see `_hash_safe`)."""
+        if not isinstance(node, MappingNode):  # `!!map` or `!!set` on a scalar or a sequence
+            found = "scalar" if isinstance(node, ScalarNode) else "sequence"
+            raise ConstructorError(
+                None, None, f"expected a mapping node, but found {found}", node.start_mark
+            )
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
                 continue
-            key = self.construct_object(key_node, deep=True)
+            key = _hash_safe(self.construct_object(key_node, deep=True))
             try:
                 duplicate = key in seen
                 seen.add(key)
             except TypeError:
-                break  # unhashable: SafeConstructor reports it
+                break  # unhashable: reported below
             if duplicate:
                 raise ConstructorError(
                     "while constructing a mapping",
                     node.start_mark,
-                    f"found duplicate key {short_repr(key)}",
+                    f"found duplicate key {_key_shown(key)}",
                     key_node.start_mark,
                 )
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _hash_safe(self.construct_object(key_node, deep=deep))
+            if not isinstance(key, Hashable):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+class NumberKey:
+    """A mapping key YAML wrote as a number or a boolean (`8080: x`, `true: y`).
+
+    JSON, and so every object, has string keys only; these are kept for
+    `plain_data_problems` to report. They are wrapped because Python hashes a number by
+    its value modulo 2**61 - 1: crafted keys (k * (2**61 - 1)) all collide, and a mapping
+    of n of them would cost n**2 to build. A NumberKey equals another as the numbers do
+    (`1`, `1.0` and `true` are one key) and hashes through the seeded bytes hash.
+    """
+
+    __slots__ = ("_hash", "value")
+
+    def __init__(self, value: int | float) -> None:
+        self.value = value
+        if isinstance(value, int) or value.is_integer():
+            number = int(value)
+            data = number.to_bytes((number.bit_length() + 8) // 8, "little", signed=True)
+        else:
+            data = b"." + struct.pack("<d", value)
+        self._hash = hash(data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NumberKey) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"NumberKey({self.value!r})"
+
+
+def _hash_safe(key: Any) -> Any:
+    """`key`, or a NumberKey for a number (infinities and NaN, which collide with
+    nothing, excepted)."""
+    if isinstance(key, int) or (isinstance(key, float) and math.isfinite(key)):
+        return NumberKey(key)
+    return key
+
+
+def _key_shown(key: Any) -> str:
+    return short_repr(key.value if isinstance(key, NumberKey) else key)
+
+
+def _unreadable_scalar(node: ScalarNode) -> MarkedYAMLError:
+    tag = node.tag
+    if tag.startswith(_YAML_TAG_PREFIX):
+        tag = "!!" + tag[len(_YAML_TAG_PREFIX) :]
+    digits = sum(char.isdigit() for char in node.value)
+    if node.tag == _INT_TAG and digits > sys.get_int_max_str_digits() > 0:
+        return LimitError(
+            problem=f"an integer has more than {sys.get_int_max_str_digits():,} digits",
+            problem_mark=node.start_mark,
+        )
+    return ConstructorError(
+        None, None, f"cannot read {short_repr(node.value)} as {tag}", node.start_mark
+    )
 
 
 def _limit(problem: str, event: Any) -> LimitError:
@@ -257,28 +354,99 @@ def item_lines(node: Node, key: str) -> list[int]:
 
 
 def plain_data_problems(value: Any, path: FieldPath) -> list[tuple[str, str]]:
-    """(path, message) for anything JSON cannot hold: non-string keys, dates, binary, NaN."""
+    """(path, message) for anything JSON cannot hold: non-string keys, dates, binary, NaN.
+
+    Each path is meant for an error line (`one_line`), and is given as such a line shows
+    it: control characters and runs of blanks become one space, and a path is cut once
+    it has more visible characters than a line can hold. The line reads the same, and a
+    long key above many values costs its length once, not once per value.
+    """
     problems: list[tuple[str, str]] = []
-    _check_plain(value, path, problems)
+    start = _shown(path.text)
+    _check_plain(value, start, _visible(start), {}, problems)
     return problems
 
 
-def _check_plain(value: Any, path: FieldPath, problems: list[tuple[str, str]]) -> None:
+# An error line (errors.one_line) shows at most this many characters: a path with more
+# visible ones than that reads the same however it goes on.
+_SHOWN_PATH_MAX = MAX_LINE
+_BLANK_RUN = re.compile("  +")
+
+
+def _shown(text: str) -> str:
+    """`text` with each control character a space and each run of spaces one space."""
+    if not text.isprintable():
+        text = "".join(char if char.isprintable() else " " for char in text)
+    if "  " in text:
+        text = _BLANK_RUN.sub(" ", text)
+    return text
+
+
+def _visible(shown: str, end: int | None = None) -> int:
+    """Characters of shown[:end] an error line keeps: all but spaces (the only printable
+    blank)."""
+    end = len(shown) if end is None else min(end, len(shown))
+    return end - shown.count(" ", 0, end)
+
+
+def _shown_key(key: str) -> tuple[str, int, bool]:
+    """How `key` reads in a path: its shown text (cut after more visible characters than
+    a line shows), their number, and whether it is written `.key` rather than `[key]`."""
+    shown = _shown(key)
+    needed = _SHOWN_PATH_MAX + 1
+    end = needed
+    while end < len(shown) and _visible(shown, end) < needed:
+        end = needed + shown.count(" ", 0, end)
+    shown = shown[:end]
+    return shown, _visible(shown), _is_plain_name(key)
+
+
+def _check_plain(
+    value: Any,
+    path: str,
+    visible: int,
+    keys: dict[str, tuple[str, int, bool]],
+    problems: list[tuple[str, str]],
+) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                problems.append(
-                    (str(path), f"keys must be strings; quote the key {short_repr(key)}")
-                )
-                continue
-            _check_plain(item, path.field(key) if _is_plain_name(key) else path.key(key), problems)
+                problems.append((path, f"keys must be strings; quote the key {_key_shown(key)}"))
+            elif not _is_plain_scalar(item):
+                if visible > _SHOWN_PATH_MAX:
+                    _check_plain(item, path, visible, keys, problems)
+                    continue
+                shown = keys.get(key)
+                if shown is None:
+                    shown = keys[key] = _shown_key(key)
+                text, key_visible, plain = shown
+                if not plain:
+                    child, child_visible = f"{path}[{text}]", visible + key_visible + 2
+                elif path:
+                    child, child_visible = f"{path}.{text}", visible + key_visible + 1
+                else:
+                    child, child_visible = text, key_visible
+                _check_plain(item, child, child_visible, keys, problems)
     elif isinstance(value, list):
         for position, item in enumerate(value):
-            _check_plain(item, path.index(position), problems)
+            if _is_plain_scalar(item):
+                continue
+            if visible > _SHOWN_PATH_MAX:
+                _check_plain(item, path, visible, keys, problems)
+                continue
+            index = f"[{position}]"
+            _check_plain(item, path + index, visible + len(index), keys, problems)
     elif isinstance(value, float) and not math.isfinite(value):
-        problems.append((str(path), "must be a finite number"))
+        problems.append((path, "must be a finite number"))
     elif value is not None and not isinstance(value, str | int | float | bool):
-        problems.append((str(path), f"unsupported YAML value of type {_yaml_type(value)}"))
+        problems.append((path, f"unsupported YAML value of type {_yaml_type(value)}"))
+
+
+def _is_plain_scalar(value: Any) -> bool:
+    """A value JSON holds as it is (checked first: most values are)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
 
 
 def _is_plain_name(key: str) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from _apihelp import load, load_errors
 
@@ -86,6 +84,30 @@ CASES = {
         "    since: !!timestamp 2024-01-01\n",
         "app.yaml:1 Namespace x: metadata.labels.since: unsupported YAML value of type timestamp",
     ),
+    "unreadable-explicit-int": (
+        "apiVersion: !!int v1\n",
+        'app.yaml:1 invalid YAML: cannot read "v1" as !!int',
+    ),
+    "unreadable-explicit-bool": (
+        "a: 1\nb: !!bool maybe\n",
+        'app.yaml:2 invalid YAML: cannot read "maybe" as !!bool',
+    ),
+    "unreadable-explicit-timestamp": (
+        "a: !!timestamp 2024-13-45\n",
+        'app.yaml:1 invalid YAML: cannot read "2024-13-45" as !!timestamp',
+    ),
+    "set-tag-on-a-scalar": (
+        "a: !!set abc\n",
+        "app.yaml:1 invalid YAML: expected a mapping node, but found scalar",
+    ),
+    "map-tag-on-a-sequence": (
+        "a: !!map [1, 2]\n",
+        "app.yaml:1 invalid YAML: expected a mapping node, but found sequence",
+    ),
+    "integer-with-more-digits-than-python-reads": (
+        "a: 1\nb: " + "1" * 5_000 + "\n",
+        "app.yaml:2 input rejected: an integer has more than 4,300 digits",
+    ),
     "huge-integer": (
         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
         f"spec: {{host: r, trafficPolicy: {{connectionPool: {{tcp: {{maxConnections: "
@@ -107,20 +129,19 @@ def test_hostile_input_gives_one_clear_line(case: str) -> None:
 @pytest.mark.parametrize("as_bytes", [False, True])
 def test_input_over_four_mib_is_rejected_up_front(as_bytes: bool) -> None:
     text = "a: " + "x" * (50 * 1024 * 1024) + "\n"
-    started = time.monotonic()
 
     errors = load_errors(text.encode() if as_bytes else text)
 
     assert errors == ["app.yaml: input is 52,428,804 bytes; the limit is 4 MiB (4,194,304 bytes)"]
-    assert time.monotonic() - started < 2.0
 
 
 def test_alias_bomb_is_refused_without_expanding_it() -> None:
-    started = time.monotonic()
-
-    load_errors(billion_laughs(levels=30))
-
-    assert time.monotonic() - started < 2.0
+    # 2**30 copies if expanded: refused by counting, not by building them (the suite's
+    # timeout would catch an expansion; no timing threshold here).
+    assert load_errors(billion_laughs(levels=30)) == [
+        "app.yaml:6 input rejected: input has more than 200,000 YAML nodes "
+        "(an alias counts as a copy of what it refers to)"
+    ]
 
 
 def test_small_alias_use_is_fine() -> None:
@@ -183,7 +204,6 @@ def test_every_semantic_problem_of_a_document_is_reported() -> None:
 
 def test_huge_flat_list_is_cut_off_at_the_node_limit_quickly() -> None:
     text = "items: [" + ",".join(["1"] * 1_000_000) + "]\n"
-    started = time.monotonic()
 
     errors = load_errors(text)
 
@@ -191,4 +211,3 @@ def test_huge_flat_list_is_cut_off_at_the_node_limit_quickly() -> None:
         "app.yaml:1 input rejected: input has more than 200,000 YAML nodes "
         "(an alias counts as a copy of what it refers to)"
     ]
-    assert time.monotonic() - started < 5.0
