@@ -193,8 +193,8 @@ def success_ratio(summary: dict[str, Any]) -> float:
     return summary["statuses"].get("200", 0) / total if total else 0.0
 
 
-def app_pid(pod: dict[str, Any], marker: str = "isthmus.demo.app") -> int:
-    """The pid of the pod's application process, found among its namespace's processes."""
+def netns_pid(pod: dict[str, Any], marker: str) -> int | None:
+    """The pid of the process in the pod's namespace whose argv contains `marker`."""
     listed = subprocess.run(
         ["ip", "netns", "pids", pod["netns"]], capture_output=True, text=True, check=True
     ).stdout.split()
@@ -203,9 +203,17 @@ def app_pid(pod: dict[str, Any], marker: str = "isthmus.demo.app") -> int:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if marker.encode() in argv:
+        if any(marker.encode() in arg for arg in argv):
             return int(pid)
-    raise AssertionError(f"no {marker} process in {pod['netns']}: {listed}")
+    return None
+
+
+def app_pid(pod: dict[str, Any], marker: str = "isthmus.demo.app") -> int:
+    """The pid of the pod's application process, found among its namespace's processes."""
+    pid = netns_pid(pod, marker)
+    if pid is None:
+        raise AssertionError(f"no {marker} process in {pod['netns']}")
+    return pid
 
 
 def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.3) -> Any:

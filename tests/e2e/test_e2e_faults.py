@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from conftest import (
     E2EMesh,
     apply_in_effect,
     demo_deployment,
+    netns_pid,
     service,
     start_load,
     wait_until,
@@ -51,21 +51,6 @@ spec:
     - destination: {host: inventory-service}
     retries: {attempts: 3, perTryTimeout: 1s, retryOn: "5xx,reset,connect-failure,refused-stream"}
 """
-
-
-def netns_pid(pod: dict[str, Any], marker: str) -> int | None:
-    """The pid of the process in the pod's namespace whose argv contains `marker`."""
-    listed = subprocess.run(
-        ["ip", "netns", "pids", pod["netns"]], capture_output=True, text=True, check=False
-    ).stdout.split()
-    for pid in listed:
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(marker.encode() in arg for arg in argv):
-            return int(pid)
-    return None
 
 
 def app_pids(pods: list[dict[str, Any]]) -> dict[str, int | None]:
@@ -132,6 +117,15 @@ def no_failures(summary: dict[str, Any]) -> None:
     assert summary["statuses"] == {"200": summary["count"]}, summary
 
 
+def stall(pid: int, seconds: float = 3.0) -> None:
+    """SIGSTOP a process for `seconds`, then SIGCONT (also if the wait is interrupted)."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def pid_file(shop: E2EMesh, name: str) -> int:
     return int((shop.home / name).read_text())
 
@@ -191,18 +185,9 @@ def test_kill_agent(shop: E2EMesh, steady: dict[str, Any]) -> None:
 @pytest.mark.parametrize("marker", ["isthmus.demo.app", "isthmus.agent", "envoy-bootstrap.json"])
 def test_stop_and_continue(shop: E2EMesh, steady: dict[str, Any], marker: str) -> None:
     """SIGSTOP for 3 s: the pod stops answering, its retries and probes route around it."""
-    pod = victim(steady)
-    pid = netns_pid(pod, marker)
+    pid = netns_pid(victim(steady), marker)
     assert pid
-
-    def stall() -> None:
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            time.sleep(3)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-
-    no_failures(under_load(shop, stall))
+    no_failures(under_load(shop, lambda: stall(pid)))
     same_apps(steady)
 
 
@@ -230,29 +215,11 @@ def test_kill_node_runtime(shop: E2EMesh, steady: dict[str, Any]) -> None:
     same_apps(steady, except_pod=pod["name"])
 
 
-def test_stop_node_runtime(shop: E2EMesh, steady: dict[str, Any]) -> None:
-    def fault() -> None:
-        pid = pid_file(shop, "node.pid")
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            time.sleep(3)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-
-    no_failures(under_load(shop, fault))
-    same_apps(steady)
-
-
-def test_stop_control_plane(shop: E2EMesh, steady: dict[str, Any]) -> None:
-    def fault() -> None:
-        pid = pid_file(shop, "isthmusd.pid")
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            time.sleep(3)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-
-    no_failures(under_load(shop, fault))
+@pytest.mark.parametrize("pid_name", ["node.pid", "isthmusd.pid"])
+def test_stop_node_runtime_or_control_plane(
+    shop: E2EMesh, steady: dict[str, Any], pid_name: str
+) -> None:
+    no_failures(under_load(shop, lambda: stall(pid_file(shop, pid_name))))
     same_apps(steady)
 
 

@@ -8,24 +8,22 @@ requests are buffered, nothing answers until it resumes."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from _api_thread import ApiThread
 from click.testing import CliRunner, Result
 
 from isthmus.api.loader import LoadedObject
 from isthmus.cli.main import cli
 from isthmus.daemon.client import DaemonClient, Document
-from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
+from isthmus.daemon.http_api import ApiHooks, build_app
 from isthmus.home import MeshHome
-from isthmus.store import SqliteStore
 from isthmus.testing.daemon import wait_for
 
 VS = """\
@@ -40,57 +38,9 @@ spec:
 """
 
 
-class Daemon:
-    """isthmusd's HTTP API on a unix socket, served by an event loop in a thread."""
-
-    def __init__(self, home: MeshHome, hooks: ApiHooks | None = None, max_waiting: int = 8):
-        self.home = home
-        self.hooks = hooks
-        self.max_waiting = max_waiting
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    def __enter__(self) -> Daemon:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise TimeoutError("test daemon did not start")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    @contextmanager
-    def stalled(self) -> Iterator[None]:
-        """Block the daemon's event loop until the block ends."""
-        assert self._loop is not None
-        blocked, resume = threading.Event(), threading.Event()
-
-        def block() -> None:
-            blocked.set()
-            resume.wait(60)
-
-        self._loop.call_soon_threadsafe(block)
-        assert blocked.wait(10)
-        try:
-            yield
-        finally:
-            resume.set()
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        store = SqliteStore(self.home.db)
-        app = build_app(store, self.hooks, max_waiting=self.max_waiting)
-        runner = await start_unix_site(app, self.home.socket)
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
-            store.close()
+def Daemon(home: MeshHome, hooks: ApiHooks | None = None, max_waiting: int = 8) -> ApiThread:
+    """isthmusd's object API (no mesh) in a thread."""
+    return ApiThread(home, lambda store: build_app(store, hooks, max_waiting=max_waiting))
 
 
 class HeldWorker:
@@ -116,7 +66,7 @@ def home() -> Iterator[MeshHome]:
 
 
 @pytest.fixture
-def daemon(home: MeshHome) -> Iterator[Daemon]:
+def daemon(home: MeshHome) -> Iterator[ApiThread]:
     with Daemon(home) as running:
         yield running
 

@@ -4,19 +4,19 @@ through apply, and everything that needs pods says the runtime is not running.""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _api_thread import ApiThread
+from aiohttp import web
 from click.testing import CliRunner, Result
 
 from isthmus.cli.main import cli
 from isthmus.daemon.client import DaemonClient, DaemonError
-from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
+from isthmus.daemon.http_api import ApiHooks, build_app
 from isthmus.daemon.mesh import MeshController
 from isthmus.daemon.runtime_api import RuntimeApi
 from isthmus.home import MeshHome
@@ -50,39 +50,14 @@ spec:
 """
 
 
-class Daemon:
-    """The daemon's HTTP API with the runtime routes (runtime absent), in a thread."""
+def Daemon(home: MeshHome) -> ApiThread:
+    """The daemon's HTTP API with the runtime routes; no node runtime ever connected."""
 
-    def __init__(self, home: MeshHome) -> None:
-        self.home = home
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+    def app(store: SqliteStore) -> web.Application:
+        routes = RuntimeApi(store, MeshController(store), lambda: 0).routes()
+        return build_app(store, ApiHooks(extra_routes=routes))
 
-    def __enter__(self) -> Daemon:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise TimeoutError("test daemon did not start")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        store = SqliteStore(self.home.db)
-        # No node runtime is connected, and none ever reported pods.
-        hooks = ApiHooks(extra_routes=RuntimeApi(store, MeshController(store), lambda: 0).routes())
-        runner = await start_unix_site(build_app(store, hooks), self.home.socket)
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
-            store.close()
+    return ApiThread(home, app)
 
 
 Isthmus = Callable[..., Result]
