@@ -117,11 +117,15 @@ def no_failures(summary: dict[str, Any]) -> None:
     assert summary["statuses"] == {"200": summary["count"]}, summary
 
 
-def stall(pid: int, seconds: float = 3.0) -> None:
-    """SIGSTOP a process for `seconds`, then SIGCONT (also if the wait is interrupted)."""
+def stall(pid: int, seconds: float = 3.0, until: Callable[[], object] | None = None) -> None:
+    """SIGSTOP a process for `seconds` (or until `until()` holds, at most 20 s), then
+    SIGCONT, also if the wait is interrupted."""
     os.kill(pid, signal.SIGSTOP)
     try:
-        time.sleep(seconds)
+        if until is None:
+            time.sleep(seconds)
+        else:
+            wait_until(until, 20, "the stall to be noticed")
     finally:
         os.kill(pid, signal.SIGCONT)
 
@@ -184,10 +188,17 @@ def test_kill_agent(shop: E2EMesh, steady: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("marker", ["isthmus.demo.app", "isthmus.agent", "envoy-bootstrap.json"])
 def test_stop_and_continue(shop: E2EMesh, steady: dict[str, Any], marker: str) -> None:
-    """SIGSTOP for 3 s: the pod stops answering, its retries and probes route around it."""
-    pid = netns_pid(victim(steady), marker)
+    """SIGSTOP until the pod is reported not ready (its readiness includes the sidecar:
+    Envoy ready on 15021 and the agent answering), then SIGCONT: callers' retries and the
+    endpoints route around it, and it comes back."""
+    pod = victim(steady)
+    pid = netns_pid(pod, marker)
     assert pid
-    no_failures(under_load(shop, lambda: stall(pid)))
+
+    def unready() -> bool:
+        return not any(p["name"] == pod["name"] and p["ready"] for p in shop.pods())
+
+    no_failures(under_load(shop, lambda: stall(pid, until=unready)))
     same_apps(steady)
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ISTHMUS, E2EMesh, app_deployment, service
+from conftest import ISTHMUS, E2EMesh, app_deployment, app_pid, service
 
 pytestmark = pytest.mark.root
 
@@ -102,6 +102,13 @@ def test_crash_recovery_ownership_and_clean_down() -> None:
         assert _pod_names(mesh) == first
         served = mesh.load(mesh.pod("lifecycle"), "http://lifecycle:8080/", "--count", "20")
         assert served["statuses"] == {"200": 20}, served
+
+        # An upgrade: both processes restarted gracefully, no pod or app touched.
+        apps = {p["name"]: app_pid(p) for p in mesh.pods()}
+        upgrade = mesh.cli("restart")
+        assert "2 pods adopted" in upgrade.stdout, upgrade.stdout
+        assert _pod_names(mesh) == first
+        assert {p["name"]: app_pid(p) for p in mesh.pods()} == apps
 
         # SIGKILL everything, shims too (their processes die with them): the claim is
         # stale, and the next `up` brings the same pods back in their namespaces.
