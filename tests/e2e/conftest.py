@@ -110,6 +110,8 @@ def mesh() -> Iterator[E2EMesh]:
     finally:
         m.cli("down", check=False)
         shutil.rmtree(home, ignore_errors=True)
+    # `down` released the mesh's name: nothing of the mesh holds it any more.
+    assert not Path(f"/run/isthmus/{m.name}.lock").exists()
 
 
 def app_deployment(

@@ -34,6 +34,7 @@ from isthmus.home import MeshHome
 from isthmus.netns import NetworkConfig, NetworkConfigError, ToolsMissing, require_tools
 from isthmus.node.control import NodeControl, NodeUnavailable
 from isthmus.node.ownership import MeshOwned, check_owner, current_owner
+from isthmus.runtime.process import process_alive
 
 PROBE_TIMEOUT = 3.0  # a live process answers its health check at once
 
@@ -70,23 +71,13 @@ def _write_settings(home: MeshHome, settings: Settings) -> None:
     )
 
 
-def alive(pid: int) -> bool:
-    """Whether `pid` runs. A killed process whose parent is gone stays a zombie where init
-    does not reap (some containers' init): that counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
 def _pid(path: Path) -> int | None:
     """The pid in a pid file if that process is alive."""
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if alive(pid) else None
+    return pid if process_alive(pid) else None
 
 
 def daemon_pid(home: MeshHome) -> int | None:
@@ -209,7 +200,7 @@ def _wait_exit(pid: int, timeout: float, what: str) -> bool:
     """True once `pid` is gone; SIGKILL and False if it is still there after `timeout`."""
     patience = _Patience(what, timeout)
     while patience.waiting():
-        if not alive(pid):
+        if not process_alive(pid):
             return True
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):

@@ -37,6 +37,16 @@ def _die_with(parent: int) -> Callable[[], None]:
     return hook
 
 
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs. An orphan whose init does not reap it (some containers' init)
+    stays a zombie after it exits, which counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 class SupervisedProcess:
     def __init__(
         self,

@@ -10,13 +10,17 @@ import asyncio
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from isthmus.runtime.process import process_alive
+
 LAUNCH_TIMEOUT = 30.0
 CALL_TIMEOUT = 5.0
+EXIT_TIMEOUT = 10.0
 
 
 def shim_socket_path(shim_dir: Path, pod_key: str) -> Path:
@@ -127,7 +131,13 @@ class ShimClient:
         await self.call("stop", timeout=grace + 15.0, names=list(names), grace=grace)
 
     async def exit(self, grace: float = 0.0) -> None:
+        """Stop every process and the shim; returns once the shim is gone, so it no longer
+        holds anything (the mesh's claim) when the caller goes on."""
+        pid = (await self.status()).pid
         await self.call("exit", timeout=grace + 15.0, grace=grace)
+        deadline = time.monotonic() + EXIT_TIMEOUT
+        while process_alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
 
 async def launch_shim(

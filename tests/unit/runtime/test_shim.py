@@ -15,16 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from isthmus.runtime.process import process_alive
 from isthmus.runtime.shim_client import ShimClient, ShimRefused, ShimUnavailable, launch_shim
-
-
-def _alive(pid: int) -> bool:
-    """Alive and not a zombie (this machine's init may not reap orphans)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 async def _until(condition: object, timeout: float = 10.0) -> None:
@@ -82,7 +74,7 @@ async def test_supervises_restarts_and_stops(shim: tuple[ShimClient, Path]) -> N
 
     shim_pid = status.pid
     await client.exit(grace=1)
-    await _until(lambda: not _alive(shim_pid))
+    await _until(lambda: not process_alive(shim_pid))
     with pytest.raises(ShimUnavailable):
         await client.status()
 
@@ -93,9 +85,9 @@ async def test_processes_die_with_their_shim(shim: tuple[ShimClient, Path]) -> N
     await asyncio.sleep(0.2)
     status = await client.status()
     app = status.containers["app"].pid
-    assert app is not None and _alive(app)
+    assert app is not None and process_alive(app)
     os.kill(status.pid, signal.SIGKILL)
-    await _until(lambda: not _alive(app))
+    await _until(lambda: not process_alive(app))
     assert not await client.alive()
 
 
