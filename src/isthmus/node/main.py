@@ -97,7 +97,7 @@ async def _serve(
 ) -> int:
     network = MeshNetwork(config)
     records = PodRecords(home.node_state / "pods")
-    if held.previous is not None or (not held.adopted and not records.load_all()):
+    if held.previous is not None or (not held.adopted and not records.exist()):
         # Nothing of ours to adopt: whatever carries the mesh's name is a crashed run's.
         await network.teardown()
     await network.ensure()

@@ -42,6 +42,10 @@ class PodRecords:
     def remove(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def exist(self) -> bool:
+        """Whether there is a record at all (a previous node runtime left pods)."""
+        return any(self.directory.glob("*.json"))
+
     def load_all(self) -> list[dict[str, Any]]:
         """Every readable record; unreadable ones are logged and skipped."""
         records = []
