@@ -103,7 +103,7 @@ def _ports(text: str) -> tuple[int, ...]:
     for part in text.split(","):
         if not part.strip():
             continue
-        if not part.strip().isdigit():
+        if not (part.strip().isascii() and part.strip().isdigit()):
             raise OptionsError(f"--inbound-ports: {part.strip()!r} is not a port number")
         ports.append(int(part))
     return tuple(ports)

@@ -35,7 +35,7 @@ def _error(message: str) -> ValueError:
 
 def _concurrency(value: object) -> int:
     # Protobuf's JSON mapping also accepts an int32 written as a string.
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
         raise _error(f"concurrency must be a whole number, got {value!r}")

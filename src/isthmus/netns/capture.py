@@ -216,7 +216,7 @@ def _ports(
         return "*"
     ports: list[int] = []
     for item in items:
-        if not item.isdigit() or not 1 <= int(item) <= 65535:
+        if not (item.isascii() and item.isdigit()) or not 1 <= int(item) <= 65535:
             raise ValueError(f"{key}: {item!r} is not a port number (1-65535)")
         ports.append(int(item))
     return tuple(_unique(ports))

@@ -32,7 +32,7 @@ def resolve_bound(value: int | str, replicas: int, round_up: bool) -> int:
     if isinstance(value, int):
         return value
     text = value.strip()
-    if not text.endswith("%") or not text[:-1].isdigit():
+    if not text.endswith("%") or not (text[:-1].isascii() and text[:-1].isdigit()):
         raise ValueError(f"must be an integer or a percentage like '25%', got {value!r}")
     exact = int(text[:-1]) * replicas / 100
     return math.ceil(exact) if round_up else math.floor(exact)
