@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,7 +27,7 @@ from aiohttp import web
 
 from isthmus.daemon.mesh import MeshController
 from isthmus.model.dns import hosts_entries
-from isthmus.model.pods import POD_KIND, InvalidPod, pod_view
+from isthmus.model.pods import DELETION_TIMESTAMP, POD_KIND, InvalidPod, pod_view
 from isthmus.store import Compacted, ObjectKey, ResourceStore, StoredObject, same_content
 
 __all__ = ["NodeApi"]
@@ -36,7 +35,6 @@ __all__ = ["NodeApi"]
 log = logging.getLogger("isthmus.daemon")
 
 BOOKMARK_PERIOD = 2.0
-DELETION_TIMESTAMP = "deletionTimestamp"
 
 
 def _error(status: int, line: str) -> web.Response:
@@ -60,7 +58,6 @@ class NodeApi:
         self._controller = controller
         self._synced = synced  # wait until the push after a change was ACKed (bounded)
         self.watchers = 0  # open watch streams: node runtimes connected right now
-        self.last_report: float | None = None
         self._closing = asyncio.Event()
 
     def close(self) -> None:
@@ -82,7 +79,7 @@ class NodeApi:
         await response.prepare(request)
         # Listing and subscribing with no await in between: no change falls in a gap.
         revision = self._store.revision
-        snapshot = [o for o in self._store.list() if o.key.kind in kinds]
+        snapshot = [o for kind in sorted(kinds) for o in self._store.list(kind=kind)]
         events = self._store.watch(since=revision)
         pending: asyncio.Future[Any] | None = None
         closing: asyncio.Future[Any] | None = None
@@ -148,7 +145,6 @@ class NodeApi:
                 return _error(422, f"pods[{index}]: spec.nodeName must be {node!r}")
             reported[ObjectKey(POD_KIND, view.namespace, view.name)] = body
         changed = self._replace_pods(node, reported)
-        self.last_report = time.time()
         if changed and payload.get("wait") is True:
             await self._synced()
         return web.json_response({"revision": self._store.revision, "changed": changed})

@@ -28,7 +28,7 @@ from aiohttp import web
 from isthmus.api.core import Deployment
 from isthmus.api.loader import parse_resource
 from isthmus.daemon.mesh import MeshController
-from isthmus.model.pods import POD_KIND, PodView
+from isthmus.model.pods import DELETION_TIMESTAMP, POD_KIND, PodView
 from isthmus.model.types import Service
 from isthmus.runtime.controller import deployment_template_hash
 from isthmus.runtime.pod import LOGS_ANNOTATION, NETNS_ANNOTATION, SIDECAR
@@ -207,9 +207,9 @@ class RuntimeApi:
                 return _error(409, NOT_RUNNING)
             return _error(404, f'pod "{name}" not found in namespace {namespace}')
         meta = stored.body.get("metadata", {})
-        if not meta.get("deletionTimestamp"):
+        if not meta.get(DELETION_TIMESTAMP):
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            body = {**stored.body, "metadata": {**meta, "deletionTimestamp": now}}
+            body = {**stored.body, "metadata": {**meta, DELETION_TIMESTAMP: now}}
             self._store.apply([(key, body)])
         if payload.get("wait", False):
             if self._nodes_connected() == 0:

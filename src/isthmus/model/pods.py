@@ -14,6 +14,8 @@ from typing import Any
 from isthmus.model.types import Workload
 
 POD_KIND = "Pod"
+# Set by `isthmus delete pod` (as Kubernetes does); the node runtime then stops the pod.
+DELETION_TIMESTAMP = "deletionTimestamp"
 
 
 class InvalidPod(ValueError):
@@ -23,7 +25,6 @@ class InvalidPod(ValueError):
 @dataclass(frozen=True)
 class ContainerView:
     name: str
-    ready: bool
     restarts: int
     running: bool
 
@@ -102,7 +103,6 @@ def pod_view(body: dict[str, Any]) -> PodView:
         containers.append(
             ContainerView(
                 name=status["name"],
-                ready=status.get("ready") is True,
                 restarts=int(status.get("restartCount") or 0),
                 running=isinstance(state, dict) and "running" in state,
             )
@@ -129,5 +129,5 @@ def pod_view(body: dict[str, Any]) -> PodView:
         start_time=_field(body, "status.startTime", str, ""),
         containers=tuple(containers),
         named_ports=tuple(sorted(named.items())),
-        deleting=bool(_field(body, "metadata.deletionTimestamp", str, "")),
+        deleting=bool(_field(body, f"metadata.{DELETION_TIMESTAMP}", str, "")),
     )

@@ -23,14 +23,17 @@ class HostsTable:
     def entries(self, namespace: str) -> dict[str, list[str]]:
         return self._entries.get(namespace, {})
 
-    async def refresh(self) -> bool:
-        """Fetch the entries of every namespace the node has pods or Deployments in."""
+    async def refresh(self) -> bool | None:
+        """Fetch the entries of every namespace the node has pods or Deployments in: None if
+        isthmusd could not be asked, else whether anything changed."""
         namespaces = set(self._namespaces())
         if not namespaces:
-            return True
+            return False
         try:
-            self._entries = await self._api.hosts(namespaces)
+            entries = await self._api.hosts(namespaces)
         except ControlPlaneUnavailable as exc:
             log.debug("node hosts_refresh_failed error=%s", exc)
-            return False
-        return True
+            return None
+        changed = entries != self._entries
+        self._entries = entries
+        return changed

@@ -18,6 +18,7 @@ from isthmus.api.base import Resource
 from isthmus.api.core import Deployment, Namespace
 from isthmus.api.errors import ApiError
 from isthmus.api.loader import parse_resource
+from isthmus.model.pods import DELETION_TIMESTAMP
 from isthmus.store import ObjectKey
 
 log = logging.getLogger("isthmus.runtime")
@@ -85,4 +86,4 @@ class ObjectCache:
     def deletion_requested(self, namespace: str, name: str) -> bool:
         """Whether `isthmus delete pod` marked this pod (its Pod object has a deletionTimestamp)."""
         body = self._bodies.get(ObjectKey("Pod", namespace, name))
-        return bool(body and body.get("metadata", {}).get("deletionTimestamp"))
+        return bool(body and body.get("metadata", {}).get(DELETION_TIMESTAMP))

@@ -38,8 +38,9 @@ def deployment_template_hash(deployment: Deployment) -> str:
 class Runtime:
     cache: ObjectCache
     context: PodContext
-    # Fetch hosts entries for the pods' namespaces again; False if that failed (retry later).
-    refresh_hosts: Callable[[], Awaitable[bool]]
+    # Fetch hosts entries for the pods' namespaces again: None if that failed (retry
+    # later), else whether they changed (only then are the pods' hosts files rewritten).
+    refresh_hosts: Callable[[], Awaitable[bool | None]]
     pods: dict[str, Pod] = field(default_factory=dict)  # by Pod.key
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _starting: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -128,10 +129,11 @@ class Runtime:
                     self._stop(pod)
         if self._hosts_dirty:
             self._hosts_dirty = False
-            if await self.refresh_hosts():
-                await self._write_hosts()
-            else:
+            changed = await self.refresh_hosts()
+            if changed is None:
                 self._hosts_dirty = True
+            elif changed:
+                await self._write_hosts()
 
     def _reconcile_deployment(self, deployment: Deployment, ns: str, inject_ns: bool) -> None:
         spec = deployment.spec
@@ -179,17 +181,6 @@ class Runtime:
             )
             self.pods[pod.key] = pod
             self._starting[pod.key] = asyncio.create_task(self._start(pod), name=f"start-{pod.key}")
-
-    def delete_pod(self, namespace: str, name: str) -> asyncio.Task[None] | None:
-        """Stop one pod gracefully (`kubectl delete pod`); its Deployment starts a replacement.
-
-        Returns the stop task (None if there is no such pod)."""
-        pod = self.pods.get(f"{namespace}.{name}")
-        if pod is None:
-            return None
-        self._stop(pod)
-        self._wake.set()
-        return self._stopping.get(pod.key)
 
     async def _start(self, pod: Pod) -> None:
         log.info("runtime pod_starting pod=%s/%s sidecar=%s", pod.namespace, pod.name, pod.inject)

@@ -487,9 +487,8 @@ class Pod:
             except ShimRefused as exc:
                 log.warning("runtime shim_refused pod=%s error=%r", self.key, str(exc))
                 restarted = False
-            results = [await self._sidecar_ready()] if self.inject else []
-            if self.inject:
-                results[0] = results[0] and self.running(SIDECAR)
+            # The sidecar is a container too: its agent runs and Envoy answers ready on 15021.
+            results = [self.running(SIDECAR) and await self._sidecar_ready()] if self.inject else []
             for container in self.spec.containers:
                 running = self.running(container.name)
                 probe = container.readiness_probe
