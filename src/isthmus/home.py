@@ -48,6 +48,11 @@ class MeshHome:
         return self.root / "node"
 
     @property
+    def ca_dir(self) -> Path:
+        """The mesh CA: its root and key (0600), and the pod-token key. Root only."""
+        return self.root / "ca"
+
+    @property
     def settings(self) -> Path:
         """How `isthmus up` started this home's mesh (name, CIDRs), for restart and down."""
         return self.root / "mesh.json"

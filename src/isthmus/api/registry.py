@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from isthmus.api.authorization import AUTHORIZATION_API_VERSIONS, AuthorizationPolicy
 from isthmus.api.base import Resource
 from isthmus.api.core import Deployment, Namespace, Service, ServiceAccount
 from isthmus.api.networking import (
@@ -18,6 +19,7 @@ from isthmus.api.networking import (
     VirtualService,
     WorkloadEntry,
 )
+from isthmus.api.security import SECURITY_API_VERSIONS, PeerAuthentication
 
 __all__ = [
     "KINDS",
@@ -64,6 +66,22 @@ KINDS: Mapping[str, KindInfo] = {
         _networking(DestinationRule, "destinationrules", "dr"),
         _networking(ServiceEntry, "serviceentries", "se"),
         _networking(WorkloadEntry, "workloadentries", "we"),
+        KindInfo(
+            "PeerAuthentication",
+            SECURITY_API_VERSIONS,
+            PeerAuthentication,
+            True,
+            "peerauthentications",
+            ("pa",),
+        ),
+        KindInfo(
+            "AuthorizationPolicy",
+            AUTHORIZATION_API_VERSIONS,
+            AuthorizationPolicy,
+            True,
+            "authorizationpolicies",
+            ("ap",),
+        ),
         KindInfo("Namespace", ("v1",), Namespace, False, "namespaces", ("ns",)),
         KindInfo("Service", ("v1",), Service, True, "services", ("svc",)),
         KindInfo("ServiceAccount", ("v1",), ServiceAccount, True, "serviceaccounts", ("sa",)),
@@ -81,8 +99,6 @@ NOT_SUPPORTED_YET: Mapping[str, tuple[str, ...]] = {
     "ProxyConfig": ("networking.istio.io/v1beta1",),
     "Telemetry": ("telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1"),
     "WasmPlugin": ("extensions.istio.io/v1alpha1",),
-    "PeerAuthentication": _SECURITY,
-    "AuthorizationPolicy": _SECURITY,
     "RequestAuthentication": _SECURITY,
     "HTTPRoute": _GATEWAY_API,
     "GRPCRoute": _GATEWAY_API,

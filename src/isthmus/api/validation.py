@@ -12,15 +12,19 @@ from collections.abc import Callable
 from typing import Any
 
 from isthmus.api import names
+from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.base import Resource
+from isthmus.api.checks_authorization import check_authorization_policy
 from isthmus.api.checks_common import check_labels
 from isthmus.api.checks_core import check_deployment, check_service
 from isthmus.api.checks_destinationrule import check_destination_rule
+from isthmus.api.checks_security import check_peer_authentication
 from isthmus.api.checks_serviceentry import check_service_entry, check_workload_entry
 from isthmus.api.checks_virtualservice import check_virtual_service
 from isthmus.api.core import Deployment, Namespace, Service
 from isthmus.api.errors import FieldPath, FieldProblem, Problems
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
+from isthmus.api.security import PeerAuthentication
 
 __all__ = ["validate_resource"]
 
@@ -31,6 +35,8 @@ _KIND_CHECKS: dict[type[Resource], Callable[[Any, Problems], None]] = {
     WorkloadEntry: check_workload_entry,
     Service: check_service,
     Deployment: check_deployment,
+    AuthorizationPolicy: check_authorization_policy,
+    PeerAuthentication: check_peer_authentication,
 }
 
 # Annotations that change how Istio treats an object; users may not set them.

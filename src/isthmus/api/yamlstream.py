@@ -5,7 +5,8 @@ of it bounds what untrusted input can cost before any Python object is built:
 nesting depth, nodes after alias expansion (billion laughs), recursive aliases. Values
 are then constructed as Kubernetes reads YAML: timestamps stay strings, duplicate keys
 are errors, and only JSON-like values survive (see `plain_data_problems`). Work stays
-linear in the input: numbers as keys become NumberKeys (hash flooding), and the paths of
+linear in the input: integer keys become strings (as Kubernetes reads them) and float
+keys NumberKeys, neither open to hash flooding, and the paths of
 problems stop growing once longer than an error line shows.
 """
 
@@ -151,7 +152,7 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         """As PyYAML (merge keys included), but duplicate keys are errors, and numbers as
-        keys get a hash the input cannot steer (see `_hash_safe`)."""
+        keys become strings as in Kubernetes (see `_hash_safe`)."""
         if not isinstance(node, MappingNode):  # `!!map` or `!!set` on a scalar or a sequence
             found = "scalar" if isinstance(node, ScalarNode) else "sequence"
             raise ConstructorError(
@@ -224,9 +225,17 @@ class NumberKey:
 
 
 def _hash_safe(key: Any) -> Any:
-    """`key`, or a NumberKey for a number (infinities and NaN, which collide with
-    nothing, excepted)."""
-    if isinstance(key, int) or (isinstance(key, float) and math.isfinite(key)):
+    """`key` as Kubernetes reads it, and hashed safely.
+
+    Kubernetes (sigs.k8s.io/yaml) turns integer and boolean keys into strings, so
+    `portLevelMtls: {8080: ...}` means `"8080"`; strings hash with a seed the input can not
+    steer. A float key stays a NumberKey (reported later: Kubernetes' float spelling is
+    Go's, not ours); infinities and NaN collide with nothing and stay as they are."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, float) and math.isfinite(key):
         return NumberKey(key)
     return key
 

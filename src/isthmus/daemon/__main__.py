@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import sys
+from pathlib import Path
 
+from isthmus.ca import CaError, CaOptions
 from isthmus.daemon.main import DaemonOptions, run_daemon
 from isthmus.home import resolve_home
 from isthmus.logfmt import setup_logging
@@ -21,6 +25,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--service-cidr", help="virtual IPs for Services without clusterIP (the local runtime's)"
     )
+    parser.add_argument("--trust-domain", default="cluster.local")
+    parser.add_argument(
+        "--cacerts",
+        type=Path,
+        help="Istio's plugged-in CA: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem",
+    )
+    parser.add_argument(
+        "--ca-key-type", choices=["RSA", "ECDSA"], default="RSA", help="key of a self-signed root"
+    )
     args = parser.parse_args(argv)
     home = resolve_home(args.home)
     setup_logging(args.log_level, home.log_dir / "isthmusd.log")
@@ -30,8 +43,15 @@ def main(argv: list[str] | None = None) -> None:
         xds_tcp=args.xds_tcp,
         proxy_http_port=args.proxy_http_port,
         service_cidr=args.service_cidr,
+        trust_domain=args.trust_domain,
+        ca=CaOptions(key_type=args.ca_key_type),
+        cacerts=args.cacerts,
     )
-    asyncio.run(run_daemon(home, options))
+    try:
+        asyncio.run(run_daemon(home, options))
+    except CaError as error:
+        logging.getLogger("isthmus.daemon").error("ca unusable error=%r", str(error))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

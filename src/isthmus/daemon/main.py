@@ -12,11 +12,14 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
 
+from isthmus.ca import CaOptions, CertificateAuthority, TokenIssuer
+from isthmus.daemon.ca_service import CertificateService
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
 from isthmus.daemon.mesh import MESH_KINDS, MeshController
 from isthmus.daemon.node_api import NodeApi
@@ -39,6 +42,10 @@ class DaemonOptions:
     trust_domain: str = "cluster.local"
     # Virtual IPs for Services without a clusterIP (the local runtime's service CIDR).
     service_cidr: str | None = None
+    ca: CaOptions = field(default_factory=CaOptions)
+    # Istio's plugged-in CA: a directory with ca-cert.pem, ca-key.pem, root-cert.pem and
+    # cert-chain.pem; else a self-signed root kept under $ISTHMUS_HOME/ca.
+    cacerts: Path | None = None
 
 
 def xds_socket(home: MeshHome) -> str:
@@ -64,10 +71,25 @@ async def run_daemon(
         service_cidr=options.service_cidr,
     )
     controller = MeshController(store, config)
+    certificates = CertificateService(
+        await asyncio.to_thread(
+            CertificateAuthority.load_or_create,
+            home.ca_dir,
+            options.trust_domain,
+            options.ca,
+            options.cacerts,
+        ),
+        await asyncio.to_thread(TokenIssuer.load_or_create, home.ca_dir / "token-key"),
+        store,
+    )
     ads = AdsServer(
         controller, debounce_after=options.debounce_after, debounce_max=options.debounce_max
     )
-    await ads.start(unix_path=xds_socket(home), tcp_address=options.xds_tcp)
+    await ads.start(
+        unix_path=xds_socket(home),
+        tcp_address=options.xds_tcp,
+        extra_handlers=[certificates.handler()],
+    )
 
     async def endpoints_synced() -> None:
         # Ask for the push here rather than leave it to follow_store, which may not have
@@ -76,7 +98,7 @@ async def run_daemon(
         ads.request_push("node report")
         await wait_proxies_synced(ads)
 
-    node_api = NodeApi(store, controller, endpoints_synced)
+    node_api = NodeApi(store, controller, endpoints_synced, certificates.issue_token)
     runtime_api = RuntimeApi(store, controller, lambda: node_api.watchers)
 
     async def proxies(_: web.Request) -> web.Response:

@@ -29,7 +29,15 @@ log = logging.getLogger("isthmus.mesh")
 # Kinds that shape proxy configuration; others (Deployment, ServiceAccount) do not. Pods
 # (reported by the node runtime) are the endpoints.
 CONFIG_KINDS = frozenset(
-    {"Namespace", "Service", "ServiceEntry", "WorkloadEntry", "VirtualService", "DestinationRule"}
+    {
+        "Namespace",
+        "Service",
+        "ServiceEntry",
+        "WorkloadEntry",
+        "VirtualService",
+        "DestinationRule",
+        "PeerAuthentication",
+    }
 )
 MESH_KINDS = CONFIG_KINDS | {POD_KIND}
 

@@ -10,6 +10,9 @@ PUT /v1/node/pods               {"node", "pods": [v1 Pod objects], "wait"}: the 
                                 list are gone. With wait, answers once every connected
                                 proxy ACKed the resulting push (bounded)
 GET /v1/node/hosts?namespace=   {"hosts": {namespace: {ip: [names]}}}: the pods' /etc/hosts
+POST /v1/node/tokens            {"namespace", "pod", "uid", "serviceAccount"} -> {"token"}:
+                                the pod's token for the CA (a projected service-account
+                                token); the CA honours it while that pod exists
 
 The node runtime needs nothing else from isthmusd, and isthmusd nothing from it: either
 can be restarted while the other runs.
@@ -25,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from isthmus.ca import PodBinding
 from isthmus.daemon.mesh import MeshController
 from isthmus.model.dns import hosts_entries
 from isthmus.model.pods import DELETION_TIMESTAMP, POD_KIND, InvalidPod, pod_view
@@ -53,8 +57,10 @@ class NodeApi:
         store: ResourceStore,
         controller: MeshController,
         synced: Callable[[], Awaitable[None]],
+        issue_token: Callable[[PodBinding], str],
     ) -> None:
         self._store = store
+        self._issue_token = issue_token
         self._controller = controller
         self._synced = synced  # wait until the push after a change was ACKed (bounded)
         self.watchers = 0  # open watch streams: node runtimes connected right now
@@ -69,7 +75,32 @@ class NodeApi:
             web.get("/v1/watch", self.watch),
             web.put("/v1/node/pods", self.report_pods),
             web.get("/v1/node/hosts", self.hosts),
+            web.post("/v1/node/tokens", self.token),
         ]
+
+    async def token(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "body: must be JSON")
+        fields = ("namespace", "pod", "uid", "serviceAccount")
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(f), str) and body[f] for f in fields
+        ):
+            return _error(400, f"body: needs non-empty strings {', '.join(fields)}")
+        binding = PodBinding(
+            namespace=body["namespace"],
+            pod=body["pod"],
+            service_account=body["serviceAccount"],
+            uid=body["uid"],
+        )
+        log.info(
+            "node token_issued pod=%s/%s sa=%s",
+            binding.namespace,
+            binding.pod,
+            binding.service_account,
+        )
+        return web.json_response({"token": self._issue_token(binding)})
 
     async def watch(self, request: web.Request) -> web.StreamResponse:
         kinds = set(request.query.getall("kind", []))

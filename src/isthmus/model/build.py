@@ -24,6 +24,7 @@ from isthmus.api.networking import (
     VirtualService,
     WorkloadEntry,
 )
+from isthmus.api.security import PeerAuthentication
 from isthmus.model.hosts import service_fqdn
 from isthmus.model.protocol import parse_protocol, select_protocol
 from isthmus.model.snapshot import (
@@ -62,6 +63,7 @@ def build_snapshot(
     vss: list[ConfigEntry[VirtualService]] = []
     drs: list[ConfigEntry[DestinationRule]] = []
     ses: list[ConfigEntry[ServiceEntry]] = []
+    pas: list[ConfigEntry[PeerAuthentication]] = []
     namespaces: set[str] = set()
 
     for obj in objs:
@@ -89,6 +91,8 @@ def build_snapshot(
             vss.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
         elif isinstance(res, DestinationRule):
             drs.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+        elif isinstance(res, PeerAuthentication):
+            pas.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
 
     if config.service_cidr:
         services = allocate_cluster_ips(services, config.service_cidr)
@@ -102,6 +106,7 @@ def build_snapshot(
         virtual_services=tuple(vss),
         destination_rules=tuple(drs),
         service_entries=tuple(ses),
+        peer_authentications=tuple(pas),
         namespaces=frozenset(namespaces),
     )
     return _with_version(snapshot)
@@ -147,16 +152,7 @@ def _precedence_key(obj: ConfigObject) -> tuple[int, str, str]:
 
 def _with_version(snapshot: MeshSnapshot) -> MeshSnapshot:
     h = hashlib.blake2b(repr(snapshot).encode(), digest_size=8)
-    return MeshSnapshot(
-        config=snapshot.config,
-        services=snapshot.services,
-        endpoints=snapshot.endpoints,
-        virtual_services=snapshot.virtual_services,
-        destination_rules=snapshot.destination_rules,
-        service_entries=snapshot.service_entries,
-        namespaces=snapshot.namespaces,
-        version=h.hexdigest(),
-    )
+    return replace(snapshot, version=h.hexdigest())
 
 
 def _service_from_kube(

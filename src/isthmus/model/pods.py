@@ -46,6 +46,7 @@ class PodView:
     containers: tuple[ContainerView, ...]
     named_ports: tuple[tuple[str, int], ...]
     deleting: bool
+    uid: str = ""
 
     def workload(self) -> Workload:
         return Workload(
@@ -130,4 +131,5 @@ def pod_view(body: dict[str, Any]) -> PodView:
         containers=tuple(containers),
         named_ports=tuple(sorted(named.items())),
         deleting=bool(_field(body, f"metadata.{DELETION_TIMESTAMP}", str, "")),
+        uid=_field(body, "metadata.uid", str, ""),
     )

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Generic, TypeVar
 
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService
+from isthmus.api.security import PeerAuthentication
 from isthmus.model.types import Endpoint, Service
 
 T = TypeVar("T")
@@ -89,5 +90,6 @@ class MeshSnapshot:
     virtual_services: tuple[ConfigEntry[VirtualService], ...] = ()
     destination_rules: tuple[ConfigEntry[DestinationRule], ...] = ()
     service_entries: tuple[ConfigEntry[ServiceEntry], ...] = ()
+    peer_authentications: tuple[ConfigEntry[PeerAuthentication], ...] = ()
     version: str = ""
     namespaces: frozenset[str] = field(default_factory=frozenset)

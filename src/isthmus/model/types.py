@@ -124,6 +124,9 @@ class Proxy:
     # capture: no virtualOutbound/virtualInbound listeners are bound, as for a proxy on
     # the host's loopback that apps use explicitly).
     capture: bool = True
+    # The proxy's agent serves certificates over SDS (`sds-grpc`). A proxy without one
+    # can hold no certificate: it gets no mTLS, and a STRICT port refuses everything.
+    sds: bool = False
 
     @property
     def label_dict(self) -> dict[str, str]:

@@ -104,3 +104,20 @@ class ApiClient:
         if not isinstance(hosts, dict):
             raise ControlPlaneUnavailable("hosts: no hosts in the answer")
         return hosts
+
+    async def pod_token(self, namespace: str, pod: str, uid: str, service_account: str) -> str:
+        """The pod's token for the mesh CA (what a kubelet's TokenRequest is for Istio)."""
+        answer = await self._json(
+            "POST",
+            "/v1/node/tokens",
+            body={
+                "namespace": namespace,
+                "pod": pod,
+                "uid": uid,
+                "serviceAccount": service_account,
+            },
+        )
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise ControlPlaneUnavailable("tokens: no token in the answer")
+        return token

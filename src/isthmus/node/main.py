@@ -130,6 +130,7 @@ async def _serve(
         hosts_for=hosts.entries,
         report=reporter.report,
         records=records,
+        pod_token=api.pod_token,
         keep_fds=(held.fd,),
     )
     runtime = Runtime(cache=cache, context=context, refresh_hosts=hosts.refresh)

@@ -29,9 +29,9 @@ from isthmus.pilot.generators.clusters import (
     inbound_ports,
 )
 from isthmus.pilot.generators.endpoints import generate_endpoints
+from isthmus.pilot.generators.inbound_listener import generate_inbound_listener
 from isthmus.pilot.generators.listeners import (
     generate_http_proxy_listener,
-    generate_inbound_listener,
     generate_outbound_listeners,
 )
 from isthmus.pilot.generators.routes import (
@@ -101,6 +101,7 @@ class ConfigGenerator:
         views = self._cache(mesh)
         key = (
             "snapshot",
+            proxy.sds,
             proxy.namespace,
             proxy.labels,
             proxy.inbound_ports,
@@ -144,7 +145,7 @@ class ConfigGenerator:
         return dangling_references(
             snapshot,
             rds_by_listener=self._rds_by_listener(views, snapshot.of_type(LISTENER)),
-            eds_clusters=self._cds(views, proxy.namespace)[1],
+            eds_clusters=self._cds(views, proxy)[1],
         )
 
     def _rds_by_listener(
@@ -157,18 +158,18 @@ class ConfigGenerator:
 
     # --- clusters ------------------------------------------------------------------
 
-    def _cds(self, views: _Views, namespace: str) -> tuple[Layer, list[str]]:
+    def _cds(self, views: _Views, proxy: Proxy) -> tuple[Layer, list[str]]:
         """The namespace's outbound clusters, packed, and the EDS ones among them."""
-        return views.entries[("cds", namespace)]  # type: ignore[return-value]  # built by _clusters
+        return views.entries[("cds", proxy.namespace, proxy.sds)]  # type: ignore[return-value]  # built by _clusters
 
     def _clusters(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         rules = _rules(views, mesh)
 
         def outbound_clusters() -> tuple[Layer, list[str]]:
-            clusters = generate_outbound_clusters(mesh, proxy.namespace, rules)
+            clusters = generate_outbound_clusters(mesh, proxy.namespace, rules, proxy.sds)
             return _prepare(clusters), eds_cluster_names(clusters)
 
-        outbound, _ = views.get(("cds", proxy.namespace), outbound_clusters)
+        outbound, _ = views.get(("cds", proxy.namespace, proxy.sds), outbound_clusters)
         ports = proxy.inbound_ports
         inbound = views.get(
             ("cds-in", proxy.namespace, proxy.labels, ports),
@@ -181,7 +182,7 @@ class ConfigGenerator:
         return Layers(outbound, inbound)
 
     def _endpoints(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
-        _, eds_names = self._cds(views, proxy.namespace)
+        _, eds_names = self._cds(views, proxy)
         return Layers(
             views.get(
                 ("eds", proxy.namespace),
@@ -209,8 +210,8 @@ class ConfigGenerator:
             lambda: _prepare(generate_outbound_listeners(mesh, proxy.namespace, dict(labels))),
         )
         inbound = views.get(
-            ("lds-in", proxy.namespace, proxy.inbound_ports, proxy.labels),
-            lambda: _prepare([generate_inbound_listener(mesh, proxy)]),
+            ("lds-in", proxy.namespace, proxy.inbound_ports, proxy.labels, proxy.sds),
+            lambda: _prepare([generate_inbound_listener(mesh, proxy, sds=proxy.sds)]),
         )
         layers = [outbound, inbound]
         if not proxy.capture:

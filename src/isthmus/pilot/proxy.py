@@ -2,7 +2,8 @@
 
 Node ids follow Istio: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`.
 Metadata keys follow Istio's where it has them (NAMESPACE, LABELS, SERVICE_ACCOUNT,
-WORKLOAD_NAME, INSTANCE_IPS); isthmus adds PROXY_HTTP_PORT and INBOUND_PORTS. As in
+WORKLOAD_NAME, INSTANCE_IPS); isthmus adds PROXY_HTTP_PORT, INBOUND_PORTS and SDS
+("true" when the agent serves certificates on the bootstrap's sds-grpc cluster). As in
 Istio's ParseServiceNodeWithMetadata, the IP comes from INSTANCE_IPS when that holds a
 valid address, else from the id, and a node with no valid IP is refused.
 """
@@ -92,4 +93,5 @@ def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = N
             sorted({_port(node.id, "INBOUND_PORTS", p) for p in inbound.split(",") if p.strip()})
         ),
         capture=interception == "REDIRECT",
+        sds=str(meta.get("SDS") or "").lower() == "true",
     )

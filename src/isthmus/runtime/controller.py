@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from isthmus.api.core import Deployment
+from isthmus.pilot.envoy.endpoint import TLS_MODE_LABEL
 from isthmus.runtime.cache import ObjectCache
 from isthmus.runtime.naming import pod_name, pod_template_hash
 from isthmus.runtime.pod import INJECT_ANNOTATION, Pod, PodContext
@@ -169,6 +170,9 @@ class Runtime:
         inject = inject_ns and annotations.get(INJECT_ANNOTATION, "true").lower() != "false"
         for _ in range(plan.create):
             labels_with_hash = {**labels, "pod-template-hash": template_hash}
+            if inject:
+                # As Istio's injector: clients send mTLS to endpoints that carry it.
+                labels_with_hash[TLS_MODE_LABEL] = "istio"
             pod = Pod(
                 name=pod_name(deployment.metadata.name, template_hash),
                 namespace=ns,

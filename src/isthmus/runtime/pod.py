@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -105,6 +106,8 @@ class PodContext:
     # Report pod status to the control plane; with wait=True, until proxies ACKed it.
     report: Callable[[bool], Awaitable[None]]
     records: PodRecords
+    # The pod's CA token from isthmusd: (namespace, pod, uid, service account) -> token.
+    pod_token: Callable[[str, str, str, str], Awaitable[str]]
     keep_fds: tuple[int, ...] = ()  # held by every shim (the mesh's ownership claim)
 
 
@@ -123,6 +126,7 @@ class Pod:
     spec: PodSpec
     inject: bool
     created: float = field(default_factory=time.time)
+    uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     ip: str = ""
     netns: str = ""
     phase: str = "Pending"
@@ -191,6 +195,7 @@ class Pod:
             "spec": self.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
             "inject": self.inject,
             "created": self.created,
+            "uid": self.uid,
             "ip": self.ip,
             "netns": self.netns,
             "phase": self.phase,
@@ -214,6 +219,7 @@ class Pod:
             spec=PodSpec.model_validate(data["spec"]),
             inject=bool(data["inject"]),
             created=float(data["created"]),
+            uid=str(data.get("uid") or uuid.uuid4()),
             ip=data.get("ip", ""),
             netns=data.get("netns", ""),
             phase=data.get("phase", "Pending"),
@@ -266,6 +272,7 @@ class Pod:
             "metadata": {
                 "name": self.name,
                 "namespace": self.namespace,
+                "uid": self.uid,
                 "labels": dict(self.labels),
                 "annotations": {
                     NETNS_ANNOTATION: self.netns,
@@ -359,6 +366,7 @@ class Pod:
         assert self.shim is not None
         status = await self.shim.status()
         if self.inject and SIDECAR not in status.containers:
+            await self._write_token(ctx)
             await self.shim.start(
                 SIDECAR,
                 ctx.network.exec_argv(self.netns, self._agent_argv(ctx)),
@@ -383,6 +391,22 @@ class Pod:
             if container.liveness_probe is not None:
                 self._tasks.append(asyncio.create_task(self._liveness_loop(ctx, container)))
 
+    async def _write_token(self, ctx: PodContext) -> None:
+        """The agent's proof of identity for the CA: asked of isthmusd once per pod and kept
+        (0600, root) in the sidecar's work dir, which Envoy's user can not read."""
+        path = self.token_path(ctx)
+        if path.exists():
+            return
+        token = await ctx.pod_token(self.namespace, self.name, self.uid, self.service_account)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_suffix(".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(token)
+        os.replace(path.with_suffix(".new"), path)
+
+    def token_path(self, ctx: PodContext) -> Path:
+        return self.workdir(ctx) / "istio-token"
+
     def _agent_argv(self, ctx: PodContext) -> list[str]:
         argv = [
             sys.executable,
@@ -406,6 +430,8 @@ class Pod:
             ctx.xds_socket,
             "--workdir",
             str(self.workdir(ctx)),
+            "--token-file",
+            str(self.token_path(ctx)),
         ]
         proxy_config = self.annotations.get(PROXY_CONFIG_ANNOTATION)
         if proxy_config:

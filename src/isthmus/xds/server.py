@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -56,12 +56,21 @@ class AdsServer:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self, unix_path: str | None, tcp_address: str | None = None) -> None:
-        """Listen on ``unix_path`` and/or ``tcp_address`` ("127.0.0.1:PORT", 0 picks one)."""
+    async def start(
+        self,
+        unix_path: str | None,
+        tcp_address: str | None = None,
+        extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+    ) -> None:
+        """Listen on ``unix_path`` and/or ``tcp_address`` ("127.0.0.1:PORT", 0 picks one).
+        `extra_handlers` are other gRPC services on the same socket (the CA, as istiod
+        serves certificates next to xDS)."""
         if unix_path is None and tcp_address is None:
             raise ValueError("AdsServer needs a unix socket path or a TCP address")
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
+        if extra_handlers:
+            server.add_generic_rpc_handlers(tuple(extra_handlers))
         if unix_path is not None:
             _prepare_socket_path(unix_path)
             server.add_insecure_port(f"unix:{unix_path}")

@@ -179,9 +179,9 @@ def test_problems_of_every_document_are_collected_in_order() -> None:
         'app.yaml:1 Namespace Bad_Name: metadata.name: "Bad_Name" is not a valid name: use at '
         "most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
         "app.yaml:11 Service default/svc: spec.x: unknown field",
-        "app.yaml:16 Nope default/n: unknown kind Nope (v9); isthmus accepts Deployment, "
-        "DestinationRule, Namespace, Service, ServiceAccount, ServiceEntry, VirtualService, "
-        "WorkloadEntry",
+        "app.yaml:16 Nope default/n: unknown kind Nope (v9); isthmus accepts AuthorizationPolicy, "
+        "Deployment, DestinationRule, Namespace, PeerAuthentication, Service, ServiceAccount, "
+        "ServiceEntry, VirtualService, WorkloadEntry",
         "app.yaml:20 invalid YAML: mapping values are not allowed in this context",
     ]
 

@@ -597,9 +597,9 @@ template:
         "supported yet",
     ),
     "kind-security-unsupported": (
-        "apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\n"
-        "metadata: {name: default}\nspec: {mtls: {mode: STRICT}}\n",
-        "app.yaml:1 PeerAuthentication default/default: kind PeerAuthentication "
+        "apiVersion: security.istio.io/v1beta1\nkind: RequestAuthentication\n"
+        "metadata: {name: default}\nspec: {}\n",
+        "app.yaml:1 RequestAuthentication default/default: kind RequestAuthentication "
         "(security.istio.io/v1beta1) is not supported yet",
     ),
     "kind-wrong-api-version": (
@@ -611,8 +611,8 @@ template:
     "kind-unknown": (
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {}\n",
         "app.yaml:1 ConfigMap default/settings: unknown kind ConfigMap (v1); isthmus accepts "
-        "Deployment, DestinationRule, Namespace, Service, ServiceAccount, ServiceEntry, "
-        "VirtualService, WorkloadEntry",
+        "AuthorizationPolicy, Deployment, DestinationRule, Namespace, PeerAuthentication, "
+        "Service, ServiceAccount, ServiceEntry, VirtualService, WorkloadEntry",
     ),
     "kind-missing": (
         "apiVersion: v1\nmetadata: {name: x}\n",
@@ -632,9 +632,9 @@ template:
         'world")',
     ),
     "non-string-key": (
-        document("WorkloadEntry", "address: 10.0.0.1\nports: {80: 8080}"),
+        document("WorkloadEntry", "address: 10.0.0.1\nports: {1.5: 8080}"),
         "app.yaml:1 WorkloadEntry production/reviews: spec.ports: keys must be strings; quote the "
-        "key 80",
+        "key 1.5",
     ),
 }
 

@@ -204,9 +204,9 @@ def test_parse_resource_rejects_unknown_kinds() -> None:
         parse_resource({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})
 
     assert raised.value.errors == [
-        "<stored> Pod default/p: unknown kind Pod (v1); isthmus accepts Deployment, "
-        "DestinationRule, Namespace, Service, ServiceAccount, ServiceEntry, VirtualService, "
-        "WorkloadEntry"
+        "<stored> Pod default/p: unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, "
+        "Deployment, DestinationRule, Namespace, PeerAuthentication, Service, ServiceAccount, "
+        "ServiceEntry, VirtualService, WorkloadEntry"
     ]
 
 

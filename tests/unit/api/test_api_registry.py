@@ -69,16 +69,6 @@ def test_kubernetes_kinds() -> None:
         ),
         (
             "security.istio.io/v1",
-            "PeerAuthentication",
-            "kind PeerAuthentication (security.istio.io/v1) is not supported yet",
-        ),
-        (
-            "security.istio.io/v1beta1",
-            "AuthorizationPolicy",
-            "kind AuthorizationPolicy (security.istio.io/v1beta1) is not supported yet",
-        ),
-        (
-            "security.istio.io/v1",
             "RequestAuthentication",
             "kind RequestAuthentication (security.istio.io/v1) is not supported yet",
         ),
@@ -94,8 +84,9 @@ def test_kubernetes_kinds() -> None:
         (
             "v1",
             "Pod",
-            "unknown kind Pod (v1); isthmus accepts Deployment, DestinationRule, Namespace, "
-            "Service, ServiceAccount, ServiceEntry, VirtualService, WorkloadEntry",
+            "unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, Deployment, "
+            "DestinationRule, Namespace, PeerAuthentication, Service, ServiceAccount, "
+            "ServiceEntry, VirtualService, WorkloadEntry",
         ),
     ],
 )
@@ -135,4 +126,5 @@ def test_unknown_kind_names_resolve_to_nothing() -> None:
     assert set(KINDS) == {
         "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry",
         "Namespace", "Service", "ServiceAccount", "Deployment",
+        "PeerAuthentication", "AuthorizationPolicy",
     }  # fmt: skip

@@ -2,7 +2,8 @@
 
 A case is NN.input.yaml (config + a test `kind: Proxy` document) -> NN.golden.yaml. The
 resources come from the whole profile (`ConfigGenerator.snapshot`), so they are the ones
-a proxy really receives. The Proxy document may add `httpProxyPort` and a selection key
+a proxy really receives. The proxy is a sidecar with SDS (mTLS) unless the Proxy
+document says `sds: false`. It may add `httpProxyPort` and a selection key
 (`routes`, `listeners`: which resources the golden holds; all by default). Regenerate with
 UPDATE_GOLDEN=1 and review the diff.
 """
@@ -47,7 +48,9 @@ class SnapshotGolden:
         text, documents = self.documents(case)
         mesh, proxy = mesh_from_yaml(text)
         options = next((d for d in documents if d["kind"] == "Proxy"), {})
-        proxy = replace(proxy, http_proxy_port=options.get("httpProxyPort"))
+        proxy = replace(
+            proxy, http_proxy_port=options.get("httpProxyPort"), sds=options.get("sds", True)
+        )
         return ConfigGenerator().snapshot(mesh, proxy), options.get(self.key)
 
     def resources(self, snapshot: Snapshot, names: list[str] | None) -> list[dict[str, Any]]:

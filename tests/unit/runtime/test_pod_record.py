@@ -49,6 +49,9 @@ def context(tmp_path: Path) -> PodContext:
     async def report(wait: bool) -> None:
         return None
 
+    async def pod_token(namespace: str, pod: str, uid: str, service_account: str) -> str:
+        raise AssertionError("records and documents never ask for a token")
+
     return PodContext(
         network=None,  # type: ignore[arg-type]  # not used by records or documents
         state_dir=tmp_path,
@@ -58,6 +61,7 @@ def context(tmp_path: Path) -> PodContext:
         hosts_for=lambda ns: {},
         report=report,
         records=PodRecords(tmp_path / "node" / "pods"),
+        pod_token=pod_token,
     )
 
 

@@ -8,7 +8,7 @@ clusters pick mTLS per endpoint. Order is by address and port so output is stabl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 from envoy.config.core.v3 import health_check_pb2
@@ -21,6 +21,9 @@ LbEndpoint: TypeAlias = endpoint_components_pb2.LbEndpoint
 LocalityLbEndpoints: TypeAlias = endpoint_components_pb2.LocalityLbEndpoints
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
 TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
+# Whether an endpoint's own PeerAuthentication DISABLEs mTLS on its port: then clients
+# must not send it mTLS, whatever its tlsMode label says (Istio's mtlsChecker).
+MtlsDisabled: TypeAlias = Callable[[Endpoint], bool]
 
 
 def serving_endpoints(
@@ -31,23 +34,25 @@ def serving_endpoints(
     return sorted(chosen, key=lambda e: (e.address, e.port))
 
 
-def lb_endpoint(endpoint: Endpoint) -> LbEndpoint:
+def lb_endpoint(endpoint: Endpoint, mtls_disabled: MtlsDisabled | None = None) -> LbEndpoint:
     out = LbEndpoint(health_status=health_check_pb2.HEALTHY)
     address = out.endpoint.address.socket_address
     address.address = endpoint.address
     address.port_value = endpoint.port
     out.load_balancing_weight.value = endpoint.weight or 1
     tls_mode = dict(endpoint.labels).get(TLS_MODE_LABEL)
-    if tls_mode:
+    if tls_mode and not (mtls_disabled and mtls_disabled(endpoint)):
         out.metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].update({"tlsMode": tls_mode})
     return out
 
 
-def locality_lb_endpoints(endpoints: Sequence[Endpoint]) -> list[LocalityLbEndpoints]:
+def locality_lb_endpoints(
+    endpoints: Sequence[Endpoint], mtls_disabled: MtlsDisabled | None = None
+) -> list[LocalityLbEndpoints]:
     """One locality holding every endpoint; none at all when there are no endpoints."""
     if not endpoints:
         return []
-    group = LocalityLbEndpoints(lb_endpoints=[lb_endpoint(e) for e in endpoints])
+    group = LocalityLbEndpoints(lb_endpoints=[lb_endpoint(e, mtls_disabled) for e in endpoints])
     group.load_balancing_weight.value = sum(
         e.load_balancing_weight.value for e in group.lb_endpoints
     )
@@ -55,9 +60,9 @@ def locality_lb_endpoints(endpoints: Sequence[Endpoint]) -> list[LocalityLbEndpo
 
 
 def cluster_load_assignment(
-    cluster_name: str, endpoints: Sequence[Endpoint]
+    cluster_name: str, endpoints: Sequence[Endpoint], mtls_disabled: MtlsDisabled | None = None
 ) -> ClusterLoadAssignment:
     """The EDS resource for one cluster; sent even when empty, since Envoy waits for it."""
     return ClusterLoadAssignment(
-        cluster_name=cluster_name, endpoints=locality_lb_endpoints(endpoints)
+        cluster_name=cluster_name, endpoints=locality_lb_endpoints(endpoints, mtls_disabled)
     )

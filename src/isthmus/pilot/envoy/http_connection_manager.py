@@ -6,6 +6,8 @@ request, so nothing else is added unless a feature needs it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_pb2
@@ -29,18 +31,21 @@ def ads_config_source() -> config_source_pb2.ConfigSource:
     )
 
 
-def _http_filters() -> list[hcm.HttpFilter]:
+def _http_filters(first: Sequence[hcm.HttpFilter] = ()) -> list[hcm.HttpFilter]:
     return [
+        *first,
         hcm.HttpFilter(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault())),
         hcm.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router())),
     ]
 
 
-def _base(stat_prefix: str) -> hcm.HttpConnectionManager:
+def _base(
+    stat_prefix: str, first_filters: Sequence[hcm.HttpFilter] = ()
+) -> hcm.HttpConnectionManager:
     return hcm.HttpConnectionManager(
         stat_prefix=stat_prefix,
         codec_type=hcm.HttpConnectionManager.AUTO,
-        http_filters=_http_filters(),
+        http_filters=_http_filters(first_filters),
         use_remote_address=wrappers_pb2.BoolValue(value=False),
         normalize_path=wrappers_pb2.BoolValue(value=True),
         path_with_escaped_slashes_action=hcm.HttpConnectionManager.KEEP_UNCHANGED,
@@ -58,8 +63,24 @@ def rds_connection_manager(stat_prefix: str, route_config_name: str) -> lc.Filte
 
 
 def inline_connection_manager(
-    stat_prefix: str, route_config: route_pb2.RouteConfiguration
+    stat_prefix: str,
+    route_config: route_pb2.RouteConfiguration,
+    first_filters: Sequence[hcm.HttpFilter] = (),
+    peer_certificate: bool = False,
 ) -> lc.Filter:
-    manager = _base(stat_prefix)
+    """An inbound HCM. `first_filters` (authorization) run before the fault filter and the
+    router. With `peer_certificate` (an mTLS chain) the verified peer identity is passed
+    to the app in x-forwarded-client-cert, as Istio's inbound does; otherwise any such
+    header a client sent is removed, so an app never sees one it could mistake for
+    proof."""
+    manager = _base(stat_prefix, first_filters)
     manager.route_config.CopyFrom(route_config)
+    if peer_certificate:
+        manager.forward_client_cert_details = hcm.HttpConnectionManager.APPEND_FORWARD
+        details = manager.set_current_client_cert_details
+        details.subject.value = True
+        details.uri = True
+        details.dns = True
+    else:
+        manager.forward_client_cert_details = hcm.HttpConnectionManager.SANITIZE
     return lc.Filter(name=HCM_FILTER, typed_config=pack(manager))

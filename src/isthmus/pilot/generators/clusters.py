@@ -41,6 +41,7 @@ from isthmus.pilot.envoy.endpoint import locality_lb_endpoints, serving_endpoint
 from isthmus.pilot.envoy.load_balancer import apply_load_balancer
 from isthmus.pilot.envoy.outlier import apply_outlier_detection
 from isthmus.pilot.naming import inbound_cluster_name, outbound_cluster_name
+from isthmus.pilot.security.cluster_tls import apply_upstream_tls, service_identities
 
 _DISCOVERY = {
     Resolution.CLIENT_SIDE_LB: Cluster.EDS,
@@ -59,10 +60,14 @@ def generate_clusters(mesh: MeshSnapshot, proxy: Proxy) -> list[Cluster]:
 
 
 def generate_outbound_clusters(
-    mesh: MeshSnapshot, namespace: str, rules: DestinationRuleIndex | None = None
+    mesh: MeshSnapshot,
+    namespace: str,
+    rules: DestinationRuleIndex | None = None,
+    sds: bool = True,
 ) -> list[Cluster]:
     """Default and subset clusters of every service port visible from `namespace`, plus
-    the fixed BlackHoleCluster, PassthroughCluster and InboundPassthroughCluster."""
+    the fixed BlackHoleCluster, PassthroughCluster and InboundPassthroughCluster. Without
+    `sds` (a proxy that can hold no certificate) there is no automatic mTLS."""
     rules = rules if rules is not None else DestinationRuleIndex.of(mesh)
     clusters = fixed_clusters(mesh.config)
     for service in sorted(mesh.services.visible_to(namespace), key=lambda s: s.hostname):
@@ -71,7 +76,7 @@ def generate_outbound_clusters(
             if port.protocol == Protocol.UDP:
                 continue
             endpoints = mesh.endpoints.of(service.hostname, port.port)
-            clusters += service_port_clusters(service, port, rule, endpoints, mesh.config)
+            clusters += service_port_clusters(service, port, rule, endpoints, mesh.config, sds)
     return _unique_sorted(clusters)
 
 
@@ -81,14 +86,23 @@ def service_port_clusters(
     rule: MergedDestinationRule | None,
     endpoints: Sequence[Endpoint],
     config: MeshConfig,
+    sds: bool = True,
 ) -> list[Cluster]:
     """`outbound|port||host` and one `outbound|port|subset|host` per subset of `rule`."""
     discovery = _DISCOVERY[service.resolution]
+    identities = service_identities(endpoints, config.trust_domain) if sds else None
     if discovery == Cluster.STRICT_DNS and not endpoints:
         endpoints = [_host_endpoint(service, port)]
     name = outbound_cluster_name(port.port, None, service.hostname)
     default = outbound_cluster(
-        name, service, port, discovery, effective_policy(rule, port.port), endpoints, config
+        name,
+        service,
+        port,
+        discovery,
+        effective_policy(rule, port.port),
+        endpoints,
+        config,
+        identities,
     )
     if default is None:
         return []
@@ -106,6 +120,7 @@ def service_port_clusters(
             policy,
             serving_endpoints(endpoints, subset.labels),
             config,
+            identities,
         )
         if cluster is not None:
             out.append(_with_rule_metadata(cluster, rule, subset.name))
@@ -120,6 +135,7 @@ def outbound_cluster(
     policy: TrafficPolicy | None,
     endpoints: Sequence[Endpoint],
     config: MeshConfig,
+    identities: Sequence[str] | None = (),
 ) -> Cluster | None:
     """One outbound cluster; None for a DNS cluster left without endpoints (as Istio)."""
     draft = new_cluster(name, discovery)
@@ -132,6 +148,7 @@ def outbound_cluster(
     set_upstream_protocol(draft, port.protocol)
     add_service_metadata(draft.cluster, service)
     apply_traffic_policy(draft, policy, config)
+    apply_upstream_tls(draft.cluster, service, policy.tls if policy else None, identities)
     return draft.finish()
 
 

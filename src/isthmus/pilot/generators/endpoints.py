@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from isthmus.api.security import MtlsMode
 from isthmus.model.snapshot import MeshSnapshot, is_exported_to
 from isthmus.model.types import Endpoint
 from isthmus.pilot.destination_rule import DestinationRuleIndex
 from isthmus.pilot.envoy.endpoint import (
     ClusterLoadAssignment,
+    MtlsDisabled,
     cluster_load_assignment,
     serving_endpoints,
 )
 from isthmus.pilot.naming import ClusterKey, TrafficDirection, parse_cluster_name
+from isthmus.pilot.security.peer_authentication import MtlsPolicy, compose_mtls
 
 
 def generate_endpoints(
@@ -30,14 +33,36 @@ def generate_endpoints(
 ) -> list[ClusterLoadAssignment]:
     """Assignments for the outbound names among `cluster_names`, sorted by name."""
     rules = rules if rules is not None else DestinationRuleIndex.of(mesh)
+    disabled = mtls_disabled_checker(mesh)
     out = []
     for name in sorted(set(cluster_names)):
         key = parse_cluster_name(name)
         if key is None or key.direction != TrafficDirection.OUTBOUND:
             continue
         endpoints = cluster_endpoints(mesh, rules, namespace, key)
-        out.append(cluster_load_assignment(name, endpoints))
+        out.append(cluster_load_assignment(name, endpoints, disabled))
     return out
+
+
+def mtls_disabled_checker(mesh: MeshSnapshot) -> MtlsDisabled:
+    """Whether the PeerAuthentication of an endpoint's workload DISABLEs mTLS on its port;
+    composed once per (namespace, labels)."""
+    policies: dict[tuple[str, tuple[tuple[str, str], ...]], MtlsPolicy] = {}
+
+    def disabled(endpoint: Endpoint) -> bool:
+        if not mesh.peer_authentications:
+            return False
+        key = (endpoint.namespace, endpoint.labels)
+        if key not in policies:
+            policies[key] = compose_mtls(
+                mesh.peer_authentications,
+                endpoint.namespace,
+                dict(endpoint.labels),
+                mesh.config.root_namespace,
+            )
+        return policies[key].for_port(endpoint.port) is MtlsMode.DISABLE
+
+    return disabled
 
 
 def cluster_endpoints(

@@ -11,16 +11,12 @@ from collections import defaultdict
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_components_pb2 as rc
-from envoy.config.route.v3 import route_pb2
-from google.protobuf import duration_pb2
 
 from isthmus.api.networking import L4MatchAttributes
 from isthmus.model.snapshot import MeshSnapshot
-from isthmus.model.types import Protocol, Proxy, Service
+from isthmus.model.types import Protocol, Service
 from isthmus.pilot.destinations import destination_cluster
 from isthmus.pilot.envoy.http_connection_manager import (
-    inline_connection_manager,
     rds_connection_manager,
 )
 from isthmus.pilot.envoy.listener import (
@@ -28,7 +24,6 @@ from isthmus.pilot.envoy.listener import (
     OUTBOUND_CAPTURE_PORT,
     explicit_proxy_listener,
     http_chain,
-    http_inspector,
     outbound_port_listener,
     tcp_chain,
     virtual_listener,
@@ -36,9 +31,7 @@ from isthmus.pilot.envoy.listener import (
 from isthmus.pilot.envoy.tcp_proxy import tcp_proxy, weighted_tcp_proxy
 from isthmus.pilot.generators.routes import HTTP_PROXY_ROUTE, MESH_GATEWAY
 from isthmus.pilot.naming import (
-    INBOUND_PASSTHROUGH_CLUSTER,
     PASSTHROUGH_CLUSTER,
-    inbound_cluster_name,
     outbound_cluster_name,
 )
 from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
@@ -160,78 +153,6 @@ def _http_port_listener(
             chains.append(tcp_chain(cluster_stat, tcp, prefix=svc.address, sniffed=True))
     default = tcp_chain(PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER))
     return outbound_port_listener("0.0.0.0", port, chains, sniff_http=True, default_chain=default)
-
-
-def inbound_port_protocols(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, Protocol]:
-    """Protocol of each port the workload serves, from the services selecting it."""
-    labels = proxy.label_dict
-    out: dict[int, Protocol] = {port: Protocol.UNSUPPORTED for port in proxy.inbound_ports}
-    for svc in mesh.services.visible_to(proxy.namespace):
-        if svc.namespace != proxy.namespace or not svc.selector:
-            continue
-        if not all(labels.get(k) == v for k, v in svc.selector):
-            continue
-        for p in svc.ports:
-            target = p.target_port or p.port
-            if target in out and out[target] is Protocol.UNSUPPORTED:
-                out[target] = p.protocol
-    return out
-
-
-def _inbound_http_route(port: int) -> route_pb2.RouteConfiguration:
-    cluster = inbound_cluster_name(port)
-    return route_pb2.RouteConfiguration(
-        name=cluster,
-        virtual_hosts=[
-            rc.VirtualHost(
-                name=f"inbound|http|{port}",
-                domains=["*"],
-                routes=[
-                    rc.Route(
-                        name="default",
-                        match=rc.RouteMatch(prefix="/"),
-                        route=rc.RouteAction(cluster=cluster, timeout=duration_pb2.Duration()),
-                    )
-                ],
-            )
-        ],
-    )
-
-
-def generate_inbound_listener(mesh: MeshSnapshot, proxy: Proxy) -> listener_pb2.Listener:
-    """virtualInbound on 15006: per served port an HTTP or TCP chain to `inbound|PORT||`."""
-    chains: list[lc.FilterChain] = []
-    sniff = False
-    for port, protocol in sorted(inbound_port_protocols(mesh, proxy).items()):
-        cluster = inbound_cluster_name(port)
-        stat = f"inbound_0.0.0.0_{port}"
-        if protocol.is_http or protocol is Protocol.UNSUPPORTED:
-            unknown = protocol is Protocol.UNSUPPORTED
-            manager = inline_connection_manager(stat, _inbound_http_route(port))
-            chain = http_chain(stat, manager, sniffed=unknown)
-            chain.filter_chain_match.destination_port.value = port
-            if unknown:
-                sniff = True
-                tcp = tcp_proxy(stat, cluster)
-                chains.append(tcp_chain(f"{cluster}-tcp", tcp, port=port, sniffed=True))
-            chains.append(chain)
-        else:
-            chains.append(tcp_chain(cluster, tcp_proxy(stat, cluster), port=port))
-    listener = virtual_listener(
-        "virtualInbound",
-        INBOUND_CAPTURE_PORT,
-        base_pb2.INBOUND,
-        tcp_chain(
-            INBOUND_PASSTHROUGH_CLUSTER,
-            tcp_proxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER),
-        ),
-        chains,
-        hand_off=False,
-    )
-    if sniff:
-        listener.listener_filters.append(http_inspector())
-        listener.continue_on_listener_filters_timeout = True
-    return listener
 
 
 def generate_http_proxy_listener(port: int) -> listener_pb2.Listener:

@@ -1,0 +1,1 @@
+"""Security translation: PeerAuthentication modes, mTLS transport sockets, SDS references."""

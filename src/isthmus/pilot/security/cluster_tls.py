@@ -1,0 +1,53 @@
+"""Upstream TLS of an outbound cluster: DestinationRule `tls`, else Istio's auto mTLS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from envoy.config.cluster.v3 import cluster_pb2
+
+from isthmus.api.networking import ClientTLSSettings, TLSMode
+from isthmus.model.types import Endpoint, Service
+from isthmus.pilot.security.tls import (
+    auto_mtls_matches,
+    outbound_sni,
+    spiffe_uri,
+    upstream_mtls_socket,
+)
+
+
+def service_identities(endpoints: Iterable[Endpoint], trust_domain: str) -> list[str]:
+    """SPIFFE ids of the service accounts behind a service port: the identities a client
+    accepts from its servers (Istio's ServiceAccounts of the service)."""
+    return sorted(
+        {
+            spiffe_uri(trust_domain, e.namespace, e.service_account)
+            for e in endpoints
+            if e.service_account
+        }
+    )
+
+
+def apply_upstream_tls(
+    cluster: cluster_pb2.Cluster,
+    service: Service,
+    tls: ClientTLSSettings | None,
+    identities: Iterable[str] | None,
+) -> None:
+    """DISABLE: plaintext. ISTIO_MUTUAL: always mesh mTLS. No `tls`: auto mTLS for EDS
+    clusters of in-mesh services (mTLS to endpoints with a sidecar, plaintext to others),
+    as Istio's default; DNS, passthrough and MESH_EXTERNAL clusters stay plaintext.
+    `identities` None means the proxy has no SDS: no auto mTLS, and ISTIO_MUTUAL stays
+    configured, so the cluster waits for a certificate that never comes (fails closed)."""
+    sni = outbound_sni(cluster.name)
+    if tls is not None:
+        if tls.mode is TLSMode.DISABLE:
+            return
+        if tls.mode is TLSMode.ISTIO_MUTUAL:
+            peers = identities or ()
+            cluster.transport_socket.CopyFrom(upstream_mtls_socket(tls.sni or sni, peers))
+            return
+        raise ValueError(f"DestinationRule tls mode {tls.mode} is not supported yet")
+    if identities is None or service.mesh_external or cluster.type != cluster_pb2.Cluster.EDS:
+        return
+    cluster.transport_socket_matches.extend(auto_mtls_matches(sni, identities))
