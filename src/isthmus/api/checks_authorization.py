@@ -28,8 +28,9 @@ MAX_SERVICE_ACCOUNTS = 16
 MAX_SERVICE_ACCOUNT_LENGTH = 320
 
 _PORT = re.compile(r"[0-9]+")
-# RFC 3986 pchar: what a literal segment of a path template may hold (Istio's validLiteral).
-_TEMPLATE_LITERAL = re.compile(r"[a-zA-Z0-9\-._~%!$&'()+,;:@=]+")
+# What a literal segment of a path template may hold: Envoy's uri_template literal (RFC 3986
+# pchar without `*` and `=`). Istio also allows `=`, which Envoy then refuses.
+_TEMPLATE_LITERAL = re.compile(r"[a-zA-Z0-9\-._~%!$&'()+,;:@]+")
 _MATCH_ONE, _MATCH_ANY = "{*}", "{**}"
 _REQUEST_AUTH_KEYS = frozenset(
     {"request.auth.principal", "request.auth.audiences", "request.auth.presenter"}
@@ -229,8 +230,11 @@ def _port_error(value: str) -> str | None:
 
 def path_template_error(path: str) -> str | None:
     """Istio's CheckValidPathTemplate: `{*}` and `{**}` only as whole segments, `{**}` last,
-    literal segments of a template made of URI path characters only."""
+    literal segments of a template made of URI path characters only; and, as Envoy needs,
+    a template starts with `/`."""
     is_template = _MATCH_ONE in path or _MATCH_ANY in path
+    if is_template and not path.startswith("/"):
+        return f"path template {short_repr(path)} must start with /"
     seen_match_any = False
     for segment in path.strip("/").split("/"):
         if segment in (_MATCH_ONE, _MATCH_ANY):
@@ -246,7 +250,7 @@ def path_template_error(path: str) -> str | None:
         if is_template and _TEMPLATE_LITERAL.fullmatch(segment) is None:
             return (
                 f"path template {short_repr(path)}: segment {short_repr(segment)} may hold only "
-                "URI path characters (no *)"
+                "letters, digits and -._~%!$&'()+,;:@"
             )
     return None
 

@@ -22,6 +22,7 @@ import yaml
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.pods import find_pod, text_table
+from isthmus.cli.proxy_secrets import SECRET_HEADERS, dumped_secrets, secret_rows
 from isthmus.cli.waiting import timeout_option
 from isthmus.cli.xcmd import require_root
 from isthmus.runtime.nsocket import open_connection_in_netns
@@ -33,6 +34,9 @@ ADMIN_TIMEOUT = 5.0
 MAX_ADMIN_BYTES = 64 * 1024 * 1024
 
 SECTIONS = {
+    "secret": "secrets",
+    "secrets": "secrets",
+    "s": "secrets",
     "listeners": "listeners",
     "listener": "listeners",
     "l": "listeners",
@@ -382,12 +386,14 @@ HEADERS: dict[str, list[str]] = {
     "routes": ["NAME", "VHOST NAME", "DOMAINS", "MATCH"],
     "clusters": ["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE", "DESTINATION RULE"],
     "endpoints": ["ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER"],
+    "secrets": SECRET_HEADERS,
 }
 ROWS: dict[str, Callable[[Sequence[Body]], list[list[str]]]] = {
     "listeners": listener_rows,
     "routes": route_rows,
     "clusters": cluster_rows,
     "endpoints": endpoint_rows,
+    "secrets": secret_rows,
 }
 
 
@@ -397,12 +403,17 @@ async def read_section(netns: str, section: str) -> list[Body]:
         statuses = await _admin_json(netns, "/clusters?format=json")
         return list(statuses.get("cluster_statuses", []))
     dump = await _admin_json(netns, "/config_dump")
-    pick = {"listeners": dumped_listeners, "routes": dumped_routes, "clusters": dumped_clusters}
+    pick = {
+        "listeners": dumped_listeners,
+        "routes": dumped_routes,
+        "clusters": dumped_clusters,
+        "secrets": dumped_secrets,
+    }
     return pick[section](dump)
 
 
 @click.command("proxy-config")
-@click.argument("section", metavar="listeners|routes|clusters|endpoints")
+@click.argument("section", metavar="listeners|routes|clusters|endpoints|secret")
 @click.argument("pod")
 @click.option("-n", "--namespace", help="Namespace of the pod (or give POD as name.namespace).")
 @click.option("-o", "--output", type=click.Choice(["short", "json", "yaml"]), default="short")
@@ -423,11 +434,12 @@ def proxy_config_command(
     fqdn: str | None,
     cluster: str | None,
 ) -> None:
-    """Show a sidecar's Envoy configuration as Envoy holds it (istioctl proxy-config)."""
+    """Show a sidecar's Envoy configuration as Envoy holds it (istioctl proxy-config);
+    `secret` shows its certificates (serial, SPIFFE id, validity, last rotation)."""
     if section.lower() not in SECTIONS:
         raise UserError(
-            f'unknown proxy-config section "{section}": use listeners, routes, clusters '
-            "or endpoints"
+            f'unknown proxy-config section "{section}": use listeners, routes, clusters, '
+            "endpoints or secret"
         )
     chosen = SECTIONS[section.lower()]
     found = find_pod(cli, pod, namespace)

@@ -37,6 +37,7 @@ CONFIG_KINDS = frozenset(
         "VirtualService",
         "DestinationRule",
         "PeerAuthentication",
+        "AuthorizationPolicy",
     }
 )
 MESH_KINDS = CONFIG_KINDS | {POD_KIND}

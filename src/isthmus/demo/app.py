@@ -6,8 +6,9 @@
 - GET /call/<host[:port]>/<path> -> calls http://<host>/<path> (through the mesh)
 - GET /<anything>  -> with $UPSTREAM set (a caller such as order-service): calls $UPSTREAM;
                       without it (inventory-service): answers itself
-Every answer is JSON {service, version, pod, path, request_id, trace_id[, upstream]} and
-every call propagates x-request-id and the B3/W3C trace headers.
+Every answer is JSON {service, version, pod, path, request_id, trace_id, peer[, upstream]}
+(`peer`: the x-forwarded-client-cert the sidecar passed, the caller's verified identity
+under mTLS) and every call propagates x-request-id and the B3/W3C trace headers.
 
 A caller behaves like the seed's Spring services: a bounded worker pool ($MAX_CONCURRENCY,
 0 = unbounded) whose requests wait at most $QUEUE_TIMEOUT seconds for a worker (else 503),
@@ -84,6 +85,7 @@ class Handler(BaseHTTPRequestHandler):
             "path": path,
             "request_id": self.headers.get("x-request-id", ""),
             "trace_id": self.headers.get("x-b3-traceid", ""),
+            "peer": self.headers.get("x-forwarded-client-cert", ""),
         }
 
     def do_GET(self) -> None:

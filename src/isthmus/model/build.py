@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.base import Resource
 from isthmus.api.core import Namespace
 from isthmus.api.core import Service as KubeService
@@ -64,6 +65,7 @@ def build_snapshot(
     drs: list[ConfigEntry[DestinationRule]] = []
     ses: list[ConfigEntry[ServiceEntry]] = []
     pas: list[ConfigEntry[PeerAuthentication]] = []
+    aps: list[ConfigEntry[AuthorizationPolicy]] = []
     namespaces: set[str] = set()
 
     for obj in objs:
@@ -93,6 +95,8 @@ def build_snapshot(
             drs.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
         elif isinstance(res, PeerAuthentication):
             pas.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+        elif isinstance(res, AuthorizationPolicy):
+            aps.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
 
     if config.service_cidr:
         services = allocate_cluster_ips(services, config.service_cidr)
@@ -107,6 +111,7 @@ def build_snapshot(
         destination_rules=tuple(drs),
         service_entries=tuple(ses),
         peer_authentications=tuple(pas),
+        authorization_policies=tuple(aps),
         namespaces=frozenset(namespaces),
     )
     return _with_version(snapshot)

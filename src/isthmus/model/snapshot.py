@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Generic, TypeVar
 
+from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService
 from isthmus.api.security import PeerAuthentication
 from isthmus.model.types import Endpoint, Service
@@ -31,6 +32,9 @@ class MeshConfig:
     # When set (the local runtime sets it), Services without a clusterIP get a virtual IP
     # from this CIDR, as the Kubernetes API server allocates one.
     service_cidr: str | None = None
+    # MeshConfig.pathNormalization: how inbound paths are normalized before
+    # authorization matches them (NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES).
+    path_normalization: str = "BASE"
 
 
 @dataclass(frozen=True)
@@ -91,5 +95,6 @@ class MeshSnapshot:
     destination_rules: tuple[ConfigEntry[DestinationRule], ...] = ()
     service_entries: tuple[ConfigEntry[ServiceEntry], ...] = ()
     peer_authentications: tuple[ConfigEntry[PeerAuthentication], ...] = ()
+    authorization_policies: tuple[ConfigEntry[AuthorizationPolicy], ...] = ()
     version: str = ""
     namespaces: frozenset[str] = field(default_factory=frozenset)

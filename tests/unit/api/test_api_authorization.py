@@ -357,16 +357,16 @@ CASES = {
     "path-template-star-literal": (
         rule("to: [{operation: {paths: ['/a*/{*}']}}]"),
         'spec.rules[0].to[0].operation.paths[0]: path template "/a*/{*}": segment "a*" may '
-        "hold only URI path characters (no *)",
+        "hold only letters, digits and -._~%!$&'()+,;:@",
     ),
-    "dry-run-not-boolean": (
-        ("rules: [{}]", '  annotations: {istio.io/dry-run: "yes"}\n'),
-        'metadata.annotations[istio.io/dry-run]: must be true or false (got "yes")',
+    "path-template-equals-literal": (
+        rule("to: [{operation: {paths: ['/a=b/{*}']}}]"),
+        'spec.rules[0].to[0].operation.paths[0]: path template "/a=b/{*}": segment "a=b" may '
+        "hold only letters, digits and -._~%!$&'()+,;:@",
     ),
-    "dry-run-on-audit": (
-        ("action: AUDIT\nrules: [{}]", '  annotations: {istio.io/dry-run: "true"}\n'),
-        "metadata.annotations[istio.io/dry-run]: dry-run is only supported for action ALLOW "
-        "or DENY (not AUDIT)",
+    "path-template-relative": (
+        rule("to: [{operation: {paths: ['items/{*}']}}]"),
+        'spec.rules[0].to[0].operation.paths[0]: path template "items/{*}" must start with /',
     ),
     "rule-unknown-field": (
         rule("source: {principals: [a]}"),
@@ -378,9 +378,25 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_each_refusal_is_one_line_naming_the_field(case: str) -> None:
     spec, expected = CASES[case]
-    text = policy(*spec) if isinstance(spec, tuple) else policy(spec)
 
-    assert load_errors(text) == [PREFIX + expected]
+    assert load_errors(policy(spec)) == [PREFIX + expected]
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "expected"),
+    [
+        ("rules: [{}]", "yes", 'must be true or false (got "yes")'),
+        (
+            "action: AUDIT\nrules: [{}]",
+            "true",
+            "dry-run is only supported for action ALLOW or DENY (not AUDIT)",
+        ),
+    ],
+)
+def test_dry_run_annotation_refusals(spec: str, value: str, expected: str) -> None:
+    text = policy(spec, f'  annotations: {{istio.io/dry-run: "{value}"}}\n')
+
+    assert load_errors(text) == [f"{PREFIX}metadata.annotations[istio.io/dry-run]: {expected}"]
 
 
 @pytest.mark.parametrize(

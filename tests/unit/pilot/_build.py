@@ -14,6 +14,7 @@ import yaml
 from isthmus.api.base import Resource
 from isthmus.api.core import Service
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
+from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.security import PeerAuthentication
 from isthmus.model.build import ConfigObject, build_snapshot
 from isthmus.model.snapshot import MeshSnapshot
@@ -26,6 +27,7 @@ KINDS: dict[str, type[Resource]] = {
     "WorkloadEntry": WorkloadEntry,
     "VirtualService": VirtualService,
     "PeerAuthentication": PeerAuthentication,
+    "AuthorizationPolicy": AuthorizationPolicy,
 }
 
 

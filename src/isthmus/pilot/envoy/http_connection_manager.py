@@ -19,6 +19,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import wrappers_pb2
 
 from isthmus.pilot.envoy.fault import FAULT_FILTER
+from isthmus.pilot.envoy.path_normalization import apply_path_normalization
 from isthmus.pilot.envoy.typed import pack
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
@@ -67,6 +68,7 @@ def inline_connection_manager(
     route_config: route_pb2.RouteConfiguration,
     first_filters: Sequence[hcm.HttpFilter] = (),
     peer_certificate: bool = False,
+    path_normalization: str = "BASE",
 ) -> lc.Filter:
     """An inbound HCM. `first_filters` (authorization) run before the fault filter and the
     router. With `peer_certificate` (an mTLS chain) the verified peer identity is passed
@@ -75,6 +77,7 @@ def inline_connection_manager(
     proof."""
     manager = _base(stat_prefix, first_filters)
     manager.route_config.CopyFrom(route_config)
+    apply_path_normalization(manager, path_normalization)
     if peer_certificate:
         manager.forward_client_cert_details = hcm.HttpConnectionManager.APPEND_FORWARD
         details = manager.set_current_client_cert_details

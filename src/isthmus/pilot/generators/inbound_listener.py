@@ -30,6 +30,8 @@ from google.protobuf import duration_pb2
 from isthmus.api.security import MtlsMode
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.model.types import Protocol, Proxy
+from isthmus.pilot.authz.rbac import http_rbac_filters, network_rbac_filters
+from isthmus.pilot.authz.selection import policies_for_workload
 from isthmus.pilot.envoy.http_connection_manager import inline_connection_manager
 from isthmus.pilot.envoy.listener import (
     INBOUND_CAPTURE_PORT,
@@ -57,10 +59,28 @@ TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 @dataclass(frozen=True)
 class InboundFilters:
-    """Filters every inbound chain starts with (authorization), by chain kind."""
+    """Filters every inbound chain starts with (authorization), by chain kind, and how
+    HTTP paths are normalized before they are matched."""
 
     http: Sequence[hcm.HttpFilter] = ()
     network: Sequence[lc.Filter] = ()
+    path_normalization: str = "BASE"
+
+
+def workload_filters(mesh: MeshSnapshot, proxy: Proxy) -> InboundFilters:
+    """The AuthorizationPolicies that apply to the workload, as RBAC filters."""
+    policies = policies_for_workload(
+        mesh.authorization_policies,
+        proxy.namespace,
+        proxy.label_dict,
+        mesh.config.root_namespace,
+    )
+    domain = mesh.config.trust_domain
+    return InboundFilters(
+        http=http_rbac_filters(policies, domain),
+        network=network_rbac_filters(policies, domain),
+        path_normalization=mesh.config.path_normalization,
+    )
 
 
 def inbound_port_protocols(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, Protocol]:
@@ -144,7 +164,12 @@ def _plaintext_chains(
     with_tls = mode is not MtlsMode.DISABLE
     if protocol.is_http or protocol is Protocol.UNSUPPORTED:
         unknown = protocol is Protocol.UNSUPPORTED
-        manager = inline_connection_manager(stat, _inbound_http_route(port), filters.http)
+        manager = inline_connection_manager(
+            stat,
+            _inbound_http_route(port),
+            filters.http,
+            path_normalization=filters.path_normalization,
+        )
         chain = http_chain(stat, manager, sniffed=unknown)
         chain.filter_chain_match.destination_port.value = port
         if with_tls:
@@ -196,7 +221,11 @@ def _port_chains(
         permissive = mode is MtlsMode.PERMISSIVE
         if protocol.is_http:
             manager = inline_connection_manager(
-                stat, _inbound_http_route(port), filters.http, peer_certificate=True
+                stat,
+                _inbound_http_route(port),
+                filters.http,
+                peer_certificate=True,
+                path_normalization=filters.path_normalization,
             )
             chains.append(
                 _mtls_chain(f"{stat}-mtls", [manager], trust_domain, True, port, permissive)
@@ -259,7 +288,7 @@ def generate_inbound_listener(
     """virtualInbound on 15006 for a workload, with its PeerAuthentication applied. A
     proxy without SDS holds no certificate: PERMISSIVE is plaintext only for it, and
     STRICT refuses everything."""
-    filters = filters or InboundFilters()
+    filters = filters or workload_filters(mesh, proxy)
     policy = workload_mtls(mesh, proxy)
     trust_domain = mesh.config.trust_domain if sds else None
     chains: list[lc.FilterChain] = []
