@@ -4,6 +4,8 @@ Everything a sidecar routes arrives over one ADS stream (state of the world) fro
 unix socket the agent names; the bootstrap only adds what must exist before the
 control plane answers: the admin API on loopback, the `xds-grpc` cluster, and, as
 Istio's 15090, a Prometheus listener that forwards /stats/prometheus to the admin API.
+With mutual TLS on, the `sds-grpc` cluster to the agent's SDS socket too, and the node
+metadata `SDS: "true"` that tells pilot this proxy can be given TLS configuration.
 Pure: builds a JSON-ready dict, touches no file.
 """
 
@@ -15,6 +17,8 @@ from isthmus.agent.identity import ProxyIdentity
 from isthmus.api.limits import MAX_PROGRAM_SIZE
 
 XDS_CLUSTER = "xds-grpc"
+SDS_CLUSTER = "sds-grpc"
+SDS_METADATA = "SDS"
 STATS_CLUSTER = "prometheus_stats"
 STATS_LISTENER = "prometheus_stats"
 STATS_PATH = "/stats/prometheus"
@@ -40,18 +44,25 @@ def sidecar_bootstrap(
     stats_port: int = STATS_PORT,
     *,
     stats_address: str = "0.0.0.0",
+    sds_socket: str | None = None,
 ) -> dict[str, Any]:
     """Bootstrap of a sidecar configured only over ADS on the unix socket `xds_socket`.
 
     The initial fetch never times out (as in Istio): Envoy stays un-ready until the
     control plane has sent clusters and listeners, so readiness means "configured".
+    `sds_socket` (mutual TLS on) is where the agent serves the workload certificate.
     """
     ads_source = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
+    metadata = identity.node_metadata()
+    clusters = [_grpc_cluster(XDS_CLUSTER, xds_socket), _stats_cluster(admin_port)]
+    if sds_socket is not None:
+        metadata[SDS_METADATA] = "true"
+        clusters.append(sds_cluster(sds_socket))
     return {
         "node": {
             "id": identity.node_id,
             "cluster": identity.service_cluster,
-            "metadata": identity.node_metadata(),
+            "metadata": metadata,
         },
         "admin": {"address": _socket_address(LOOPBACK, admin_port)},
         "dynamic_resources": {
@@ -68,7 +79,7 @@ def sidecar_bootstrap(
         },
         "static_resources": {
             "listeners": [_stats_listener(stats_address, stats_port)],
-            "clusters": [_xds_cluster(xds_socket), _stats_cluster(admin_port)],
+            "clusters": clusters,
         },
         "layered_runtime": {
             "layers": [
@@ -94,9 +105,15 @@ def _assignment(cluster: str, address: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _xds_cluster(xds_socket: str) -> dict[str, Any]:
+def sds_cluster(sds_socket: str) -> dict[str, Any]:
+    """The `sds-grpc` cluster pilot's SDS secret configs name: the agent's SDS socket."""
+    return _grpc_cluster(SDS_CLUSTER, sds_socket)
+
+
+def _grpc_cluster(name: str, socket_path: str) -> dict[str, Any]:
+    """An HTTP/2 (gRPC) cluster of one unix socket."""
     return {
-        "name": XDS_CLUSTER,
+        "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
         "typed_extension_protocol_options": {
@@ -105,7 +122,7 @@ def _xds_cluster(xds_socket: str) -> dict[str, Any]:
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         },
-        "load_assignment": _assignment(XDS_CLUSTER, {"pipe": {"path": xds_socket}}),
+        "load_assignment": _assignment(name, {"pipe": {"path": socket_path}}),
     }
 
 

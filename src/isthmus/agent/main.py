@@ -1,6 +1,7 @@
 """isthmus-agent: the per-pod sidecar agent (Istio's pilot-agent).
 
-It writes the sidecar's bootstrap, proxies Envoy's xDS stream to isthmusd, supervises
+It writes the sidecar's bootstrap, proxies Envoy's xDS stream to isthmusd, with mutual
+TLS obtains and renews the pod's certificate and serves it to Envoy over SDS, supervises
 Envoy, and answers the pod's readiness probe, until SIGTERM or SIGINT; then it drains
 Envoy for the drain duration, stops it and exits 0. Setup failures exit 1 with one
 log line.
@@ -16,12 +17,15 @@ import signal
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 from isthmus.agent import _log
 from isthmus.agent.admin import EnvoyAdmin
 from isthmus.agent.bootstrap import sidecar_bootstrap
+from isthmus.agent.certificate_manager import STATUS_FILE_NAME, CertificateManager
+from isthmus.agent.certificates import CaClient
 from isthmus.agent.envoy_process import EnvoySettings, EnvoySupervisor, envoy_binary
-from isthmus.agent.options import AgentOptions, OptionsError, parse_options
+from isthmus.agent.options import AgentOptions, MtlsOptions, OptionsError, parse_options
 from isthmus.agent.proxy_config import envoy_concurrency
 from isthmus.agent.proxy_user import (
     ProxyUser,
@@ -31,6 +35,7 @@ from isthmus.agent.proxy_user import (
     share_file,
 )
 from isthmus.agent.readiness import ReadinessServer
+from isthmus.agent.sds import SDS_SOCKET_NAME, SdsServer
 from isthmus.agent.xds_proxy import XDS_SOCKET_NAME, XdsProxy
 from isthmus.sidecar_status import EnvoyRestartRecord
 
@@ -89,8 +94,12 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
     """Bring up, in order, everything Envoy needs, then Envoy; `stack` undoes it all."""
     workdir = options.workdir
     xds_path = workdir / XDS_SOCKET_NAME
-    if len(os.fsencode(xds_path)) > _MAX_SOCKET_PATH:
-        raise SetupError(f"workdir {workdir} is too deep for a unix socket path; use a shorter one")
+    sds_path = workdir / SDS_SOCKET_NAME if options.mtls is not None else None
+    for path in (xds_path, sds_path):
+        if path is not None and len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+            raise SetupError(
+                f"workdir {workdir} is too deep for a unix socket path; use a shorter one"
+            )
     prepare_workdir(workdir, user)
 
     bootstrap_path = workdir / BOOTSTRAP_NAME
@@ -100,6 +109,7 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
         options.admin_port,
         options.stats_port,
         stats_address=options.listen_address,
+        sds_socket=str(sds_path) if sds_path is not None else None,
     )
     bootstrap_path.write_text(json.dumps(document, indent=1))
     share_file(bootstrap_path, user)
@@ -110,6 +120,8 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
     xds = XdsProxy(xds_path, options.xds_socket, user)
     await xds.start()
     stack.push_async_callback(xds.stop)
+    if options.mtls is not None and sds_path is not None:
+        await _start_certificates(options.mtls, sds_path, workdir, user, stack)
     admin = EnvoyAdmin(options.admin_port)
     stack.push_async_callback(admin.close)
     readiness = ReadinessServer(admin, options.listen_address, options.readiness_port)
@@ -139,6 +151,31 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
 
     await supervisor.start()
     stack.push_async_callback(stop_envoy)
+
+
+async def _start_certificates(
+    mtls: MtlsOptions,
+    sds_path: Path,
+    workdir: Path,
+    user: ProxyUser | None,
+    stack: AsyncExitStack,
+) -> None:
+    """SDS first, then the manager that fills it; Envoy waits for the secrets it needs."""
+    sds = SdsServer(sds_path, user)
+    await sds.start()
+    stack.push_async_callback(sds.stop)
+    client = CaClient(mtls.ca_socket, mtls.token_file)
+    stack.push_async_callback(client.close)
+    manager = CertificateManager(
+        client,
+        mtls.identity,
+        sds.publish,
+        ttl=mtls.cert_ttl,
+        key_type=mtls.key_type,
+        status_path=workdir / STATUS_FILE_NAME,
+    )
+    await manager.start()
+    stack.push_async_callback(manager.stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 Flags name the pod the way the runtime knows it; the pod's `proxy.istio.io/config`
 annotation (passed as --proxy-config, or in $PROXY_CONFIG as Istio's injector does)
 supplies defaults for concurrency and the termination drain duration, and explicit
-flags win over it.
+flags win over it. A --token-file turns on mutual TLS: the agent then obtains the pod's
+certificate from the CA and serves it to Envoy over SDS.
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from isthmus.agent.bootstrap import ADMIN_PORT, STATS_PORT
+from isthmus.agent.certificates import (
+    DEFAULT_TRUST_DOMAIN,
+    KEY_TYPES,
+    KeyType,
+    check_trust_domain,
+    spiffe_identity,
+)
 from isthmus.agent.identity import DEFAULT_CLUSTER_DOMAIN, ProxyIdentity
 from isthmus.agent.proxy_config import ProxyConfigOverrides, proxy_config_from_annotation
 from isthmus.agent.readiness import READINESS_PORT
@@ -24,10 +33,24 @@ from isthmus.api.durations import DurationSyntaxError, parse_go_duration_ns
 DEFAULT_CONCURRENCY = 2
 DEFAULT_DRAIN_SECONDS = 5.0
 PROXY_CONFIG_ENV = "PROXY_CONFIG"
+DEFAULT_CERT_TTL = timedelta(hours=24)
+MIN_CERT_TTL = timedelta(minutes=1)
 
 
 class OptionsError(ValueError):
     """A flag's value is unusable; the message names the flag."""
+
+
+@dataclass(frozen=True)
+class MtlsOptions:
+    """Where the pod's certificate comes from and what it asks for (--token-file given)."""
+
+    ca_socket: str
+    token_file: Path
+    trust_domain: str
+    cert_ttl: timedelta
+    key_type: KeyType
+    identity: str  # the SPIFFE id the certificate carries
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,7 @@ class AgentOptions:
     log_level: str = "info"
     switch_user: bool = True
     ignored_proxy_config: tuple[str, ...] = ()
+    mtls: MtlsOptions | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run Envoy as the agent's own user even as root (no capture to exempt it from)",
     )
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add("--token-file", type=Path, help="the pod's CA token; turns on mutual TLS (SDS)")
+    add("--ca-socket", help="the CA's unix socket (default: --xds-socket)")
+    add("--trust-domain", default=DEFAULT_TRUST_DOMAIN, help="SPIFFE trust domain")
+    add("--cert-ttl", default="24h", help="requested certificate lifetime, at least 1m")
+    add("--key-type", default="RSA", choices=KEY_TYPES, help="workload key: RSA 2048 or P-256")
     return parser
 
 
@@ -167,7 +196,42 @@ def parse_options(argv: Sequence[str], environ: dict[str, str] | None = None) ->
         log_level=args.log_level,
         switch_user=args.switch_user,
         ignored_proxy_config=overrides.ignored,
+        mtls=_mtls(args, identity),
     )
+
+
+def _mtls(args: argparse.Namespace, identity: ProxyIdentity) -> MtlsOptions | None:
+    """The mTLS settings when --token-file is given; the flags are checked either way."""
+    ttl = _cert_ttl(args.cert_ttl)
+    try:
+        check_trust_domain(args.trust_domain)
+    except ValueError as error:
+        raise OptionsError(f"--trust-domain: {error}") from None
+    if args.token_file is None:
+        return None
+    try:
+        spiffe = spiffe_identity(args.trust_domain, identity.namespace, identity.service_account)
+    except ValueError as error:
+        raise OptionsError(f"--token-file: {error}") from None
+    return MtlsOptions(
+        ca_socket=args.ca_socket or args.xds_socket,
+        token_file=args.token_file.absolute(),
+        trust_domain=args.trust_domain,
+        cert_ttl=ttl,
+        key_type=args.key_type,
+        identity=spiffe,
+    )
+
+
+def _cert_ttl(text: str) -> timedelta:
+    try:
+        nanoseconds = parse_go_duration_ns(text)
+    except DurationSyntaxError as error:
+        raise OptionsError(f"--cert-ttl: {error}") from None
+    ttl = timedelta(microseconds=nanoseconds // 1000)
+    if ttl < MIN_CERT_TTL:
+        raise OptionsError(f"--cert-ttl {text!r} is shorter than the minimum 1m")
+    return ttl
 
 
 def _concurrency(flag: int | None, overrides: ProxyConfigOverrides) -> int:

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
-from isthmus.agent.bootstrap import STATS_CLUSTER, STATS_PATH, XDS_CLUSTER, sidecar_bootstrap
+from isthmus.agent.bootstrap import (
+    SDS_CLUSTER,
+    STATS_CLUSTER,
+    STATS_PATH,
+    XDS_CLUSTER,
+    sidecar_bootstrap,
+)
 from isthmus.agent.identity import ProxyIdentity
 from isthmus.api.re2 import MAX_PROGRAM_SIZE
 from isthmus.model.types import Proxy
@@ -16,6 +22,7 @@ from isthmus.testing.protojson import dict_to_message
 from isthmus.testing.validate import validate_bootstrap
 
 XDS = "/var/run/isthmus/pods/order-7d9f/XDS"
+SDS = "/var/run/isthmus/pods/order-7d9f/sds.sock"
 
 
 def identity(http_proxy_port: int | None = None) -> ProxyIdentity:
@@ -39,8 +46,11 @@ def _message(document: dict[str, Any]) -> bootstrap_pb2.Bootstrap:
 
 @pytest.mark.envoy
 @pytest.mark.parametrize("http_proxy_port", [None, 15080])
-def test_envoy_accepts_the_bootstrap(http_proxy_port: int | None) -> None:
-    validate_bootstrap(sidecar_bootstrap(identity(http_proxy_port), XDS, 15000, 15090))
+@pytest.mark.parametrize("sds", [None, SDS])
+def test_envoy_accepts_the_bootstrap(http_proxy_port: int | None, sds: str | None) -> None:
+    validate_bootstrap(
+        sidecar_bootstrap(identity(http_proxy_port), XDS, 15000, 15090, sds_socket=sds)
+    )
 
 
 @pytest.mark.parametrize("http_proxy_port", [None, 15080])
@@ -112,3 +122,24 @@ def test_runtime_raises_re2_program_size_as_api_validation_allows() -> None:
     static = layers[0].static_layer
     assert static["re2.max_program_size.error_level"] == MAX_PROGRAM_SIZE
     assert layers[1].HasField("admin_layer")
+
+
+def test_without_mtls_there_is_no_sds() -> None:
+    bootstrap = _message(sidecar_bootstrap(identity(), XDS))
+    assert "SDS" not in bootstrap.node.metadata.fields
+    assert SDS_CLUSTER not in [c.name for c in bootstrap.static_resources.clusters]
+
+
+def test_with_mtls_the_sds_cluster_is_the_agents_socket_and_pilot_is_told() -> None:
+    bootstrap = _message(sidecar_bootstrap(identity(), XDS, sds_socket=SDS))
+    assert bootstrap.node.metadata["SDS"] == "true"
+    (sds,) = [c for c in bootstrap.static_resources.clusters if c.name == SDS_CLUSTER]
+    (xds,) = [c for c in bootstrap.static_resources.clusters if c.name == XDS_CLUSTER]
+    assert sds.type == sds.STATIC
+    endpoint = sds.load_assignment.endpoints[0].lb_endpoints[0].endpoint
+    assert endpoint.address.pipe.path == SDS
+    assert sds.load_assignment.cluster_name == SDS_CLUSTER
+    # gRPC: HTTP/2 set explicitly, as on the xDS cluster.
+    assert sds.typed_extension_protocol_options == xds.typed_extension_protocol_options
+    assert "http2_protocol_options" in str(sds.typed_extension_protocol_options)
+    assert proxy_from_node(bootstrap.node).namespace == "production"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from isthmus.agent.options import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DRAIN_SECONDS,
+    MtlsOptions,
     OptionsError,
     parse_options,
 )
@@ -80,6 +82,14 @@ def test_annotation_from_the_environment_as_istio_injects_it() -> None:
         (["--readiness-port", "0"], "--readiness-port 0 is out of range"),
         (["--proxy-config", "concurrency: x"], "proxy.istio.io/config"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--cert-ttl", "59s"], "--cert-ttl '59s' is shorter than the minimum 1m"),
+        (["--cert-ttl", "1d"], "--cert-ttl: invalid duration"),
+        (["--key-type", "DSA"], "--key-type: invalid choice: 'DSA'"),
+        (["--trust-domain", "Example.COM"], "--trust-domain: trust domain 'Example.COM'"),
+        (
+            ["--token-file", "/t", "--service-account", "a:b"],
+            "--token-file: service account 'a:b' can not be part of a SPIFFE id",
+        ),
     ],
 )
 def test_bad_flags_are_one_clear_error(extra: list[str], message: str) -> None:
@@ -92,3 +102,41 @@ def test_bad_flags_are_one_clear_error(extra: list[str], message: str) -> None:
 def test_missing_required_flag() -> None:
     with pytest.raises(OptionsError, match="--pod"):
         parse_options(REQUIRED[2:], environ={})
+
+
+def test_without_a_token_file_there_is_no_mtls() -> None:
+    assert parse_options(REQUIRED, environ={}).mtls is None
+    # The other security flags are still checked, but turn nothing on.
+    assert parse_options([*REQUIRED, "--cert-ttl", "1h"], environ={}).mtls is None
+
+
+def test_a_token_file_turns_on_mtls_with_istios_defaults() -> None:
+    options = parse_options([*REQUIRED, "--token-file", "/run/pod/token"], environ={})
+    assert options.mtls == MtlsOptions(
+        ca_socket="/run/isthmus/xds.sock",
+        token_file=Path("/run/pod/token"),
+        trust_domain="cluster.local",
+        cert_ttl=timedelta(hours=24),
+        key_type="RSA",
+        identity="spiffe://cluster.local/ns/shop/sa/default",
+    )
+
+
+def test_mtls_flags() -> None:
+    options = parse_options(
+        [
+            *REQUIRED,
+            *("--token-file", "/run/pod/token", "--ca-socket", "/run/isthmus/ca.sock"),
+            *("--trust-domain", "example.org", "--cert-ttl", "1h30m", "--key-type", "ECDSA"),
+            *("--service-account", "web"),
+        ],
+        environ={},
+    )
+    assert options.mtls is not None
+    assert options.mtls.ca_socket == "/run/isthmus/ca.sock"
+    assert options.mtls.cert_ttl == timedelta(hours=1, minutes=30)
+    assert options.mtls.key_type == "ECDSA"
+    assert options.mtls.identity == "spiffe://example.org/ns/shop/sa/web"
+    minimum = parse_options([*REQUIRED, "--token-file", "/t", "--cert-ttl", "1m"], environ={})
+    assert minimum.mtls is not None
+    assert minimum.mtls.cert_ttl == timedelta(minutes=1)

@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
+from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.base import Resource
 from isthmus.api.core import Service
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
-from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.security import PeerAuthentication
 from isthmus.model.build import ConfigObject, build_snapshot
 from isthmus.model.snapshot import MeshSnapshot
