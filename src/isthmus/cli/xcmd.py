@@ -58,3 +58,7 @@ def iptables_command(cli: CliContext, pod: str, namespace: str | None, table: st
     except CommandFailed as exc:
         raise UserError(f"reading the rules of pod {found['name']}: {exc}") from exc
     click.echo(result.text, nl=False)
+
+
+# Subcommands that live in their own modules register themselves on the group.
+from isthmus.cli import authz_check as _authz_check  # noqa: E402,F401

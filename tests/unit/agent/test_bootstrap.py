@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from isthmus.agent.bootstrap import (
     SDS_CLUSTER,
@@ -23,6 +24,7 @@ from isthmus.testing.validate import validate_bootstrap
 
 XDS = "/var/run/isthmus/pods/order-7d9f/XDS"
 SDS = "/var/run/isthmus/pods/order-7d9f/sds.sock"
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
 def identity(http_proxy_port: int | None = None) -> ProxyIdentity:
@@ -141,5 +143,7 @@ def test_with_mtls_the_sds_cluster_is_the_agents_socket_and_pilot_is_told() -> N
     assert sds.load_assignment.cluster_name == SDS_CLUSTER
     # gRPC: HTTP/2 set explicitly, as on the xDS cluster.
     assert sds.typed_extension_protocol_options == xds.typed_extension_protocol_options
-    assert "http2_protocol_options" in str(sds.typed_extension_protocol_options)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    assert sds.typed_extension_protocol_options[_HTTP_OPTIONS].Unpack(options)
+    assert options.explicit_http_config.HasField("http2_protocol_options")
     assert proxy_from_node(bootstrap.node).namespace == "production"
