@@ -110,7 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     add("--token-file", type=Path, help="the pod's CA token; turns on mutual TLS (SDS)")
     add("--ca-socket", help="the CA's unix socket (default: --xds-socket)")
     add("--trust-domain", default=DEFAULT_TRUST_DOMAIN, help="SPIFFE trust domain")
-    add("--cert-ttl", default="24h", help="requested certificate lifetime, at least 1m")
+    add(
+        "--cert-ttl",
+        help="requested certificate lifetime, at least 1m (default: the pod's "
+        "proxyMetadata SECRET_TTL, else 24h)",
+    )
     add("--key-type", default="RSA", choices=KEY_TYPES, help="workload key: RSA 2048 or P-256")
     return parser
 
@@ -196,13 +200,22 @@ def parse_options(argv: Sequence[str], environ: dict[str, str] | None = None) ->
         log_level=args.log_level,
         switch_user=args.switch_user,
         ignored_proxy_config=overrides.ignored,
-        mtls=_mtls(args, identity),
+        mtls=_mtls(args, identity, overrides),
     )
 
 
-def _mtls(args: argparse.Namespace, identity: ProxyIdentity) -> MtlsOptions | None:
-    """The mTLS settings when --token-file is given; the flags are checked either way."""
-    ttl = _cert_ttl(args.cert_ttl)
+def _mtls(
+    args: argparse.Namespace, identity: ProxyIdentity, overrides: ProxyConfigOverrides
+) -> MtlsOptions | None:
+    """The mTLS settings when --token-file is given; the flags are checked either way.
+    The certificate lifetime: --cert-ttl, else the pod's proxyMetadata SECRET_TTL, else
+    24h (Istio's default)."""
+    if args.cert_ttl is not None:
+        ttl = _cert_ttl(args.cert_ttl, "--cert-ttl")
+    elif overrides.secret_ttl is not None:
+        ttl = _cert_ttl(overrides.secret_ttl, "proxyMetadata.SECRET_TTL")
+    else:
+        ttl = DEFAULT_CERT_TTL
     try:
         check_trust_domain(args.trust_domain)
     except ValueError as error:
@@ -223,14 +236,14 @@ def _mtls(args: argparse.Namespace, identity: ProxyIdentity) -> MtlsOptions | No
     )
 
 
-def _cert_ttl(text: str) -> timedelta:
+def _cert_ttl(text: str, source: str) -> timedelta:
     try:
         nanoseconds = parse_go_duration_ns(text)
     except DurationSyntaxError as error:
-        raise OptionsError(f"--cert-ttl: {error}") from None
+        raise OptionsError(f"{source}: {error}") from None
     ttl = timedelta(microseconds=nanoseconds // 1000)
     if ttl < MIN_CERT_TTL:
-        raise OptionsError(f"--cert-ttl {text!r} is shorter than the minimum 1m")
+        raise OptionsError(f"{source} {text!r} is shorter than the minimum 1m")
     return ttl
 
 

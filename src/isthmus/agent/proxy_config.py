@@ -1,10 +1,11 @@
 """The pod annotation `proxy.istio.io/config`: per-pod ProxyConfig overrides.
 
 Istio lets a pod override mesh-wide ProxyConfig fields with a YAML (or JSON) document
-in this annotation. The agent honours the two that shape its own process,
-`concurrency` (Envoy worker threads; 0 means one per CPU) and
-`terminationDrainDuration` (how long to drain before stopping Envoy); every other
-ProxyConfig field is reported back as ignored so the agent can say so in its log.
+in this annotation. The agent honours those that shape its own process,
+`concurrency` (Envoy worker threads; 0 means one per CPU),
+`terminationDrainDuration` (how long to drain before stopping Envoy) and, among the
+agent settings in `proxyMetadata`, Istio's `SECRET_TTL` (the workload certificate's
+lifetime); every other field is reported back as ignored so the agent can say so.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ProxyConfigOverrides:
 
     concurrency: int | None = None
     termination_drain_duration: timedelta | None = None
+    secret_ttl: str | None = None  # a Go duration, checked where --cert-ttl is
     ignored: tuple[str, ...] = ()
 
 
@@ -74,14 +76,20 @@ def proxy_config_from_annotation(text: str) -> ProxyConfigOverrides:
         raise _error(f"must be a map of ProxyConfig fields, got {type(data).__name__}")
     concurrency = data.get("concurrency")
     drain = data.get("terminationDrainDuration")
+    metadata = data.get("proxyMetadata") or {}
+    if not isinstance(metadata, dict):
+        raise _error("proxyMetadata must be a map of agent settings")
+    secret_ttl = metadata.get("SECRET_TTL")
+    if secret_ttl is not None and not isinstance(secret_ttl, str):
+        raise _error(f'proxyMetadata.SECRET_TTL must be a duration like "1m", got {secret_ttl!r}')
+    known = ("concurrency", "terminationDrainDuration", "proxyMetadata")
+    ignored = [str(key) for key in data if key not in known]
+    ignored += [f"proxyMetadata.{key}" for key in metadata if key != "SECRET_TTL"]
     return ProxyConfigOverrides(
         concurrency=None if concurrency is None else _concurrency(concurrency),
         termination_drain_duration=None if drain is None else _duration(drain),
-        ignored=tuple(
-            sorted(
-                str(key) for key in data if key not in ("concurrency", "terminationDrainDuration")
-            )
-        ),
+        secret_ttl=secret_ttl,
+        ignored=tuple(sorted(ignored)),
     )
 
 

@@ -30,7 +30,7 @@ from isthmus.cli.errors import UserError
 from isthmus.cli.pods import find_pod, text_table
 from isthmus.cli.proxy_config import AdminError, _admin_json, dumped_listeners
 from isthmus.cli.waiting import timeout_option
-from isthmus.cli.xcmd import require_root, x_command
+from isthmus.cli.xcmd import require_root
 
 # Parsing the dumped listener needs every type pilot puts in it registered: importing
 # the generators registers them.
@@ -138,7 +138,7 @@ def _decision_line(decision: Decision, filters: Sequence[hcm.HttpFilter | lc.Fil
     return f"{verdict} by {action} policy {named}"
 
 
-@x_command.group("authz")
+@click.group("authz")
 def authz_group() -> None:
     """Authorization as a sidecar enforces it (istioctl x authz)."""
 

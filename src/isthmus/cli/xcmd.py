@@ -12,6 +12,7 @@ import click
 
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
+from isthmus.cli.group import IsthmusGroup
 from isthmus.cli.pods import find_pod
 from isthmus.cli.waiting import timeout_option
 from isthmus.netns import CommandFailed, exec_argv, run_sync
@@ -31,7 +32,7 @@ def iptables_save_argv(netns: str, table: str) -> list[str]:
     return exec_argv(netns, ["iptables-save", "-t", table])
 
 
-@click.group("x")
+@click.group("x", cls=IsthmusGroup, lazy_commands={"authz": "isthmus.cli.authz_check:authz_group"})
 def x_command() -> None:
     """Debugging commands that look inside a pod (as `istioctl x`)."""
 
@@ -58,7 +59,3 @@ def iptables_command(cli: CliContext, pod: str, namespace: str | None, table: st
     except CommandFailed as exc:
         raise UserError(f"reading the rules of pod {found['name']}: {exc}") from exc
     click.echo(result.text, nl=False)
-
-
-# Subcommands that live in their own modules register themselves on the group.
-from isthmus.cli import authz_check as _authz_check  # noqa: E402,F401

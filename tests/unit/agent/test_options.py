@@ -140,3 +140,19 @@ def test_mtls_flags() -> None:
     minimum = parse_options([*REQUIRED, "--token-file", "/t", "--cert-ttl", "1m"], environ={})
     assert minimum.mtls is not None
     assert minimum.mtls.cert_ttl == timedelta(minutes=1)
+
+
+def test_the_pods_secret_ttl_sets_the_certificate_lifetime_unless_the_flag_does() -> None:
+    token = ("--token-file", "/run/pod/token")
+    annotation = ("--proxy-config", "proxyMetadata: {SECRET_TTL: 1m}")
+
+    from_annotation = parse_options([*REQUIRED, *token, *annotation], environ={})
+    from_flag = parse_options([*REQUIRED, *token, *annotation, "--cert-ttl", "2h"], environ={})
+
+    assert from_annotation.mtls is not None and from_flag.mtls is not None
+    assert from_annotation.mtls.cert_ttl == timedelta(minutes=1)
+    assert from_flag.mtls.cert_ttl == timedelta(hours=2)
+    with pytest.raises(OptionsError, match=r"proxyMetadata\.SECRET_TTL '10s' is shorter"):
+        parse_options(
+            [*REQUIRED, *token, "--proxy-config", "proxyMetadata: {SECRET_TTL: 10s}"], environ={}
+        )

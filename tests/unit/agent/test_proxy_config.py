@@ -34,10 +34,14 @@ def test_empty_annotation_sets_nothing(text: str) -> None:
 
 
 def test_other_proxy_config_fields_are_reported_as_ignored() -> None:
-    text = "holdApplicationUntilProxyStarts: true\nproxyMetadata: {A: b}\nconcurrency: 0\n"
+    text = (
+        "holdApplicationUntilProxyStarts: true\nproxyMetadata: {A: b, SECRET_TTL: 1m}\n"
+        "concurrency: 0\n"
+    )
     overrides = proxy_config_from_annotation(text)
     assert overrides.concurrency == 0
-    assert overrides.ignored == ("holdApplicationUntilProxyStarts", "proxyMetadata")
+    assert overrides.ignored == ("holdApplicationUntilProxyStarts", "proxyMetadata.A")
+    assert overrides.secret_ttl == "1m"
 
 
 @pytest.mark.parametrize(
