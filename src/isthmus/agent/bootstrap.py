@@ -86,7 +86,12 @@ def sidecar_bootstrap(
                 # As Istio's bootstrap: RE2 programs up to the size api validation allows.
                 {
                     "name": "global config",
-                    "static_layer": {"re2.max_program_size.error_level": MAX_PROGRAM_SIZE},
+                    # As Istio's bootstrap: a URL fragment is stripped before routing and
+                    # authorization (CVE-2021-39156), not refused with 400.
+                    "static_layer": {
+                        "re2.max_program_size.error_level": MAX_PROGRAM_SIZE,
+                        "envoy.reloadable_features.http_reject_path_with_fragment": False,
+                    },
                 },
                 {"name": "admin", "admin_layer": {}},
             ]

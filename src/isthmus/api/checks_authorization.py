@@ -1,6 +1,6 @@
 """AuthorizationPolicy checks, as Istio's webhook (ValidateAuthorizationPolicy and
 pkg/config/security) applies them, plus "not supported yet" for what isthmus does not
-translate: the CUSTOM action and everything that needs RequestAuthentication."""
+translate: the CUSTOM action."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from isthmus.api.checks_common import NOT_SUPPORTED, check_labels
 from isthmus.api.errors import FieldPath, Problems, short_repr
 from isthmus.api.networking import WorkloadSelector
 
-NEEDS_REQUEST_AUTHENTICATION = f"{NOT_SUPPORTED} (needs RequestAuthentication)"
 MAX_RULES = 512  # Istio's CRD: rules and from each hold at most 512 items
 MAX_SERVICE_ACCOUNTS = 16
 MAX_SERVICE_ACCOUNT_LENGTH = 320
@@ -36,6 +35,9 @@ _REQUEST_AUTH_KEYS = frozenset(
     {"request.auth.principal", "request.auth.audiences", "request.auth.presenter"}
 )
 _MAP_KEY = re.compile(r"(?P<attribute>[^\[]+)\[(?P<name>[^\[\]]+)\]")
+_CLAIMS_PREFIX = "request.auth.claims"
+# One or more bracketed claim names: request.auth.claims[groups], ...claims[a][b] (nested).
+_CLAIM_PATH = re.compile(r"(\[[^\[\]]+\])+")
 
 ValueCheck = Callable[[str], str | None]
 
@@ -115,10 +117,6 @@ def _check_source(problems: Problems, path: FieldPath, source: Source) -> None:
         problems.add(path, "serviceAccounts cannot be set with namespaces or principals")
     for name, alias, values in lists:
         here = path.field(alias)
-        if name in ("request_principals", "not_request_principals"):
-            if values:
-                problems.add(here, NEEDS_REQUEST_AUTHENTICATION)
-            continue
         _each_value(problems, here, values, _ip_error if name.endswith("ip_blocks") else None)
         if name.endswith("service_accounts"):
             _check_service_accounts(problems, here, values)
@@ -164,8 +162,10 @@ def _attribute_rule(key: str) -> tuple[str | None, ValueCheck | None]:
         return None, None
     if key.startswith("request.headers"):
         return _header_key_error(key), None
-    if key in _REQUEST_AUTH_KEYS or key.startswith("request.auth.claims"):
-        return NEEDS_REQUEST_AUTHENTICATION, None
+    if key in _REQUEST_AUTH_KEYS:
+        return None, None
+    if key.startswith(_CLAIMS_PREFIX):
+        return _claims_key_error(key), None
     if key == "source.trustDomain" or key.startswith("experimental.envoy.filters."):
         return f"attribute {key} is {NOT_SUPPORTED}", None
     if key == "destination.namespace":
@@ -182,6 +182,16 @@ def _header_key_error(key: str) -> str | None:
     if match is None or match["attribute"] != "request.headers":
         return f"{short_repr(key)} must have the form request.headers[<header name>]"
     return names.header_name_error(match["name"].removeprefix(":"))
+
+
+def _claims_key_error(key: str) -> str | None:
+    """Istio's request.auth.claims[name], nested as claims[outer][inner]."""
+    if _CLAIM_PATH.fullmatch(key.removeprefix(_CLAIMS_PREFIX)) is None:
+        return (
+            f"{short_repr(key)} must have the form request.auth.claims[<claim>] "
+            "(nested: request.auth.claims[<claim>][<claim>])"
+        )
+    return None
 
 
 def _each_value(

@@ -1,5 +1,5 @@
-"""DestinationRule checks: traffic policy rules as Istio's webhook applies them, and
-"not supported yet" for workloadSelector and any TLS mode other than DISABLE."""
+"""DestinationRule checks: traffic policy rules (TLS included) as Istio's webhook applies
+them, and "not supported yet" for workloadSelector."""
 
 from __future__ import annotations
 
@@ -116,8 +116,35 @@ def _check_policy_parts(
         _check_connection_pool(problems, path.field("connectionPool"), connection_pool)
     if outlier_detection is not None:
         _check_outlier_detection(problems, path.field("outlierDetection"), outlier_detection)
-    if tls is not None and tls.mode != TLSMode.DISABLE:
-        problems.add(path.field("tls"), NOT_SUPPORTED)
+    if tls is not None:
+        _check_tls(problems, path.field("tls"), tls)
+
+
+def _check_tls(problems: Problems, path: FieldPath, tls: ClientTLSSettings) -> None:
+    """Istio's validateTLS: MUTUAL needs a client certificate and key; ISTIO_MUTUAL uses
+    the mesh's certificates, so it takes no files; paths must be absolute."""
+    files = {
+        "clientCertificate": tls.client_certificate,
+        "privateKey": tls.private_key,
+        "caCertificates": tls.ca_certificates,
+    }
+    if tls.mode is TLSMode.ISTIO_MUTUAL:
+        for name, value in files.items():
+            if value:
+                problems.add(path.field(name), "cannot be set with mode ISTIO_MUTUAL")
+        return
+    if tls.mode is TLSMode.MUTUAL:
+        for name in ("clientCertificate", "privateKey"):
+            if not files[name]:
+                problems.add(path.field(name), "required with mode MUTUAL")
+    for name, value in files.items():
+        if value and not value.startswith("/"):
+            problems.add(path.field(name), "must be an absolute file path")
+    if tls.insecure_skip_verify and (tls.ca_certificates or tls.subject_alt_names):
+        problems.add(
+            path.field("insecureSkipVerify"),
+            "cannot be set with caCertificates or subjectAltNames",
+        )
 
 
 def _check_load_balancer(

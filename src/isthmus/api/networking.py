@@ -320,22 +320,19 @@ class TLSMode(StrEnum):
 
 
 class ClientTLSSettings(IstioModel):
-    """Upstream TLS; only mode DISABLE is accepted for now (validation rejects the rest)."""
+    """Upstream TLS. Certificate files are read by the sidecar's Envoy (uid 1337), as
+    Istio reads files mounted into the proxy; Kubernetes secrets (credentialName) and
+    CRLs are not supported yet."""
 
-    not_supported_fields = frozenset(
-        {
-            "clientCertificate",
-            "privateKey",
-            "caCertificates",
-            "credentialName",
-            "subjectAltNames",
-            "insecureSkipVerify",
-            "caCrl",
-        }
-    )
+    not_supported_fields = frozenset({"credentialName", "caCrl"})
 
     mode: Annotated[TLSMode, Strict(False)] = TLSMode.DISABLE
+    client_certificate: str | None = None
+    private_key: str | None = None
+    ca_certificates: str | None = None
+    subject_alt_names: list[str] = Field(default_factory=list)
     sni: str | None = None
+    insecure_skip_verify: bool | None = None
 
 
 class TrafficPolicy_PortTrafficPolicy(IstioModel):

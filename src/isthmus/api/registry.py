@@ -19,6 +19,10 @@ from isthmus.api.networking import (
     VirtualService,
     WorkloadEntry,
 )
+from isthmus.api.request_authentication import (
+    REQUEST_AUTHENTICATION_API_VERSIONS,
+    RequestAuthentication,
+)
 from isthmus.api.security import SECURITY_API_VERSIONS, PeerAuthentication
 
 __all__ = [
@@ -82,6 +86,14 @@ KINDS: Mapping[str, KindInfo] = {
             "authorizationpolicies",
             ("ap",),
         ),
+        KindInfo(
+            "RequestAuthentication",
+            REQUEST_AUTHENTICATION_API_VERSIONS,
+            RequestAuthentication,
+            True,
+            "requestauthentications",
+            ("ra",),
+        ),
         KindInfo("Namespace", ("v1",), Namespace, False, "namespaces", ("ns",)),
         KindInfo("Service", ("v1",), Service, True, "services", ("svc",)),
         KindInfo("ServiceAccount", ("v1",), ServiceAccount, True, "serviceaccounts", ("sa",)),
@@ -89,7 +101,6 @@ KINDS: Mapping[str, KindInfo] = {
     )
 }
 
-_SECURITY = ("security.istio.io/v1", "security.istio.io/v1beta1")
 _GATEWAY_API = ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1")
 NOT_SUPPORTED_YET: Mapping[str, tuple[str, ...]] = {
     "Gateway": (*NETWORKING_API_VERSIONS, *_GATEWAY_API),
@@ -99,7 +110,6 @@ NOT_SUPPORTED_YET: Mapping[str, tuple[str, ...]] = {
     "ProxyConfig": ("networking.istio.io/v1beta1",),
     "Telemetry": ("telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1"),
     "WasmPlugin": ("extensions.istio.io/v1alpha1",),
-    "RequestAuthentication": _SECURITY,
     "HTTPRoute": _GATEWAY_API,
     "GRPCRoute": _GATEWAY_API,
     "GatewayClass": _GATEWAY_API,

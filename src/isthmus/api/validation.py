@@ -17,6 +17,7 @@ from isthmus.api.base import Resource
 from isthmus.api.checks_authorization import check_authorization_policy
 from isthmus.api.checks_common import check_labels
 from isthmus.api.checks_core import check_deployment, check_service
+from isthmus.api.checks_request_authentication import check_request_authentication
 from isthmus.api.checks_destinationrule import check_destination_rule
 from isthmus.api.checks_security import check_peer_authentication
 from isthmus.api.checks_serviceentry import check_service_entry, check_workload_entry
@@ -24,6 +25,7 @@ from isthmus.api.checks_virtualservice import check_virtual_service
 from isthmus.api.core import Deployment, Namespace, Service
 from isthmus.api.errors import FieldPath, FieldProblem, Problems
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
+from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
 
 __all__ = ["validate_resource"]
@@ -37,6 +39,7 @@ _KIND_CHECKS: dict[type[Resource], Callable[[Any, Problems], None]] = {
     Deployment: check_deployment,
     AuthorizationPolicy: check_authorization_policy,
     PeerAuthentication: check_peer_authentication,
+    RequestAuthentication: check_request_authentication,
 }
 
 # Annotations that change how Istio treats an object; users may not set them.

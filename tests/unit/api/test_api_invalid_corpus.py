@@ -440,17 +440,33 @@ retries: {attempts: 2, backoff: 25ms}"""),
         dr("trafficPolicy: {}"),
         DR + "spec.trafficPolicy: traffic policy must set at least one field",
     ),
-    "dr-tls-istio-mutual": (
-        dr("trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}"),
-        DR + "spec.trafficPolicy.tls: not supported yet",
+    "dr-tls-istio-mutual-with-files": (
+        dr("trafficPolicy: {tls: {mode: ISTIO_MUTUAL, caCertificates: /etc/ca.pem}}"),
+        DR + "spec.trafficPolicy.tls.caCertificates: cannot be set with mode ISTIO_MUTUAL",
+    ),
+    "dr-tls-mutual-without-key": (
+        dr("trafficPolicy: {tls: {mode: MUTUAL, clientCertificate: /etc/c.pem}}"),
+        DR + "spec.trafficPolicy.tls.privateKey: required with mode MUTUAL",
+    ),
+    "dr-tls-relative-path": (
+        dr("trafficPolicy: {tls: {mode: SIMPLE, caCertificates: ca.pem}}"),
+        DR + "spec.trafficPolicy.tls.caCertificates: must be an absolute file path",
     ),
     "dr-subset-tls": (
-        dr("subsets: [{name: v1, labels: {version: v1}, trafficPolicy: {tls: {mode: SIMPLE}}}]"),
-        DR + "spec.subsets[0].trafficPolicy.tls: not supported yet",
+        dr(
+            "subsets: [{name: v1, labels: {version: v1}, trafficPolicy: {tls: {mode: SIMPLE, "
+            "insecureSkipVerify: true, subjectAltNames: [a]}}}]"
+        ),
+        DR + "spec.subsets[0].trafficPolicy.tls.insecureSkipVerify: cannot be set with "
+        "caCertificates or subjectAltNames",
     ),
     "dr-port-level-tls": (
-        dr("trafficPolicy: {portLevelSettings: [{port: {number: 80}, tls: {mode: MUTUAL}}]}"),
-        DR + "spec.trafficPolicy.portLevelSettings[0].tls: not supported yet",
+        dr(
+            "trafficPolicy: {portLevelSettings: [{port: {number: 80}, "
+            "tls: {mode: MUTUAL, privateKey: /etc/key.pem}}]}"
+        ),
+        DR + "spec.trafficPolicy.portLevelSettings[0].tls.clientCertificate: required with "
+        "mode MUTUAL",
     ),
     "dr-tls-credential-name": (
         dr("trafficPolicy: {tls: {mode: DISABLE, credentialName: cert}}"),

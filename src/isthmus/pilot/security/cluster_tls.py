@@ -12,6 +12,7 @@ from isthmus.pilot.security.tls import (
     auto_mtls_matches,
     outbound_sni,
     spiffe_uri,
+    upstream_file_tls_socket,
     upstream_mtls_socket,
 )
 
@@ -28,13 +29,19 @@ def service_identities(endpoints: Iterable[Endpoint], trust_domain: str) -> list
     )
 
 
+def _server_name(hostname: str) -> str:
+    """The service's host as SNI; a wildcard host names no server."""
+    return "" if hostname.startswith("*") else hostname
+
+
 def apply_upstream_tls(
     cluster: cluster_pb2.Cluster,
     service: Service,
     tls: ClientTLSSettings | None,
     identities: Iterable[str] | None,
 ) -> None:
-    """DISABLE: plaintext. ISTIO_MUTUAL: always mesh mTLS. No `tls`: auto mTLS for EDS
+    """DISABLE: plaintext. ISTIO_MUTUAL: always mesh mTLS. SIMPLE / MUTUAL: TLS with the
+    rule's certificate files, SNI the rule's or the service host. No `tls`: auto mTLS for EDS
     clusters of in-mesh services (mTLS to endpoints with a sidecar, plaintext to others),
     as Istio's default; DNS, passthrough and MESH_EXTERNAL clusters stay plaintext.
     `identities` None means the proxy has no SDS: no auto mTLS, and ISTIO_MUTUAL stays
@@ -44,10 +51,21 @@ def apply_upstream_tls(
         if tls.mode is TLSMode.DISABLE:
             return
         if tls.mode is TLSMode.ISTIO_MUTUAL:
-            peers = identities or ()
+            peers = tls.subject_alt_names or identities or ()
             cluster.transport_socket.CopyFrom(upstream_mtls_socket(tls.sni or sni, peers))
             return
-        raise ValueError(f"DestinationRule tls mode {tls.mode} is not supported yet")
+        mutual = tls.mode is TLSMode.MUTUAL
+        cluster.transport_socket.CopyFrom(
+            upstream_file_tls_socket(
+                tls.sni or _server_name(service.hostname),
+                tls.ca_certificates,
+                tls.subject_alt_names,
+                tls.client_certificate if mutual else None,
+                tls.private_key if mutual else None,
+                bool(tls.insecure_skip_verify),
+            )
+        )
+        return
     if identities is None or service.mesh_external or cluster.type != cluster_pb2.Cluster.EDS:
         return
     cluster.transport_socket_matches.extend(auto_mtls_matches(sni, identities))

@@ -109,6 +109,42 @@ def downstream_mtls_socket(trust_domain: str, http: bool) -> base_pb2.TransportS
     return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(context))
 
 
+# The system trust bundle a client checks an external server against when the rule
+# names no CA (Istio's VERIFY_CERTIFICATE_AT_CLIENT default); Debian's path.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def upstream_file_tls_socket(
+    sni: str,
+    ca_certificates: str | None,
+    subject_alt_names: Iterable[str],
+    client_certificate: str | None = None,
+    private_key: str | None = None,
+    insecure_skip_verify: bool = False,
+) -> base_pb2.TransportSocket:
+    """DestinationRule SIMPLE (and, with a client certificate and key, MUTUAL) TLS to a
+    server outside the mesh's identities: files the sidecar's Envoy reads itself."""
+    context = tls_pb2.UpstreamTlsContext(sni=sni)
+    common = context.common_tls_context
+    common.tls_params.tls_minimum_protocol_version = common_pb2.TlsParameters.TLSv1_2
+    if client_certificate and private_key:
+        certificate = common.tls_certificates.add()
+        certificate.certificate_chain.filename = client_certificate
+        certificate.private_key.filename = private_key
+    if not insecure_skip_verify:
+        validation = common.validation_context
+        validation.trusted_ca.filename = ca_certificates or SYSTEM_CA_BUNDLE
+        for name in subject_alt_names:
+            for san_type in (
+                common_pb2.SubjectAltNameMatcher.DNS,
+                common_pb2.SubjectAltNameMatcher.URI,
+            ):
+                validation.match_typed_subject_alt_names.add(
+                    san_type=san_type, matcher=string_pb2.StringMatcher(exact=name)
+                )
+    return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(context))
+
+
 def raw_buffer_socket() -> base_pb2.TransportSocket:
     return base_pb2.TransportSocket(
         name=RAW_BUFFER_SOCKET, typed_config=pack(raw_buffer_pb2.RawBuffer())
