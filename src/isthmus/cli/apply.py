@@ -60,6 +60,8 @@ def apply_command(
     if reply.replayed:
         notice(f"isthmusd had already applied this (--idempotency-key {key}); its result then:")
     suffix = " (dry run)" if dry_run else ""
+    for warning in reply.get("warnings", []):
+        click.echo(f"Warning: {warning}", err=True)
     for result in reply.get("results", []):
         click.echo(f"{_object_name(result)} {result['result']}{suffix}")
 

@@ -46,6 +46,10 @@ class Settings:
     mesh: str
     pod_cidr: str
     service_cidr: str
+    trust_domain: str = "cluster.local"
+    root_namespace: str = "istio-system"
+    path_normalization: str = "BASE"
+    cacerts: str | None = None  # Istio's plugged-in CA directory
 
     def network(self) -> NetworkConfig:
         return NetworkConfig(self.mesh, self.pod_cidr, self.service_cidr)
@@ -54,7 +58,15 @@ class Settings:
 def read_settings(home: MeshHome) -> Settings | None:
     try:
         data = json.loads(home.settings.read_text())
-        return Settings(data["mesh"], data["podCIDR"], data["serviceCIDR"])
+        return Settings(
+            data["mesh"],
+            data["podCIDR"],
+            data["serviceCIDR"],
+            data.get("trustDomain", "cluster.local"),
+            data.get("rootNamespace", "istio-system"),
+            data.get("pathNormalization", "BASE"),
+            data.get("cacerts"),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -66,6 +78,10 @@ def _write_settings(home: MeshHome, settings: Settings) -> None:
                 "mesh": settings.mesh,
                 "podCIDR": settings.pod_cidr,
                 "serviceCIDR": settings.service_cidr,
+                "trustDomain": settings.trust_domain,
+                "rootNamespace": settings.root_namespace,
+                "pathNormalization": settings.path_normalization,
+                "cacerts": settings.cacerts,
             }
         )
     )
@@ -170,7 +186,13 @@ def start_daemon(home: MeshHome, settings: Settings, timeout: float) -> int:
     process = _spawn(
         home,
         "isthmusd",
-        ["isthmus.daemon", "--home", str(home.root), "--service-cidr", settings.service_cidr],
+        [
+            "isthmus.daemon",
+            *("--home", str(home.root), "--service-cidr", settings.service_cidr),
+            *("--trust-domain", settings.trust_domain, "--root-namespace", settings.root_namespace),
+            *("--path-normalization", settings.path_normalization),
+            *(("--cacerts", settings.cacerts) if settings.cacerts else ()),
+        ],
     )
     _await_start(home, "isthmusd", process, lambda: daemon_health(home) is not None, timeout)
     return process.pid
@@ -190,6 +212,8 @@ def start_node(home: MeshHome, settings: Settings, timeout: float) -> int:
             settings.pod_cidr,
             "--service-cidr",
             settings.service_cidr,
+            "--trust-domain",
+            settings.trust_domain,
         ],
     )
     _await_start(home, "node", process, lambda: node_status(home) is not None, timeout)
@@ -266,11 +290,46 @@ def _check_tools(settings: Settings, home: MeshHome) -> None:
 )
 @click.option("--pod-cidr", default="10.44.0.0/16", show_default=True)
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
+@click.option(
+    "--trust-domain",
+    default="cluster.local",
+    show_default=True,
+    help="SPIFFE trust domain of the mesh's identities.",
+)
+@click.option(
+    "--root-namespace",
+    default="istio-system",
+    show_default=True,
+    help="Policies here apply mesh-wide (MeshConfig rootNamespace).",
+)
+@click.option(
+    "--path-normalization",
+    type=click.Choice(["NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"]),
+    default="BASE",
+    show_default=True,
+    help="How request paths are normalized before authorization (MeshConfig).",
+)
+@click.option(
+    "--cacerts",
+    type=click.Path(exists=True, file_okay=False, resolve_path=True),
+    help="Istio's plugged-in CA: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem.",
+)
 @pass_cli
-def up_command(cli: CliContext, mesh: str, pod_cidr: str, service_cidr: str) -> None:
+def up_command(
+    cli: CliContext,
+    mesh: str,
+    pod_cidr: str,
+    service_cidr: str,
+    trust_domain: str,
+    root_namespace: str,
+    path_normalization: str,
+    cacerts: str | None,
+) -> None:
     """Start isthmusd and the node runtime in the background (whichever is not running)."""
     home = cli.home
-    wanted = Settings(mesh, pod_cidr, service_cidr)
+    wanted = Settings(
+        mesh, pod_cidr, service_cidr, trust_domain, root_namespace, path_normalization, cacerts
+    )
     _check_tools(wanted, home)
     running = read_settings(home)
     if running is not None and running != wanted and (daemon_pid(home) or node_pid(home)):
@@ -414,12 +473,18 @@ def status_command(cli: CliContext) -> None:
 @click.option("--mesh", default="isthmus", show_default=True)
 @click.option("--pod-cidr", default="10.44.0.0/16", show_default=True)
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
+@click.option("--trust-domain", default="cluster.local", show_default=True)
 @click.option(
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
 )
 @pass_cli
 def node_command(
-    cli: CliContext, mesh: str, pod_cidr: str, service_cidr: str, log_level: str
+    cli: CliContext,
+    mesh: str,
+    pod_cidr: str,
+    service_cidr: str,
+    trust_domain: str,
+    log_level: str,
 ) -> None:
     """Run the node runtime (pods) in the foreground; `isthmus up` starts it for you."""
     from isthmus.node.__main__ import main as node_main
@@ -435,6 +500,8 @@ def node_command(
             pod_cidr,
             "--service-cidr",
             service_cidr,
+            "--trust-domain",
+            trust_domain,
             "--log-level",
             log_level,
         ]

@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> None:
         "--service-cidr", help="virtual IPs for Services without clusterIP (the local runtime's)"
     )
     parser.add_argument("--trust-domain", default="cluster.local")
+    parser.add_argument("--root-namespace", default="istio-system")
+    parser.add_argument(
+        "--path-normalization",
+        choices=["NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"],
+        default="BASE",
+    )
     parser.add_argument(
         "--cacerts",
         type=Path,
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         proxy_http_port=args.proxy_http_port,
         service_cidr=args.service_cidr,
         trust_domain=args.trust_domain,
+        root_namespace=args.root_namespace,
+        path_normalization=args.path_normalization,
         ca=CaOptions(key_type=args.ca_key_type),
         cacerts=args.cacerts,
     )

@@ -77,6 +77,8 @@ class ApiHooks:
     """
 
     validate_apply: Callable[[Sequence[LoadedObject]], list[str]] = _no_cross_checks
+    # Lines to warn about (as Istio's webhook warns): the apply goes ahead.
+    warn_apply: Callable[[Sequence[LoadedObject]], list[str]] = _no_cross_checks
     extra_routes: Sequence[web.AbstractRouteDef] = field(default_factory=tuple)
     default_namespace: str = DEFAULT_NAMESPACE
 
@@ -255,7 +257,7 @@ class _ObjectApi:
     async def apply(self, request: web.Request) -> web.Response:
         async with self._worker.admit():
             raw = await request.read()
-            dry_run, objects = await self._worker.run(lambda: self._parse_apply(raw))
+            dry_run, objects, warnings = await self._worker.run(lambda: self._parse_apply(raw))
             # Back on the loop: plan and write with no await in between.
             results = _plan_apply(self._store, objects)
             if not dry_run:
@@ -273,10 +275,15 @@ class _ObjectApi:
             revision=self._store.revision,
         )
         return web.json_response(
-            {"results": results, "dryRun": dry_run, "revision": self._store.revision}
+            {
+                "results": results,
+                "dryRun": dry_run,
+                "revision": self._store.revision,
+                "warnings": warnings,
+            }
         )
 
-    def _parse_apply(self, raw: bytes) -> tuple[bool, list[LoadedObject]]:
+    def _parse_apply(self, raw: bytes) -> tuple[bool, list[LoadedObject], list[str]]:
         """Worker thread: decode, parse and check every object of an apply."""
         payload = _decode_object(raw)
         dry_run = _optional(payload, "dryRun", bool, False)
@@ -286,7 +293,7 @@ class _ObjectApi:
         problems = self._hooks.validate_apply(objects)
         if problems:
             raise _RequestError(422, problems)
-        return dry_run, objects
+        return dry_run, objects, self._hooks.warn_apply(objects)
 
     async def get_objects(self, request: web.Request) -> web.Response:
         query = request.query

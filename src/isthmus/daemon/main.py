@@ -12,12 +12,15 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
 
+from isthmus.api.authorization import AuthorizationPolicy
+from isthmus.api.loader import LoadedObject
 from isthmus.ca import CaOptions, CertificateAuthority, TokenIssuer
 from isthmus.daemon.ca_service import CertificateService
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
@@ -27,6 +30,7 @@ from isthmus.daemon.runtime_api import RuntimeApi
 from isthmus.daemon.sync import wait_proxies_synced
 from isthmus.home import MeshHome
 from isthmus.model.snapshot import MeshConfig
+from isthmus.pilot.authz.warnings import path_normalization_warnings
 from isthmus.store.sqlite import SqliteStore
 from isthmus.xds import AdsServer
 
@@ -40,6 +44,8 @@ class DaemonOptions:
     xds_tcp: str | None = None  # "127.0.0.1:15010" to also serve ADS over TCP
     proxy_http_port: int | None = None
     trust_domain: str = "cluster.local"
+    root_namespace: str = "istio-system"
+    path_normalization: str = "BASE"
     # Virtual IPs for Services without a clusterIP (the local runtime's service CIDR).
     service_cidr: str | None = None
     ca: CaOptions = field(default_factory=CaOptions)
@@ -66,6 +72,8 @@ async def run_daemon(
     store = SqliteStore(home.db)
     config = MeshConfig(
         trust_domain=options.trust_domain,
+        root_namespace=options.root_namespace,
+        path_normalization=options.path_normalization,
         proxy_http_port=options.proxy_http_port,
         connect_timeout=timedelta(seconds=10),
         service_cidr=options.service_cidr,
@@ -108,13 +116,22 @@ async def run_daemon(
         stop.set()
         return web.json_response({"status": "stopping"})
 
+    def warn_apply(objects: Sequence[LoadedObject]) -> list[str]:
+        return [
+            line
+            for o in objects
+            if isinstance(o.resource, AuthorizationPolicy)
+            for line in path_normalization_warnings(o.resource, config.path_normalization)
+        ]
+
     hooks = ApiHooks(
+        warn_apply=warn_apply,
         extra_routes=[
             web.get("/v1/proxies", proxies),
             web.post("/v1/shutdown", shutdown),
             *runtime_api.routes(),
             *node_api.routes(),
-        ]
+        ],
     )
     runner = await start_unix_site(build_app(store, hooks), home.socket)
     with open(home.root / "isthmusd.pid", "w") as f:

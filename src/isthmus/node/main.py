@@ -60,6 +60,7 @@ class NodeOptions:
     mesh: str = "isthmus"
     pod_cidr: str = "10.44.0.0/16"
     service_cidr: str = "10.96.0.0/16"
+    trust_domain: str = "cluster.local"
 
 
 class _Shutdown:
@@ -131,6 +132,7 @@ async def _serve(
         report=reporter.report,
         records=records,
         pod_token=api.pod_token,
+        trust_domain=options.trust_domain,
         keep_fds=(held.fd,),
     )
     runtime = Runtime(cache=cache, context=context, refresh_hosts=hosts.refresh)

@@ -108,6 +108,7 @@ class PodContext:
     records: PodRecords
     # The pod's CA token from isthmusd: (namespace, pod, uid, service account) -> token.
     pod_token: Callable[[str, str, str, str], Awaitable[str]]
+    trust_domain: str = "cluster.local"
     keep_fds: tuple[int, ...] = ()  # held by every shim (the mesh's ownership claim)
 
 
@@ -432,6 +433,8 @@ class Pod:
             str(self.workdir(ctx)),
             "--token-file",
             str(self.token_path(ctx)),
+            "--trust-domain",
+            ctx.trust_domain,
         ]
         proxy_config = self.annotations.get(PROXY_CONFIG_ANNOTATION)
         if proxy_config:
