@@ -150,6 +150,13 @@ def test_mtls_between_sidecars_and_the_strict_migration(mesh: E2EMesh) -> None:
     assert answer["status"] == 200, answer
     assert answer["body"]["peer"] == ""
 
+    # Before STRICT: the sidecars' own counters name the client that still uses plaintext
+    # (the scraper, no sidecar), and not order-service, which already speaks mTLS.
+    readiness = mesh.cli("x", "mtls-readiness", "-n", NS).stdout
+    line = next(row for row in readiness.splitlines() if scraper["name"] in row)
+    assert inventory["name"] in line and " no " in line and "8080" in line, readiness
+    assert order["name"] + "." not in readiness.split("PLAINTEXT CLIENT")[1], readiness
+
     # The seed's STRICT policy: plaintext is refused (the seed's failure after
     # migration), mTLS callers are not affected.
     mesh.apply(SEED_PEER_AUTHENTICATION)

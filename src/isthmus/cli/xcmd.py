@@ -32,7 +32,14 @@ def iptables_save_argv(netns: str, table: str) -> list[str]:
     return exec_argv(netns, ["iptables-save", "-t", table])
 
 
-@click.group("x", cls=IsthmusGroup, lazy_commands={"authz": "isthmus.cli.authz_check:authz_group"})
+@click.group(
+    "x",
+    cls=IsthmusGroup,
+    lazy_commands={
+        "authz": "isthmus.cli.authz_check:authz_group",
+        "mtls-readiness": "isthmus.cli.mtls_readiness:mtls_readiness_command",
+    },
+)
 def x_command() -> None:
     """Debugging commands that look inside a pod (as `istioctl x`)."""
 

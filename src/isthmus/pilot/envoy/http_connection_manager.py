@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_pb2
@@ -69,6 +70,7 @@ def inline_connection_manager(
     first_filters: Sequence[hcm.HttpFilter] = (),
     peer_certificate: bool = False,
     path_normalization: str = "BASE",
+    access_logs: Sequence[accesslog_pb2.AccessLog] = (),
 ) -> lc.Filter:
     """An inbound HCM. `first_filters` (authorization) run before the fault filter and the
     router. With `peer_certificate` (an mTLS chain) the verified peer identity is passed
@@ -77,6 +79,7 @@ def inline_connection_manager(
     proof."""
     manager = _base(stat_prefix, first_filters)
     manager.route_config.CopyFrom(route_config)
+    manager.access_log.extend(access_logs)
     apply_path_normalization(manager, path_normalization)
     if peer_certificate:
         manager.forward_client_cert_details = hcm.HttpConnectionManager.APPEND_FORWARD

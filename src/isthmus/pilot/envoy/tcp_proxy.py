@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
@@ -12,8 +13,11 @@ from isthmus.pilot.envoy.typed import pack
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 
 
-def tcp_proxy(stat_prefix: str, cluster: str) -> lc.Filter:
+def tcp_proxy(
+    stat_prefix: str, cluster: str, access_logs: Sequence[accesslog_pb2.AccessLog] = ()
+) -> lc.Filter:
     config = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
+    config.access_log.extend(access_logs)
     return lc.Filter(name=TCP_PROXY_FILTER, typed_config=pack(config))
 
 

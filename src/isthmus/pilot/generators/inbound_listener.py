@@ -7,7 +7,8 @@ Per port, as Istio's sidecar inbound:
 - STRICT: the mTLS chain only; plaintext is matched by a chain that refuses it (without
   it Envoy would fall to the default passthrough chain).
 Ports nobody serves go to InboundPassthroughCluster; under a workload-wide STRICT mode
-that too needs mTLS. Authorization filters (RBAC) come first in every chain.
+that too needs mTLS. Authorization filters (RBAC) come first in every chain; on HTTP chains
+the JWT authentication filter (RequestAuthentication) runs before them.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from isthmus.pilot.naming import (
     INBOUND_PASSTHROUGH_CLUSTER,
     inbound_cluster_name,
 )
+from isthmus.pilot.security import jwt
 from isthmus.pilot.security.peer_authentication import MtlsPolicy, compose_mtls
+from isthmus.pilot.security.plaintext_stats import plaintext_counter
 from isthmus.pilot.security.tls import (
     SERVER_MTLS_ALPN,
     TLS_TRANSPORT,
@@ -59,8 +62,8 @@ TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 @dataclass(frozen=True)
 class InboundFilters:
-    """Filters every inbound chain starts with (authorization), by chain kind, and how
-    HTTP paths are normalized before they are matched."""
+    """Filters every inbound chain starts with (authentication, authorization), by chain
+    kind, and how HTTP paths are normalized before they are matched."""
 
     http: Sequence[hcm.HttpFilter] = ()
     network: Sequence[lc.Filter] = ()
@@ -68,16 +71,17 @@ class InboundFilters:
 
 
 def workload_filters(mesh: MeshSnapshot, proxy: Proxy) -> InboundFilters:
-    """The AuthorizationPolicies that apply to the workload, as RBAC filters."""
-    policies = policies_for_workload(
-        mesh.authorization_policies,
-        proxy.namespace,
-        proxy.label_dict,
-        mesh.config.root_namespace,
+    """The RequestAuthentications that apply to the workload as a jwt_authn filter, then
+    its AuthorizationPolicies as RBAC filters (which match the verified JWT it records)."""
+    labels, root = proxy.label_dict, mesh.config.root_namespace
+    policies = policies_for_workload(mesh.authorization_policies, proxy.namespace, labels, root)
+    authentications = jwt.policies_for_workload(
+        mesh.request_authentications, proxy.namespace, labels, root
     )
+    authn = jwt.jwt_authn_filter(authentications, mesh.jwks)
     domain = mesh.config.trust_domain
     return InboundFilters(
-        http=http_rbac_filters(policies, domain),
+        http=[*([authn] if authn is not None else []), *http_rbac_filters(policies, domain)],
         network=network_rbac_filters(policies, domain),
         path_normalization=mesh.config.path_normalization,
     )
@@ -158,10 +162,12 @@ def _plaintext_chains(
     port: int, protocol: Protocol, filters: InboundFilters, mode: MtlsMode
 ) -> list[lc.FilterChain]:
     """Before mTLS existed these were the only chains. Next to TLS chains they match
-    plaintext only (raw_buffer), so a TLS client never reaches them."""
+    plaintext only (raw_buffer), so a TLS client never reaches them. Under PERMISSIVE they
+    count their clients (plaintext_stats): the ones STRICT would refuse."""
     cluster = inbound_cluster_name(port)
     stat = f"inbound_0.0.0.0_{port}"
     with_tls = mode is not MtlsMode.DISABLE
+    logs = [plaintext_counter()] if mode is MtlsMode.PERMISSIVE else []
     if protocol.is_http or protocol is Protocol.UNSUPPORTED:
         unknown = protocol is Protocol.UNSUPPORTED
         manager = inline_connection_manager(
@@ -169,6 +175,7 @@ def _plaintext_chains(
             _inbound_http_route(port),
             filters.http,
             path_normalization=filters.path_normalization,
+            access_logs=logs,
         )
         chain = http_chain(stat, manager, sniffed=unknown)
         chain.filter_chain_match.destination_port.value = port
@@ -176,13 +183,13 @@ def _plaintext_chains(
             chain.filter_chain_match.transport_protocol = RAW_BUFFER
         out = [chain]
         if unknown:
-            tcp = [*filters.network, tcp_proxy(stat, cluster)]
+            tcp = [*filters.network, tcp_proxy(stat, cluster, logs)]
             sibling = lc.FilterChain(name=f"{cluster}-tcp", filters=tcp)
             sibling.filter_chain_match.destination_port.value = port
             sibling.filter_chain_match.transport_protocol = RAW_BUFFER
             out.insert(0, sibling)
         return out
-    chain = lc.FilterChain(name=cluster, filters=[*filters.network, tcp_proxy(stat, cluster)])
+    chain = lc.FilterChain(name=cluster, filters=[*filters.network, tcp_proxy(stat, cluster, logs)])
     chain.filter_chain_match.destination_port.value = port
     if with_tls:
         chain.filter_chain_match.transport_protocol = RAW_BUFFER
