@@ -102,6 +102,22 @@ def test_rollback_by_weight_and_mesh_left_up(tour: tuple[dict[str, Any], str, Pa
     assert pods.count("Running") == 6, pods
 
 
+@pytest.mark.root
+def test_the_seeds_security_section(tour: tuple[dict[str, Any], str, Path, str]) -> None:
+    security = tour[0]["security"]
+    assert security["mtls_peer"] == "spiffe://cluster.local/ns/production/sa/order-service"
+    assert security["scraper_before"] == 200 and security["readiness_lists_scraper"]
+    assert security["scraper_strict"] == 0 and security["meshed_strict"] == [200] * 5
+    assert security["scraper_exception"] == 200
+    assert security["authorization"] == {
+        "order GET /items": 200,
+        "order GET /items/42": 200,
+        "order POST /items": 403,
+        "order GET /admin": 403,
+        "search GET /items": 403,
+    }
+
+
 @pytest.mark.envoy
 def test_without_root_the_control_plane_demo_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -90,21 +90,9 @@ spec:
   mtls: {mode: PERMISSIVE}
 """
 
-FETCH = (
-    "import json,sys,urllib.request,urllib.error\n"
-    "try:\n"
-    "    r=urllib.request.urlopen(urllib.request.Request(sys.argv[1],method=sys.argv[2]),"
-    "timeout=5)\n"
-    "    print(json.dumps({'status':r.status,'body':json.loads(r.read() or b'{}')}))\n"
-    "except urllib.error.HTTPError as e:\n"
-    "    print(json.dumps({'status':e.code,'body':e.read().decode(errors='replace')}))\n"
-    "except Exception as e:\n"
-    "    print(json.dumps({'status':0,'body':type(e).__name__+': '+str(e)}))\n"
-)
-
 
 def fetch(mesh: E2EMesh, pod: dict[str, Any], url: str, method: str = "GET") -> dict[str, Any]:
-    out = mesh.exec(pod, PYTHON, "-c", FETCH, url, method)
+    out = mesh.exec(pod, PYTHON, "-m", "isthmus.demo.fetch", url, "--method", method)
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 

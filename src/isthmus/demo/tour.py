@@ -28,6 +28,7 @@ from isthmus.demo.manifests import (
     routing_only,
     workloads,
 )
+from isthmus.demo.security import SecurityAct
 from isthmus.demo.seed import SEED_YAML
 
 INVENTORY = "http://inventory-service:8080/items"
@@ -88,6 +89,7 @@ class Tour:
             self.contained_with_policies()
             self.heal_slow_pod()
             self.rollback()
+            self.security()
         finally:
             with contextlib.suppress(DemoError):
                 self.heal_slow_pod()
@@ -381,6 +383,12 @@ class Tour:
             "v2_pod_running": bool(v2_pod and v2_pod["phase"] == "Running"),
         }
 
+    # --- 4: zero trust ----------------------------------------------------------------------
+
+    def security(self) -> None:
+        act = SecurityAct(self.driver, self.pod, self.say)
+        self.summary["security"] = act.run()
+
     # --- the mesh stays up ----------------------------------------------------------------------
 
     def explore(self) -> None:
@@ -393,6 +401,10 @@ class Tour:
             f"isthmus --home {home} exec {order} -n production -- {sys.executable} -m "
             f"isthmus.demo.load {INVENTORY} --count 200",
             f"isthmus --home {home} logs {order} -n production -c istio-proxy",
+            f"isthmus --home {home} x authz check {self.pod('inventory-v1')['name']} -n "
+            "production --request 'POST /items' --from-principal "
+            "cluster.local/ns/production/sa/order-service",
+            f"isthmus --home {home} x mtls-readiness -n production",
             f"isthmus --home {home} apply -f {self.driver.scratch}/seed-inventory.yaml",
             f"isthmus --home {home} demo --down",
         ]
