@@ -115,7 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         help="requested certificate lifetime, at least 1m (default: the pod's "
         "proxyMetadata SECRET_TTL, else 24h)",
     )
-    add("--key-type", default="RSA", choices=KEY_TYPES, help="workload key: RSA 2048 or P-256")
+    add(
+        "--key-type",
+        choices=KEY_TYPES,
+        help="workload key: RSA 2048 (default) or ECDSA P-256 (default when the pod's "
+        "proxyMetadata sets ECC_SIGNATURE_ALGORITHM: ECDSA)",
+    )
     return parser
 
 
@@ -231,7 +236,7 @@ def _mtls(
         token_file=args.token_file.absolute(),
         trust_domain=args.trust_domain,
         cert_ttl=ttl,
-        key_type=args.key_type,
+        key_type=args.key_type or ("ECDSA" if overrides.ecdsa else "RSA"),
         identity=spiffe,
     )
 

@@ -5,7 +5,8 @@ in this annotation. The agent honours those that shape its own process,
 `concurrency` (Envoy worker threads; 0 means one per CPU),
 `terminationDrainDuration` (how long to drain before stopping Envoy) and, among the
 agent settings in `proxyMetadata`, Istio's `SECRET_TTL` (the workload certificate's
-lifetime); every other field is reported back as ignored so the agent can say so.
+lifetime) and `ECC_SIGNATURE_ALGORITHM` (ECDSA keys); every other field is reported
+back as ignored so the agent can say so.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class ProxyConfigOverrides:
     concurrency: int | None = None
     termination_drain_duration: timedelta | None = None
     secret_ttl: str | None = None  # a Go duration, checked where --cert-ttl is
+    # proxyMetadata ECC_SIGNATURE_ALGORITHM: "ECDSA" gives the workload an ECDSA P-256 key.
+    ecdsa: bool = False
     ignored: tuple[str, ...] = ()
 
 
@@ -82,13 +85,18 @@ def proxy_config_from_annotation(text: str) -> ProxyConfigOverrides:
     secret_ttl = metadata.get("SECRET_TTL")
     if secret_ttl is not None and not isinstance(secret_ttl, str):
         raise _error(f'proxyMetadata.SECRET_TTL must be a duration like "1m", got {secret_ttl!r}')
+    algorithm = metadata.get("ECC_SIGNATURE_ALGORITHM")
+    if algorithm not in (None, "ECDSA"):
+        raise _error(f'proxyMetadata.ECC_SIGNATURE_ALGORITHM must be "ECDSA", got {algorithm!r}')
     known = ("concurrency", "terminationDrainDuration", "proxyMetadata")
+    used = ("SECRET_TTL", "ECC_SIGNATURE_ALGORITHM")
     ignored = [str(key) for key in data if key not in known]
-    ignored += [f"proxyMetadata.{key}" for key in metadata if key != "SECRET_TTL"]
+    ignored += [f"proxyMetadata.{key}" for key in metadata if key not in used]
     return ProxyConfigOverrides(
         concurrency=None if concurrency is None else _concurrency(concurrency),
         termination_drain_duration=None if drain is None else _duration(drain),
         secret_ttl=secret_ttl,
+        ecdsa=algorithm == "ECDSA",
         ignored=tuple(sorted(ignored)),
     )
 

@@ -156,3 +156,19 @@ def test_the_pods_secret_ttl_sets_the_certificate_lifetime_unless_the_flag_does(
         parse_options(
             [*REQUIRED, *token, "--proxy-config", "proxyMetadata: {SECRET_TTL: 10s}"], environ={}
         )
+
+
+def test_the_pods_ecc_signature_algorithm_picks_an_ecdsa_key() -> None:
+    token = ("--token-file", "/run/pod/token")
+    ecdsa = ("--proxy-config", "proxyMetadata: {ECC_SIGNATURE_ALGORITHM: ECDSA}")
+
+    chosen = parse_options([*REQUIRED, *token, *ecdsa], environ={})
+    flag = parse_options([*REQUIRED, *token, *ecdsa, "--key-type", "RSA"], environ={})
+
+    assert chosen.mtls is not None and chosen.mtls.key_type == "ECDSA"
+    assert flag.mtls is not None and flag.mtls.key_type == "RSA"
+    with pytest.raises(OptionsError, match="ECC_SIGNATURE_ALGORITHM"):
+        parse_options(
+            [*REQUIRED, *token, "--proxy-config", "proxyMetadata: {ECC_SIGNATURE_ALGORITHM: DSA}"],
+            environ={},
+        )
