@@ -259,6 +259,8 @@ def test_certificates_rotate_at_a_one_minute_ttl_without_failed_requests(mesh: E
     ledger, teller = mesh.pod("ledger"), mesh.pod("teller")
     table = mesh.cli("proxy-config", "secret", ledger["name"], "-n", NS).stdout
     assert spiffe("ledger") in table and "ROOTCA" in table
+    workload = next(line for line in table.splitlines() if line.startswith("default "))
+    assert re.split(r"\s{2,}", workload)[-1].startswith("20"), table  # the next rotation
 
     load = start_load(
         mesh, teller, "http://ledger.production:8080/entries",

@@ -22,7 +22,13 @@ import yaml
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.pods import find_pod, text_table
-from isthmus.cli.proxy_secrets import SECRET_HEADERS, dumped_secrets, secret_rows
+from isthmus.cli.proxy_secrets import (
+    SECRET_HEADERS,
+    agent_certificate_status,
+    dumped_secrets,
+    secret_rows,
+    with_rotation,
+)
 from isthmus.cli.waiting import timeout_option
 from isthmus.cli.xcmd import require_root
 from isthmus.runtime.nsocket import open_connection_in_netns
@@ -435,7 +441,7 @@ def proxy_config_command(
     cluster: str | None,
 ) -> None:
     """Show a sidecar's Envoy configuration as Envoy holds it (istioctl proxy-config);
-    `secret` shows its certificates (serial, SPIFFE id, validity, last rotation)."""
+    `secret` shows its certificates (serial, SPIFFE id, validity, last and next rotation)."""
     if section.lower() not in SECTIONS:
         raise UserError(
             f'unknown proxy-config section "{section}": use listeners, routes, clusters, '
@@ -451,6 +457,8 @@ def proxy_config_command(
     except AdminError as exc:
         raise UserError(f"pod {found['name']}: {exc}") from exc
     items = select(chosen, items, Filters(name, port, fqdn, cluster))
+    if chosen == "secrets":
+        items = with_rotation(items, agent_certificate_status(cli.home, found))
     if output == "json":
         click.echo(json.dumps(items, indent=2))
     elif output == "yaml":

@@ -8,11 +8,17 @@ SPIFFE id and validity, so an operator sees what each new TLS handshake presents
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+
+from isthmus.agent.certificate_manager import STATUS_FILE_NAME
+from isthmus.cli.lifecycle import read_settings
+from isthmus.home import MeshHome
+from isthmus.node.main import proxy_dir
 
 Body = dict[str, Any]
 
@@ -26,6 +32,7 @@ SECRET_HEADERS = [
     "NOT BEFORE",
     "NOT AFTER",
     "LAST UPDATED",
+    "NEXT ROTATION",
 ]
 
 
@@ -79,7 +86,7 @@ def secret_rows(secrets: Sequence[Body]) -> list[list[str]]:
     for secret in secrets:
         kind, cert = _first_certificate(secret)
         if cert is None:
-            rows.append([str(secret.get("name", "")), kind, secret["status"], "false"] + ["-"] * 5)
+            rows.append([str(secret.get("name", "")), kind, secret["status"], "false"] + ["-"] * 6)
             continue
         valid = cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
         try:
@@ -98,6 +105,35 @@ def secret_rows(secrets: Sequence[Body]) -> list[list[str]]:
                 _time(cert.not_valid_before_utc),
                 _time(cert.not_valid_after_utc),
                 str(secret.get("last_updated", "-")),
+                str(secret.get("next_rotation") or "-"),
             ]
         )
     return rows
+
+
+def agent_certificate_status(home: MeshHome, pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod agent's certificate status file (no key material in it): when it renews.
+    Empty when the mesh's settings or the file are not there (a sidecar without mTLS)."""
+    settings = read_settings(home)
+    if settings is None:
+        return {}
+    path = proxy_dir(settings.mesh) / f"{pod['namespace']}.{pod['name']}" / STATUS_FILE_NAME
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def with_rotation(secrets: list[Body], status: dict[str, Any]) -> list[Body]:
+    """The workload certificate's row gains the agent's next rotation, when it is for the
+    certificate Envoy holds (same serial)."""
+    out = []
+    for secret in secrets:
+        kind, cert = _first_certificate(secret)
+        serial = str(status.get("serial") or "").lower()
+        same = cert is not None and format(cert.serial_number, "x") == serial
+        if kind == "Cert Chain" and same and status.get("next_rotation"):
+            secret = {**secret, "next_rotation": status["next_rotation"]}
+        out.append(secret)
+    return out
