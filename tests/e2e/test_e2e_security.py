@@ -12,6 +12,8 @@ from typing import Any
 
 from conftest import PYTHON, E2EMesh, start_load
 
+from isthmus.demo.seed import SEED_AUTHORIZATION_POLICY, SEED_PEER_AUTHENTICATION
+
 NS = "production"
 
 
@@ -66,17 +68,6 @@ metadata:
 ---
 """
 
-# The seed's policies, verbatim.
-SEED_PEER_AUTHENTICATION = """
-apiVersion: security.istio.io/v1beta1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: production
-spec:
-  mtls:
-    mode: STRICT   # Reject plain-text connections; require mTLS
-"""
 
 PERMISSIVE_EXCEPTION = """
 apiVersion: security.istio.io/v1
@@ -157,30 +148,6 @@ def test_mtls_between_sidecars_and_the_strict_migration(mesh: E2EMesh) -> None:
     until("the scraper gets in again", lambda: fetch(mesh, scraper, scrape)["status"] == 200)
     mesh.cli("delete", "peerauthentication", "inventory-scrape", "-n", NS)
     mesh.cli("delete", "peerauthentication", "default", "-n", NS)
-
-
-SEED_AUTHORIZATION_POLICY = """
-apiVersion: security.istio.io/v1beta1
-kind: AuthorizationPolicy
-metadata:
-  name: inventory-authz
-  namespace: production
-spec:
-  selector:
-    matchLabels:
-      app: inventory-service
-  action: ALLOW
-  rules:
-    - from:
-        - source:
-            principals:
-              - "cluster.local/ns/production/sa/order-service"
-              - "cluster.local/ns/production/sa/cart-service"
-      to:
-        - operation:
-            methods: ["GET"]
-            paths: ["/items/*", "/items"]
-"""
 
 
 def test_the_seeds_authorization_policy(mesh: E2EMesh) -> None:

@@ -12,29 +12,7 @@ from isthmus.api.authorization import (
     parse_go_bool,
 )
 from isthmus.api.registry import lookup, resolve_kind_name
-
-SEED_POLICY = """\
-apiVersion: security.istio.io/v1beta1
-kind: AuthorizationPolicy
-metadata:
-  name: inventory-policy
-  namespace: production
-spec:
-  selector:
-    matchLabels:
-      app: inventory-service
-  action: ALLOW
-  rules:
-  - from:
-    - source:
-        principals:
-        - cluster.local/ns/production/sa/order-service
-        - cluster.local/ns/production/sa/cart-service
-    to:
-    - operation:
-        methods: ["GET"]
-        paths: ["/items", "/items/*"]
-"""
+from isthmus.demo.seed import SEED_AUTHORIZATION_POLICY as SEED_POLICY
 
 PREFIX = "app.yaml:1 AuthorizationPolicy production/reviews: "
 
@@ -56,7 +34,7 @@ def rule(body: str) -> str:
 def test_seed_policy_loads_verbatim(api_version: str) -> None:
     (loaded,) = load(SEED_POLICY.replace("security.istio.io/v1beta1", api_version))
 
-    assert loaded.key == ("AuthorizationPolicy", "production", "inventory-policy")
+    assert loaded.key == ("AuthorizationPolicy", "production", "inventory-authz")
     resource = loaded.resource
     assert isinstance(resource, AuthorizationPolicy)
     spec = resource.spec
@@ -72,7 +50,7 @@ def test_seed_policy_loads_verbatim(api_version: str) -> None:
     (target,) = only.to
     assert target.operation is not None
     assert target.operation.methods == ["GET"]
-    assert target.operation.paths == ["/items", "/items/*"]
+    assert target.operation.paths == ["/items/*", "/items"]
     assert loaded.body["spec"]["rules"][0]["from"][0]["source"]["principals"][0] == (
         "cluster.local/ns/production/sa/order-service"
     )
@@ -126,6 +104,8 @@ from:
     notIpBlocks: [10.0.0.1]
     remoteIpBlocks: [192.0.2.0/24]
     notRemoteIpBlocks: [192.0.2.1]
+    requestPrincipals: ["https://issuer.example.com/alice", "*"]
+    notRequestPrincipals: ["*/mallory"]
 - source:
     serviceAccounts: [order-service, other/cart]
     notServiceAccounts: [legacy]
@@ -149,6 +129,11 @@ when:
 - {key: destination.ip, values: [10.0.0.1]}
 - {key: destination.port, values: ["8080"]}
 - {key: connection.sni, values: ["*.example.com"]}
+- {key: request.auth.principal, values: ["issuer/subject"]}
+- {key: request.auth.audiences, values: [inventory]}
+- {key: request.auth.presenter, notValues: [untrusted]}
+- {key: "request.auth.claims[groups]", values: [admin]}
+- {key: "request.auth.claims[nested][role]", values: ["ops-*"]}
 """)
 
     (loaded,) = load(policy(spec, '  annotations: {istio.io/dry-run: "true"}\n'))
@@ -184,23 +169,27 @@ CASES = {
         "selector: {matchLabels: {app: 'web-*'}}",
         "spec.selector.matchLabels[app]: wildcards are not supported in selectors",
     ),
-    "request-principals": (
-        rule("from: [{source: {requestPrincipals: ['issuer/subject']}}]"),
-        "spec.rules[0].from[0].source.requestPrincipals: not supported yet "
-        "(needs RequestAuthentication)",
+    "request-principals-empty": (
+        rule("from: [{source: {requestPrincipals: ['issuer/subject', '']}}]"),
+        "spec.rules[0].from[0].source.requestPrincipals[1]: must not be empty",
     ),
-    "not-request-principals": (
-        rule("from: [{source: {notRequestPrincipals: ['*']}}]"),
-        "spec.rules[0].from[0].source.notRequestPrincipals: not supported yet "
-        "(needs RequestAuthentication)",
+    "not-request-principals-empty": (
+        rule("from: [{source: {notRequestPrincipals: ['']}}]"),
+        "spec.rules[0].from[0].source.notRequestPrincipals[0]: must not be empty",
     ),
-    "request-auth-claims": (
-        rule("when: [{key: 'request.auth.claims[groups]', values: [admin]}]"),
-        "spec.rules[0].when[0].key: not supported yet (needs RequestAuthentication)",
+    "request-auth-claims-without-name": (
+        rule("when: [{key: 'request.auth.claims[]', values: [admin]}]"),
+        'spec.rules[0].when[0].key: "request.auth.claims[]" must have the form '
+        "request.auth.claims[<claim>] (nested: request.auth.claims[<claim>][<claim>])",
     ),
-    "request-auth-principal": (
-        rule("when: [{key: request.auth.principal, values: [a/b]}]"),
-        "spec.rules[0].when[0].key: not supported yet (needs RequestAuthentication)",
+    "request-auth-claims-trailing-text": (
+        rule("when: [{key: 'request.auth.claims[a]b', values: [admin]}]"),
+        'spec.rules[0].when[0].key: "request.auth.claims[a]b" must have the form '
+        "request.auth.claims[<claim>] (nested: request.auth.claims[<claim>][<claim>])",
+    ),
+    "request-auth-principal-empty": (
+        rule("when: [{key: request.auth.principal, values: ['']}]"),
+        "spec.rules[0].when[0].values[0]: must not be empty",
     ),
     "trust-domains": (
         rule("from: [{source: {trustDomains: [td]}}]"),

@@ -14,33 +14,11 @@ from google.protobuf.message import Message
 
 from isthmus.api import load_documents
 from isthmus.api.authorization import AuthorizationPolicy
+from isthmus.demo.seed import SEED_AUTHORIZATION_POLICY as SEED_POLICY  # noqa: F401  (re-exported for the tests)
 from isthmus.model.snapshot import ConfigEntry
 from isthmus.testing.protojson import message_to_dict
 
 Entries = list[ConfigEntry[AuthorizationPolicy]]
-
-SEED_POLICY = """\
-apiVersion: security.istio.io/v1beta1
-kind: AuthorizationPolicy
-metadata:
-  name: inventory-policy
-  namespace: production
-spec:
-  selector:
-    matchLabels:
-      app: inventory-service
-  action: ALLOW
-  rules:
-  - from:
-    - source:
-        principals:
-        - cluster.local/ns/production/sa/order-service
-        - cluster.local/ns/production/sa/cart-service
-    to:
-    - operation:
-        methods: ["GET"]
-        paths: ["/items", "/items/*"]
-"""
 
 
 def policies(text: str, namespace: str = "production") -> Entries:

@@ -17,7 +17,7 @@ ORDER = "spiffe://cluster.local/ns/production/sa/order-service"
 CART = "spiffe://cluster.local/ns/production/sa/cart-service"
 PAYMENT = "spiffe://cluster.local/ns/production/sa/payment-service"
 STAGING = "spiffe://cluster.local/ns/staging/sa/order-service"
-SEED_NAME = "ns[production]-policy[inventory-policy]-rule[0]"
+SEED_NAME = "ns[production]-policy[inventory-authz]-rule[0]"
 P0 = "ns[production]-policy[p]-rule[0]"
 
 

@@ -9,7 +9,7 @@ from _authz import SEED_POLICY, config, policies, policy
 
 from isthmus.pilot.authz.rbac import http_rbac_filters, network_rbac_filters
 
-SEED_NAME = "ns[production]-policy[inventory-policy]-rule[0]"
+SEED_NAME = "ns[production]-policy[inventory-authz]-rule[0]"
 P0 = "ns[production]-policy[p]-rule[0]"
 P1 = "ns[production]-policy[p]-rule[1]"
 ALLOW_PREFIX = "istio_dry_run_allow_"
@@ -95,7 +95,7 @@ def test_seed_policy_is_one_allow_filter_for_the_two_callers() -> None:
                     "permissions": [
                         all_of(
                             one_of(header(":method", exact="GET")),
-                            one_of(url_path(exact="/items"), url_path(prefix="/items/")),
+                            one_of(url_path(prefix="/items/"), url_path(exact="/items")),
                         )
                     ],
                     "principals": [
