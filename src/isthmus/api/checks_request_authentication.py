@@ -8,9 +8,10 @@ import re
 from urllib.parse import urlsplit
 
 from isthmus.api import names
-from isthmus.api.checks_common import check_duration, check_wildcard_free_labels
+from isthmus.api.checks_common import check_duration, check_labels
 from isthmus.api.errors import FieldPath, Problems, short_repr
 from isthmus.api.jwks import jwks_error
+from isthmus.api.networking import WorkloadSelector
 from isthmus.api.request_authentication import JWTRule, RequestAuthentication
 
 MAX_JWT_RULES = 4096  # Istio's CRD
@@ -24,8 +25,7 @@ def check_request_authentication(policy: RequestAuthentication, problems: Proble
     spec = policy.spec
     path = FieldPath("spec")
     if spec.selector is not None:
-        labels = path.field("selector").field("matchLabels")
-        check_wildcard_free_labels(problems, labels, spec.selector.match_labels)
+        _check_selector(problems, path.field("selector").field("matchLabels"), spec.selector)
     rules = path.field("jwtRules")
     if len(spec.jwt_rules) > MAX_JWT_RULES:
         problems.add(rules, f"at most {MAX_JWT_RULES} rules are allowed")
@@ -46,7 +46,7 @@ def check_jwt_rule(problems: Problems, path: FieldPath, rule: JWTRule) -> None:
         if problem:
             problems.add(path.field("jwksUri"), problem)
     if rule.jwks is not None:
-        problem = jwks_error(rule.jwks)
+        problem = jwks_error(rule.jwks, every_key=True)
         if problem:
             problems.add(path.field("jwks"), problem)
     for position, header in enumerate(rule.from_headers):
@@ -92,6 +92,17 @@ def jwks_uri_error(uri: str) -> str | None:
     if port == 0:
         return f"{short_repr(uri)}: port must be between 1 and 65535"
     return None
+
+
+def _check_selector(problems: Problems, path: FieldPath, selector: WorkloadSelector) -> None:
+    """Istio's CRD: no `*` in keys or values (reported once); then label syntax."""
+    plain: dict[str, str] = {}
+    for key, value in selector.match_labels.items():
+        if "*" in key or "*" in value:
+            problems.add(path.key(key), "wildcards are not supported in selectors")
+        else:
+            plain[key] = value
+    check_labels(problems, path, plain)
 
 
 def _check_claim_to_header(problems: Problems, path: FieldPath, header: str, claim: str) -> None:

@@ -2,11 +2,11 @@
 
 Envoy refuses a whole listener whose jwt_authn filter holds a local JWKS it cannot parse,
 so a key set is checked here the way Envoy's parser (google/jwt_verify_lib, Jwks::
-createFromJwksCore) reads it: a JSON object with a `keys` list; each object in it a key
-of type RSA (exponent 3 or 65537), EC (a point on P-256, P-384 or P-521), oct (HMAC) or
-OKP (Ed25519); the first bad key spoils the set; and at least one key must be usable.
-Istio checks user-written sets with a looser parser; this one is stricter only where Envoy
-would refuse the configuration.
+createFromJwksCore) reads it: a JSON object with a `keys` list whose objects are keys of
+type RSA (exponent 3 or 65537), EC (a point on P-256, P-384 or P-521), oct (HMAC) or OKP
+(Ed25519); Envoy skips keys it cannot use but needs at least one. A user-written set is
+held to more (`every_key`): a key Envoy would skip is a mistake worth reporting, as
+Istio's own parser reports it.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ _RSA_EXPONENTS = frozenset({3, 65537})
 _ED25519_KEY_LENGTH = 32
 
 
-def jwks_error(text: str) -> str | None:
-    """Why Envoy would refuse `text` as a JWKS, or None if it accepts it."""
+def jwks_error(text: str, *, every_key: bool = False) -> str | None:
+    """Why Envoy would refuse `text` as a JWKS, or None if it accepts it; with `every_key`,
+    also why a key Envoy would skip is not usable."""
     try:
         document = json.loads(text)
     except ValueError:
@@ -44,17 +45,19 @@ def jwks_error(text: str) -> str | None:
         return 'jwks has no "keys" field'
     if not isinstance(keys, list):
         return 'jwks "keys" must be a list'
+    first_problem: str | None = None
     usable = 0
     for position, key in enumerate(keys):
         if not isinstance(key, dict):
             continue  # Envoy skips entries that are not objects
         problem = jwk_error(key)
-        if problem is not None:
-            return f"jwks key {position}: {problem}"
-        usable += 1
+        if problem is None:
+            usable += 1
+        elif first_problem is None:
+            first_problem = f"jwks key {position}: {problem}"
     if usable == 0:
-        return "jwks has no usable key"
-    return None
+        return first_problem or "jwks has no usable key"
+    return first_problem if every_key else None
 
 
 def jwk_error(key: Mapping[str, Any]) -> str | None:
@@ -71,8 +74,8 @@ def jwk_error(key: Mapping[str, Any]) -> str | None:
 
 
 def _rsa_error(key: Mapping[str, Any], alg: str) -> str | None:
-    if alg and not alg.startswith("RS"):
-        return f'RSA key with "alg" {alg!r} (must be RS256, RS384 or RS512)'
+    if alg and not alg.startswith(("RS", "PS")):
+        return f'RSA key with "alg" {alg!r} (must be RS256..RS512 or PS256..PS512)'
     for member in ("n", "e"):
         problem = _member_error(key, member)
         if problem is not None:
@@ -93,7 +96,7 @@ def _ec_error(key: Mapping[str, Any], alg: str) -> str | None:
         return f'EC key: "alg" {alg!r} does not fit "crv" {crv!r}'
     curve = _ec_curve(alg, crv)
     if curve is None:
-        return f'EC key: curve {crv or alg!r} is not supported (use P-256, P-384 or P-521)'
+        return f"EC key: curve {crv or alg!r} is not supported (use P-256, P-384 or P-521)"
     for member in ("x", "y"):
         problem = _member_error(key, member)
         if problem is not None:

@@ -17,8 +17,8 @@ from isthmus.api.base import Resource
 from isthmus.api.checks_authorization import check_authorization_policy
 from isthmus.api.checks_common import check_labels
 from isthmus.api.checks_core import check_deployment, check_service
-from isthmus.api.checks_request_authentication import check_request_authentication
 from isthmus.api.checks_destinationrule import check_destination_rule
+from isthmus.api.checks_request_authentication import check_request_authentication
 from isthmus.api.checks_security import check_peer_authentication
 from isthmus.api.checks_serviceentry import check_service_entry, check_workload_entry
 from isthmus.api.checks_virtualservice import check_virtual_service

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -24,11 +24,13 @@ from isthmus.api.loader import LoadedObject
 from isthmus.ca import CaOptions, CertificateAuthority, TokenIssuer
 from isthmus.daemon.ca_service import CertificateService
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
+from isthmus.daemon.jwks import JwksRefresher
 from isthmus.daemon.mesh import MESH_KINDS, MeshController
 from isthmus.daemon.node_api import NodeApi
 from isthmus.daemon.runtime_api import RuntimeApi
 from isthmus.daemon.sync import wait_proxies_synced
 from isthmus.home import MeshHome
+from isthmus.model.jwks import JwksSource
 from isthmus.model.snapshot import MeshConfig
 from isthmus.pilot.authz.warnings import path_normalization_warnings
 from isthmus.store.sqlite import SqliteStore
@@ -151,11 +153,18 @@ async def run_daemon(
                 ads.request_push(f"{event.type} {event.object.key}")
 
     watcher = asyncio.create_task(follow_store())
+
+    def jwks_changed(jwks: Mapping[JwksSource, str | None]) -> None:
+        controller.set_jwks(jwks)
+        ads.request_push("jwks")
+
+    jwks = asyncio.create_task(JwksRefresher(store, jwks_changed).run())
     try:
         await stop.wait()
     finally:
         log.info("stopping")
         watcher.cancel()
+        jwks.cancel()
         node_api.close()
         await runner.cleanup()
         await ads.stop(grace=1.0)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 
 from envoy.config.core.v3 import base_pb2
 
 from isthmus.model.build import ConfigObject, build_snapshot
+from isthmus.model.jwks import JwksSource
 from isthmus.model.objects import ParsedObjects
 from isthmus.model.pods import POD_KIND, InvalidPod, PodView, pod_view
 from isthmus.model.snapshot import MeshConfig, MeshSnapshot
@@ -38,6 +40,7 @@ CONFIG_KINDS = frozenset(
         "DestinationRule",
         "PeerAuthentication",
         "AuthorizationPolicy",
+        "RequestAuthentication",
     }
 )
 MESH_KINDS = CONFIG_KINDS | {POD_KIND}
@@ -50,6 +53,7 @@ class MeshController:
         self._config = config or MeshConfig()
         self._generator = ConfigGenerator()
         self._pods: dict[ObjectKey, tuple[int, PodView]] = {}
+        self._jwks: Mapping[JwksSource, str | None] = {}
         self._mesh: MeshSnapshot | None = None
         self._mesh_generation = -1
         self._generation = 0  # bumped by every invalidate()
@@ -67,6 +71,13 @@ class MeshController:
         """Something the mesh is built from changed. A build already running finishes but
         is not kept (its generation is older), so no change is ever lost to a race."""
         self._generation += 1
+
+    def set_jwks(self, jwks: Mapping[JwksSource, str | None]) -> None:
+        """The key sets fetched for RequestAuthentications' jwksUris (daemon.jwks) changed;
+        the caller asks for the push. Set before invalidating, so a build that reads the
+        old generation with the new keys is simply rebuilt."""
+        self._jwks = dict(jwks)
+        self.invalidate()
 
     def pods(self) -> list[PodView]:
         """The Pod objects the node runtime reported, each parsed once per version."""
@@ -102,7 +113,7 @@ class MeshController:
                 for kind in sorted(CONFIG_KINDS)
                 for o, resource in self._objects.list(kind=kind)
             ]
-            mesh = build_snapshot(objects, self.workloads(), self._config)
+            mesh = build_snapshot(objects, self.workloads(), self._config, self._jwks)
             self._mesh, self._mesh_generation = mesh, generation
             log.info(
                 "mesh rebuilt version=%s services=%d revision=%d",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from isthmus.api.authorization import AuthorizationPolicy
@@ -25,8 +25,10 @@ from isthmus.api.networking import (
     VirtualService,
     WorkloadEntry,
 )
+from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
 from isthmus.model.hosts import service_fqdn
+from isthmus.model.jwks import JwksSource, jwks_sources
 from isthmus.model.protocol import parse_protocol, select_protocol
 from isthmus.model.snapshot import (
     ConfigEntry,
@@ -50,8 +52,12 @@ def build_snapshot(
     objects: Iterable[ConfigObject],
     workloads: Iterable[Workload] = (),
     config: MeshConfig | None = None,
+    jwks: Mapping[JwksSource, str | None] | None = None,
 ) -> MeshSnapshot:
-    """Normalize config objects and workloads into a MeshSnapshot with a content version."""
+    """Normalize config objects and workloads into a MeshSnapshot with a content version.
+
+    `jwks` holds the key sets fetched for RequestAuthentications; only those the current
+    ones name are kept, so a stale entry never changes the version."""
     config = config or MeshConfig()
     objs = sorted(objects, key=_precedence_key)
     all_workloads = list(workloads)
@@ -66,6 +72,7 @@ def build_snapshot(
     ses: list[ConfigEntry[ServiceEntry]] = []
     pas: list[ConfigEntry[PeerAuthentication]] = []
     aps: list[ConfigEntry[AuthorizationPolicy]] = []
+    ras: list[ConfigEntry[RequestAuthentication]] = []
     namespaces: set[str] = set()
 
     for obj in objs:
@@ -97,6 +104,8 @@ def build_snapshot(
             pas.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
         elif isinstance(res, AuthorizationPolicy):
             aps.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+        elif isinstance(res, RequestAuthentication):
+            ras.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
 
     if config.service_cidr:
         services = allocate_cluster_ips(services, config.service_cidr)
@@ -112,9 +121,19 @@ def build_snapshot(
         service_entries=tuple(ses),
         peer_authentications=tuple(pas),
         authorization_policies=tuple(aps),
+        request_authentications=tuple(ras),
+        jwks=_referenced_jwks(ras, jwks or {}),
         namespaces=frozenset(namespaces),
     )
     return _with_version(snapshot)
+
+
+def _referenced_jwks(
+    policies: Sequence[ConfigEntry[RequestAuthentication]],
+    fetched: Mapping[JwksSource, str | None],
+) -> dict[JwksSource, str | None]:
+    wanted = jwks_sources(entry.resource for entry in policies)
+    return {source: fetched[source] for source in wanted if source in fetched}
 
 
 def allocate_cluster_ips(services: dict[str, Service], cidr: str) -> dict[str, Service]:

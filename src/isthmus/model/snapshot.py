@@ -13,7 +13,9 @@ from typing import Generic, TypeVar
 
 from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService
+from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
+from isthmus.model.jwks import JwksSource
 from isthmus.model.types import Endpoint, Service
 
 T = TypeVar("T")
@@ -96,5 +98,9 @@ class MeshSnapshot:
     service_entries: tuple[ConfigEntry[ServiceEntry], ...] = ()
     peer_authentications: tuple[ConfigEntry[PeerAuthentication], ...] = ()
     authorization_policies: tuple[ConfigEntry[AuthorizationPolicy], ...] = ()
+    request_authentications: tuple[ConfigEntry[RequestAuthentication], ...] = ()
+    # The fetched key set (JWKS text) of each source the RequestAuthentications name; None
+    # when fetching failed, absent when not fetched yet. Both fail closed (see pilot jwt).
+    jwks: Mapping[JwksSource, str | None] = field(default_factory=dict)
     version: str = ""
     namespaces: frozenset[str] = field(default_factory=frozenset)

@@ -180,8 +180,8 @@ def test_problems_of_every_document_are_collected_in_order() -> None:
         "most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
         "app.yaml:11 Service default/svc: spec.x: unknown field",
         "app.yaml:16 Nope default/n: unknown kind Nope (v9); isthmus accepts AuthorizationPolicy, "
-        "Deployment, DestinationRule, Namespace, PeerAuthentication, Service, ServiceAccount, "
-        "ServiceEntry, VirtualService, WorkloadEntry",
+        "Deployment, DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, "
+        "Service, ServiceAccount, ServiceEntry, VirtualService, WorkloadEntry",
         "app.yaml:20 invalid YAML: mapping values are not allowed in this context",
     ]
 

@@ -612,11 +612,12 @@ template:
         "app.yaml:1 Gateway default/ingress: kind Gateway (networking.istio.io/v1) is not "
         "supported yet",
     ),
-    "kind-security-unsupported": (
-        "apiVersion: security.istio.io/v1beta1\nkind: RequestAuthentication\n"
+    "kind-security-wrong-api-version": (
+        "apiVersion: security.istio.io/v1alpha1\nkind: RequestAuthentication\n"
         "metadata: {name: default}\nspec: {}\n",
-        "app.yaml:1 RequestAuthentication default/default: kind RequestAuthentication "
-        "(security.istio.io/v1beta1) is not supported yet",
+        "app.yaml:1 RequestAuthentication default/default: kind RequestAuthentication is not "
+        "served by apiVersion security.istio.io/v1alpha1; use one of security.istio.io/v1, "
+        "security.istio.io/v1beta1",
     ),
     "kind-wrong-api-version": (
         "apiVersion: v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec: {}\n",
@@ -628,7 +629,8 @@ template:
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {}\n",
         "app.yaml:1 ConfigMap default/settings: unknown kind ConfigMap (v1); isthmus accepts "
         "AuthorizationPolicy, Deployment, DestinationRule, Namespace, PeerAuthentication, "
-        "Service, ServiceAccount, ServiceEntry, VirtualService, WorkloadEntry",
+        "RequestAuthentication, Service, ServiceAccount, ServiceEntry, VirtualService, "
+        "WorkloadEntry",
     ),
     "kind-missing": (
         "apiVersion: v1\nmetadata: {name: x}\n",

@@ -68,9 +68,10 @@ def test_kubernetes_kinds() -> None:
             "kind WasmPlugin (extensions.istio.io/v1alpha1) is not supported yet",
         ),
         (
-            "security.istio.io/v1",
+            "security.istio.io/v1alpha1",
             "RequestAuthentication",
-            "kind RequestAuthentication (security.istio.io/v1) is not supported yet",
+            "kind RequestAuthentication is not served by apiVersion security.istio.io/v1alpha1; "
+            "use one of security.istio.io/v1, security.istio.io/v1beta1",
         ),
         ("apps/v1", "Service", "kind Service is not served by apiVersion apps/v1; use v1"),
         ("v1", "Deployment", "kind Deployment is not served by apiVersion v1; use apps/v1"),
@@ -85,8 +86,8 @@ def test_kubernetes_kinds() -> None:
             "v1",
             "Pod",
             "unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, Deployment, "
-            "DestinationRule, Namespace, PeerAuthentication, Service, ServiceAccount, "
-            "ServiceEntry, VirtualService, WorkloadEntry",
+            "DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, Service, "
+            "ServiceAccount, ServiceEntry, VirtualService, WorkloadEntry",
         ),
     ],
 )
@@ -126,5 +127,5 @@ def test_unknown_kind_names_resolve_to_nothing() -> None:
     assert set(KINDS) == {
         "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry",
         "Namespace", "Service", "ServiceAccount", "Deployment",
-        "PeerAuthentication", "AuthorizationPolicy",
+        "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication",
     }  # fmt: skip

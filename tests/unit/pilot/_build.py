@@ -15,6 +15,7 @@ from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.base import Resource
 from isthmus.api.core import Service
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
+from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
 from isthmus.model.build import ConfigObject, build_snapshot
 from isthmus.model.snapshot import MeshSnapshot
@@ -28,6 +29,7 @@ KINDS: dict[str, type[Resource]] = {
     "VirtualService": VirtualService,
     "PeerAuthentication": PeerAuthentication,
     "AuthorizationPolicy": AuthorizationPolicy,
+    "RequestAuthentication": RequestAuthentication,
 }
 
 

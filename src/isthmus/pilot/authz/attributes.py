@@ -2,13 +2,14 @@
 per value (pilot/pkg/security/authz/model/generator.go).
 
 Attributes that exist only in HTTP requests are marked `http_only`: on a TCP filter
-chain an ALLOW rule using one is dropped and a DENY or AUDIT rule ignores it.
+chain an ALLOW rule using one is dropped and a DENY or AUDIT rule ignores it. The
+`request.auth.*` attributes live in `jwt_attributes`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
@@ -23,6 +24,7 @@ from isthmus.pilot.envoy.typed import pack
 Permission: TypeAlias = rbac_pb2.Permission
 Principal: TypeAlias = rbac_pb2.Principal
 M = TypeVar("M")
+BuildAll: TypeAlias = Callable[[Sequence[str]], M]
 
 SPIFFE_PREFIX = "spiffe://"
 METHOD_HEADER = ":method"
@@ -33,11 +35,15 @@ _MATCH_ONE, _MATCH_ANY = "{*}", "{**}"
 
 @dataclass(frozen=True)
 class Attribute(Generic[M]):
-    """How one value of an attribute becomes an Envoy permission or principal."""
+    """How one value of an attribute becomes an Envoy permission or principal.
+
+    With `build_all` (Istio's "extended" generators) all values of a term become one
+    matcher together, instead of an OR of one matcher per value."""
 
     key: str
     build: Callable[[str], M]
     http_only: bool = False
+    build_all: BuildAll[M] | None = None
 
 
 def cidr_range(value: str) -> address_pb2.CidrRange:

@@ -1,5 +1,6 @@
 """Envoy's RBAC matchers, evaluated in Python: permissions, principals and the string,
-header, path, path-template and CIDR matchers inside them (the kinds pilot generates).
+header, path, path-template, CIDR and metadata matchers inside them (the kinds pilot
+generates).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.path.match.uri_template.v3 import uri_template_match_pb2
 from envoy.type.matcher.v3 import string_pb2
 
+from isthmus.pilot.authz.jwt_attributes import JWT_FILTER, JWT_PAYLOAD
+from isthmus.pilot.authz.metadata_match import metadata_matches
 from isthmus.pilot.authz.request import Request
 
 # Envoy's uri_template operators: `*` one path segment, `**` any number of them.
@@ -28,21 +31,26 @@ _TEMPLATE_LITERAL_SPECIALS = str.maketrans({c: "\\" + c for c in "$()+."})
 
 @dataclass(frozen=True)
 class Attributes:
-    """The request as one filter sees it: network filters have no headers and no path."""
+    """The request as one filter sees it: network filters have no headers, no path and no
+    HTTP filter's dynamic metadata (the verified JWT's payload)."""
 
     request: Request
     headers: Mapping[str, str]
     path: str | None
+    metadata: Mapping[str, Any]
 
     @classmethod
     def of(cls, request: Request, *, http: bool) -> Attributes:
         if not http:
-            return cls(request, {}, None)
+            return cls(request, {}, None, {})
         headers = {name.lower(): value for name, value in request.headers.items()}
         headers.update({":method": request.method, ":path": request.path})
         if request.host:
             headers[":authority"] = request.host
-        return cls(request, headers, request.path)
+        metadata: dict[str, Any] = {}
+        if request.jwt_payload is not None:
+            metadata[JWT_FILTER] = {JWT_PAYLOAD: request.jwt_payload}
+        return cls(request, headers, request.path, metadata)
 
 
 def permission_matches(permission: rbac_pb2.Permission, attributes: Attributes) -> bool:
@@ -102,6 +110,8 @@ def principal_matches(principal: rbac_pb2.Principal, attributes: Attributes) -> 
     if kind == "url_path":
         path = attributes.path
         return path is not None and _string(principal.url_path.path, _without_query(path))
+    if kind == "metadata":
+        return metadata_matches(principal.metadata, attributes.metadata, _string)
     raise ValueError(f"cannot evaluate RBAC principal {kind}")
 
 

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from envoy.config.rbac.v3 import rbac_pb2
 
-from isthmus.pilot.authz.attributes import Permission, Principal
+from isthmus.pilot.authz.attributes import Attribute, Permission, Principal
 from isthmus.pilot.authz.rule_model import RuleModel, Term
 
 M = TypeVar("M")
@@ -64,8 +64,14 @@ def _all(algebra: _Algebra[M], terms: Sequence[Term[M]], for_tcp: bool, allow: b
                 raise HttpOnlyInAllow(term.attribute.key)
             continue  # DENY and AUDIT: ignoring the term widens the match
         if term.values:
-            matches.append(algebra.one_of([term.attribute.build(v) for v in term.values]))
+            matches.append(_any_value(algebra, term.attribute, term.values))
         if term.not_values:
-            negated = algebra.one_of([term.attribute.build(v) for v in term.not_values])
-            matches.append(algebra.negate(negated))
+            matches.append(algebra.negate(_any_value(algebra, term.attribute, term.not_values)))
     return algebra.all_of(matches or [algebra.any()])
+
+
+def _any_value(algebra: _Algebra[M], attribute: Attribute[M], values: Sequence[str]) -> M:
+    """An OR of one matcher per value, or the one matcher an extended attribute builds."""
+    if attribute.build_all is not None:
+        return attribute.build_all(values)
+    return algebra.one_of([attribute.build(v) for v in values])

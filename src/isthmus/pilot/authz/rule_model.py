@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from isthmus.api.authorization import Operation, Rule, Source
 from isthmus.pilot.authz import attributes as attrs
+from isthmus.pilot.authz import jwt_attributes as jwt
 from isthmus.pilot.authz.attributes import Attribute, Permission, Principal
 from isthmus.pilot.authz.trust_domain import migrate_principals
 
@@ -89,6 +90,9 @@ _PRINCIPAL_CONDITIONS: dict[str, Attribute[Principal]] = {
     "remote.ip": attrs.REMOTE_IP,
     "source.namespace": attrs.NAMESPACES,
     "source.principal": attrs.PRINCIPALS,
+    "request.auth.principal": jwt.REQUEST_PRINCIPALS,
+    "request.auth.audiences": jwt.AUDIENCES,
+    "request.auth.presenter": jwt.PRESENTER,
 }
 
 
@@ -99,6 +103,8 @@ def _principal_condition(key: str, namespace: str) -> Attribute[Principal]:
         return attrs.service_accounts(namespace)
     if key.startswith(_REQUEST_HEADERS + "[") and key.endswith("]"):
         return attrs.request_header(key, key[len(_REQUEST_HEADERS) + 1 : -1])
+    if jwt.claim_path(key):
+        return jwt.claims(key)
     raise UnsupportedRule(f"attribute {key} is not supported")
 
 
@@ -107,13 +113,13 @@ def _term(attribute: Attribute[M], values: Sequence[str], not_values: Sequence[s
 
 
 def _source_terms(source: Source | None, namespace: str) -> tuple[Term[Principal], ...]:
-    """In Istio's order: principals, serviceAccounts, namespaces, remoteIpBlocks, ipBlocks."""
+    """In Istio's order: principals, requestPrincipals, serviceAccounts, namespaces,
+    remoteIpBlocks, ipBlocks."""
     if source is None:
         return ()
-    if source.request_principals or source.not_request_principals:
-        raise UnsupportedRule("requestPrincipals need RequestAuthentication")
     terms = (
         _term(attrs.PRINCIPALS, source.principals, source.not_principals),
+        _term(jwt.REQUEST_PRINCIPALS, source.request_principals, source.not_request_principals),
         _term(
             attrs.service_accounts(namespace),
             source.service_accounts,

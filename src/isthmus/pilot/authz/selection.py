@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 
 from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.model.snapshot import ConfigEntry
+from isthmus.pilot.workload_policies import policies_in_scopes, selects
+
+__all__ = ["policies_for_workload", "selects"]
 
 
 def policies_for_workload(
@@ -20,18 +23,4 @@ def policies_for_workload(
     labels: Mapping[str, str],
     root_namespace: str,
 ) -> list[ConfigEntry[AuthorizationPolicy]]:
-    oldest_first = sorted(policies, key=lambda p: (p.created_revision, p.name, p.namespace))
-    return [
-        entry
-        for scope in dict.fromkeys((root_namespace, namespace))
-        for entry in oldest_first
-        if entry.namespace == scope and selects(entry.resource, labels)
-    ]
-
-
-def selects(policy: AuthorizationPolicy, labels: Mapping[str, str]) -> bool:
-    """Every matchLabels pair is among the workload's labels (no selector: all match)."""
-    selector = policy.spec.selector
-    if selector is None:
-        return True
-    return all(labels.get(key) == value for key, value in selector.match_labels.items())
+    return policies_in_scopes(policies, (root_namespace, namespace), labels)
