@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -37,6 +38,7 @@ from isthmus.cli.xcmd import require_root
 from isthmus.pilot import profile as _types  # noqa: F401
 from isthmus.pilot.authz.evaluate import Decision, evaluate
 from isthmus.pilot.authz.request import Request
+from isthmus.pilot.envoy.path_normalization import envoy_path
 
 Body = dict[str, Any]
 _POLICY_NAME = re.compile(
@@ -117,15 +119,50 @@ def parse_request(text: str) -> tuple[str, str]:
     return method.upper(), path.strip()
 
 
+def _manager(chain: lc.FilterChain) -> hcm.HttpConnectionManager | None:
+    for network_filter in chain.filters:
+        manager = hcm.HttpConnectionManager()
+        if network_filter.typed_config.Is(manager.DESCRIPTOR):
+            network_filter.typed_config.Unpack(manager)
+            return manager
+    return None
+
+
+def as_envoy_sees_it(request: Request, manager: hcm.HttpConnectionManager) -> Request | None:
+    """The request as the chain's RBAC filters see it: the path normalized as the
+    connection manager normalizes it (None: Envoy refuses it with 400) and, since the
+    sidecar does not use the peer address as the client's (use_remote_address false, as
+    Istio), remote.ip from the last X-Forwarded-For entry."""
+    path = envoy_path(request.path, manager)
+    if path is None:
+        return None
+    remote_ip = request.remote_ip
+    forwarded = request.headers.get("x-forwarded-for")
+    if remote_ip is None and forwarded and not manager.use_remote_address.value:
+        remote_ip = forwarded.split(",")[-1].strip()
+    return replace(request, path=path, remote_ip=remote_ip)
+
+
 def decide(
     listener: listener_pb2.Listener, request: Request, mtls: bool
 ) -> tuple[Decision, list[hcm.HttpFilter | lc.Filter]]:
-    filters = chain_filters(chain_for(listener, request.destination_port, mtls))
+    """Envoy's decision for `request` on the chain that serves it. A path Envoy refuses
+    before authorization (400) is a denial by no filter: (Decision(False), [])."""
+    chain = chain_for(listener, request.destination_port, mtls)
+    manager = _manager(chain)
+    if manager is not None:
+        seen = as_envoy_sees_it(request, manager)
+        if seen is None:
+            return Decision(False), []
+        request = seen
+    filters = chain_filters(chain)
     return evaluate(filters, request), filters
 
 
 def _decision_line(decision: Decision, filters: Sequence[hcm.HttpFilter | lc.Filter]) -> str:
     verdict = "ALLOW" if decision.allowed else "DENY"
+    if not decision.allowed and not filters:
+        return "DENY: Envoy refuses the path itself (400), before any authorization policy"
     if decision.filter_index is None:
         return f"{verdict} (no authorization policy applies)"
     config = _rbac(filters[decision.filter_index])
