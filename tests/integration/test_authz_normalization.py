@@ -38,6 +38,9 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 
 from isthmus.agent.bootstrap import sidecar_bootstrap
 from isthmus.agent.identity import ProxyIdentity
@@ -46,6 +49,7 @@ from isthmus.api.loader import load_documents
 from isthmus.model.snapshot import ConfigEntry
 from isthmus.pilot.authz.rbac import HTTP_RBAC_FILTER, http_rbac_filters
 from isthmus.pilot.envoy.http_connection_manager import inline_connection_manager
+from isthmus.pilot.envoy.path_normalization import apply_path_normalization, envoy_path
 from isthmus.testing.envoy import EnvoyProcess
 from isthmus.testing.ports import LOOPBACK, free_port
 from isthmus.testing.protojson import message_to_dict
@@ -329,6 +333,15 @@ def test_deny_policy_outcome(
     elif expected.status == 403:
         assert answer.body == RBAC_DENIED_BODY, seen
     assert process.running
+    # `x authz check` computes the same path (None where Envoy answers 400).
+    manager = hcm_pb2.HttpConnectionManager()
+    apply_path_normalization(manager, mode)
+    computed = envoy_path(row.target, manager)
+    if answer.status == 400:
+        assert computed is None, seen
+    else:
+        envoys = answer.headers.get(APP_PATH_HEADER) if answer.status == 200 else None
+        assert envoys is None or computed == envoys, (computed, seen)
 
 
 @pytest.mark.parametrize("mode", MODES)

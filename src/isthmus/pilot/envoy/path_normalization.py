@@ -67,7 +67,7 @@ def envoy_path(path: str, manager: hcm.HttpConnectionManager) -> str | None:
 
 def _decode_unreserved(match: re.Match[str]) -> str:
     char = chr(int(match[1], 16))
-    return char if char in _UNRESERVED else f"%{match[1].upper()}"
+    return char if char in _UNRESERVED else match[0]
 
 
 def _remove_dot_segments(path: str) -> str:
