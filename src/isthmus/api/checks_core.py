@@ -6,14 +6,18 @@ from __future__ import annotations
 import re
 
 from isthmus.api import names
+from isthmus.api.capabilities import ALL, capability_name
 from isthmus.api.checks_common import check_labels, check_non_negative, check_port, check_unique
 from isthmus.api.core import (
+    Capabilities,
     Container,
     Deployment,
     DeploymentStrategy,
+    PodSecurityContext,
     PodSpec,
     Probe,
     ResourceRequirements,
+    SecurityContext,
     Service,
 )
 from isthmus.api.errors import FieldPath, Problems, short_repr
@@ -23,6 +27,7 @@ _QUANTITY = re.compile(
 )
 _PERCENT = re.compile(r"[0-9]+%")
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_MAX_ID = 2**31 - 1  # Kubernetes' limit for user and group ids
 
 
 def check_service(service: Service, problems: Problems) -> None:
@@ -125,6 +130,8 @@ def _check_pod_spec(problems: Problems, path: FieldPath, pod: PodSpec) -> None:
     )
     if pod.service_account_name and names.dns1123_subdomain_error(pod.service_account_name):
         problems.add(path.field("serviceAccountName"), "must be a service account name")
+    if pod.security_context is not None:
+        _check_pod_security(problems, path.field("securityContext"), pod.security_context)
 
 
 # fieldRef paths the local runtime fills in (pods have no node, so no spec.nodeName).
@@ -180,6 +187,60 @@ def _check_container(problems: Problems, path: FieldPath, container: Container) 
             _check_probe(problems, path.field(field), probe, liveness=field == "livenessProbe")
     if container.resources is not None:
         _check_resources(problems, path.field("resources"), container.resources)
+    if container.security_context is not None:
+        _check_security(problems, path.field("securityContext"), container.security_context)
+
+
+def _check_id(problems: Problems, path: FieldPath, value: int | None) -> None:
+    if value is not None and not 0 <= value <= _MAX_ID:
+        problems.add(path, f"must be between 0 and {_MAX_ID}, inclusive")
+
+
+def _check_pod_security(problems: Problems, path: FieldPath, context: PodSecurityContext) -> None:
+    _check_id(problems, path.field("runAsUser"), context.run_as_user)
+    _check_id(problems, path.field("runAsGroup"), context.run_as_group)
+    for position, group in enumerate(context.supplemental_groups):
+        _check_id(problems, path.field("supplementalGroups").index(position), group)
+
+
+def _check_security(problems: Problems, path: FieldPath, context: SecurityContext) -> None:
+    """Kubernetes' rules, and capability names checked here rather than by the runtime
+    when the container starts."""
+    _check_id(problems, path.field("runAsUser"), context.run_as_user)
+    _check_id(problems, path.field("runAsGroup"), context.run_as_group)
+    added: set[str] = set()
+    if context.capabilities is not None:
+        added = _check_capabilities(problems, path.field("capabilities"), context.capabilities)
+    if context.allow_privilege_escalation is False:
+        if context.privileged:
+            problems.add(
+                path, "cannot set allowPrivilegeEscalation to false and privileged to true"
+            )
+        if "SYS_ADMIN" in added:
+            problems.add(
+                path, "cannot set allowPrivilegeEscalation to false and capabilities.add SYS_ADMIN"
+            )
+
+
+def _check_capabilities(
+    problems: Problems, path: FieldPath, capabilities: Capabilities
+) -> set[str]:
+    """Every name must be a Linux capability (CAP_ prefix optional) or ALL; the names added."""
+    added: set[str] = set()
+    for field, values in (("add", capabilities.add), ("drop", capabilities.drop)):
+        for position, value in enumerate(values):
+            name = capability_name(value)
+            if name is None:
+                problems.add(
+                    path.field(field).index(position),
+                    f"{short_repr(value)} is not a Linux capability "
+                    "(like NET_BIND_SERVICE or CAP_NET_ADMIN, or ALL)",
+                )
+            elif field == "add":
+                added.add(name)
+    if ALL in added:
+        added.add("SYS_ADMIN")
+    return added
 
 
 def _check_probe(problems: Problems, path: FieldPath, probe: Probe, *, liveness: bool) -> None:

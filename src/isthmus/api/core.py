@@ -143,6 +143,54 @@ class ResourceRequirements(IstioModel):
     limits: dict[str, IntOrString] = Field(default_factory=dict)
 
 
+class Capabilities(IstioModel):
+    """Names with or without the CAP_ prefix; "ALL" in either list means every capability."""
+
+    add: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)
+
+
+class SecurityContext(IstioModel):
+    """A container's securityContext; it wins over the pod's for the fields both have.
+
+    runtime.isolation enforces it (user, capabilities, no_new_privs, read-only root)."""
+
+    not_supported_fields = frozenset(
+        {"seLinuxOptions", "windowsOptions", "procMount", "seccompProfile", "appArmorProfile"}
+    )
+
+    capabilities: Capabilities | None = None
+    privileged: bool | None = None
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    read_only_root_filesystem: bool | None = None
+    allow_privilege_escalation: bool | None = None
+
+
+class PodSecurityContext(IstioModel):
+    """The pod's securityContext: defaults for its containers' user and groups."""
+
+    not_supported_fields = frozenset(
+        {
+            "seLinuxOptions",
+            "seLinuxChangePolicy",
+            "windowsOptions",
+            "fsGroup",
+            "fsGroupChangePolicy",
+            "sysctls",
+            "seccompProfile",
+            "appArmorProfile",
+            "supplementalGroupsPolicy",
+        }
+    )
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    supplemental_groups: list[int] = Field(default_factory=list)
+
+
 class Container(IstioModel):
     not_supported_fields = frozenset(
         {
@@ -151,7 +199,6 @@ class Container(IstioModel):
             "volumeDevices",
             "lifecycle",
             "startupProbe",
-            "securityContext",
             "stdin",
             "stdinOnce",
             "tty",
@@ -173,6 +220,7 @@ class Container(IstioModel):
     liveness_probe: Probe | None = None
     resources: ResourceRequirements | None = None
     working_dir: str | None = None
+    security_context: SecurityContext | None = None
 
 
 class PodSpec(IstioModel):
@@ -185,7 +233,6 @@ class PodSpec(IstioModel):
             "nodeName",
             "affinity",
             "tolerations",
-            "securityContext",
             "hostNetwork",
             "hostPID",
             "hostIPC",
@@ -210,6 +257,7 @@ class PodSpec(IstioModel):
     service_account_name: str | None = None
     termination_grace_period_seconds: Int32 = 30
     restart_policy: Literal["Always"] = "Always"
+    security_context: PodSecurityContext | None = None
 
 
 class PodTemplateMeta(IstioModel):

@@ -22,10 +22,10 @@ log = logging.getLogger("isthmus.netns")
 # Daemons are often started with a PATH that lacks the sbin directories `ip` lives in.
 _FALLBACK_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/bin", "/bin")
 
-REQUIRED_TOOLS = ("ip", "iptables-restore", "setpriv", "sysctl")
+REQUIRED_TOOLS = ("ip", "iptables-restore", "setpriv", "sysctl", "unshare")
 _TOOLS_HINT = (
-    "isthmus needs root and the `ip` and `iptables-restore` commands "
-    "(Debian: apt-get install iproute2 iptables)"
+    "isthmus needs root and the `ip`, `iptables-restore`, `setpriv` and `unshare` commands "
+    "(Debian: apt-get install iproute2 iptables util-linux)"
 )
 
 

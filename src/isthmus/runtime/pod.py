@@ -4,7 +4,8 @@ containers.
 Lifecycle (as the kubelet with Istio's injection does it):
 start: namespace + veth + hosts file, capture rules, the pod's shim (which owns every
 process of the pod and outlives the node runtime), the agent; the application containers
-start only once the sidecar is ready (holdApplicationUntilProxyStarts); readiness (every
+start only once the sidecar is ready (holdApplicationUntilProxyStarts), each isolated from
+isthmus and the host as its securityContext says (runtime.isolation); readiness (every
 container's probe, and the sidecar's own readiness on 15021) then gates the pod's
 endpoints.
 adopt: a restarted node runtime picks the pod up from its record and its shim and goes on
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -34,9 +36,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from isthmus.api.core import Container, PodSpec
+from isthmus.runtime.isolation import container_argv
 from isthmus.runtime.nsocket import http_get_in_netns, http_get_text_in_netns
 from isthmus.runtime.probes import ProbeState, run_probe
 from isthmus.runtime.records import PodRecords
+from isthmus.runtime.security_context import (
+    ContainerConfigError,
+    ContainerSecurity,
+    passwd_home,
+    resolve_security,
+)
 from isthmus.runtime.shim_client import (
     ContainerState,
     ShimClient,
@@ -111,6 +120,12 @@ class PodContext:
     trust_domain: str = "cluster.local"
     keep_fds: tuple[int, ...] = ()  # held by every shim (the mesh's ownership claim)
 
+    def hidden_paths(self) -> tuple[Path, ...]:
+        """What no application container may see (runtime.isolation): the mesh home (CA,
+        database, sockets, logs) and /run/isthmus (every mesh's sidecar work dirs and
+        tokens, shim sockets, mesh locks)."""
+        return (self.state_dir, self.proxy_dir.parent)
+
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -140,6 +155,7 @@ class Pod:
     states: dict[str, ContainerState] = field(default_factory=dict)  # the shim's last answer
     envoy_restarts: int = 0
     last_known_restarts: dict[str, int] = field(default_factory=dict)  # as last recorded
+    refused: dict[str, str] = field(default_factory=dict)  # container -> why it can not start
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -254,6 +270,13 @@ class Pod:
             running = bool(state and state.running)
             if running and state is not None and state.started_at is not None:
                 shown: dict[str, Any] = {"running": {"startedAt": _iso(state.started_at)}}
+            elif name in self.refused:
+                shown = {
+                    "waiting": {
+                        "reason": "CreateContainerConfigError",
+                        "message": self.refused[name],
+                    }
+                }
             elif state is None:
                 shown = {"waiting": {"reason": "ContainerCreating"}}
             else:
@@ -377,20 +400,47 @@ class Pod:
         if missing and self.inject:
             await self._wait_sidecar_ready()
         for container in missing:
-            await self.shim.start(
-                container.name,
-                ctx.network.exec_argv(self.netns, [*container.command, *container.args]),
-                self.log_dir(ctx) / f"{container.name}.log",
-                env=self._container_env(container),
-                cwd=container.working_dir or str(self.log_dir(ctx)),
-            )
+            await self._start_container(ctx, container)
         self.phase = "Running"
         await self._refresh_status(ctx)
         self.save(ctx)
         self._tasks.append(asyncio.create_task(self._readiness_loop(ctx), name=f"ready-{self.key}"))
         for container in self.spec.containers:
-            if container.liveness_probe is not None:
+            if container.liveness_probe is not None and container.name not in self.refused:
                 self._tasks.append(asyncio.create_task(self._liveness_loop(ctx, container)))
+
+    async def _start_container(self, ctx: PodContext, container: Container) -> None:
+        """Start an application container isolated from isthmus (runtime.isolation); one
+        its securityContext forbids to start is not started, and its log says why."""
+        assert self.shim is not None
+        log_path = self.log_dir(ctx) / f"{container.name}.log"
+        try:
+            security = resolve_security(self.spec, container)
+        except ContainerConfigError as exc:
+            message = f"{exc} (pod: {self.namespace}/{self.name}, container: {container.name})"
+            self.refused[container.name] = message
+            log.warning("pod container_refused pod=%s error=%r", self.key, message)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("a") as out:
+                out.write(f"isthmus: CreateContainerConfigError: {message}\n")
+            return
+        self.refused.pop(container.name, None)
+        await self.shim.start(
+            container.name,
+            ctx.network.exec_argv(
+                self.netns, container_argv(container, security, ctx.hidden_paths())
+            ),
+            log_path,
+            env=self._container_env(container, security),
+            cwd="/",
+        )
+
+    def _probe_argv(self, ctx: PodContext, container: Container, argv: Sequence[str]) -> list[str]:
+        """An exec probe runs as its container does: isolated, with its securityContext."""
+        security = resolve_security(self.spec, container)
+        return ctx.network.exec_argv(
+            self.netns, container_argv(container, security, ctx.hidden_paths(), argv)
+        )
 
     async def _write_token(self, ctx: PodContext) -> None:
         """The agent's proof of identity for the CA: asked of isthmusd once per pod and kept
@@ -462,7 +512,7 @@ class Pod:
             f"sidecar of pod {self.namespace}/{self.name} not ready in {SIDECAR_READY_TIMEOUT:.0f}s"
         )
 
-    def _container_env(self, container: Container) -> dict[str, str]:
+    def _container_env(self, container: Container, security: ContainerSecurity) -> dict[str, str]:
         fields = {
             "metadata.name": self.name,
             "metadata.namespace": self.namespace,
@@ -471,7 +521,9 @@ class Pod:
         }
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", "/root"),
+            "HOME": os.environ.get("HOME", "/root")
+            if security.uid == 0
+            else passwd_home(security.uid),
             "HOSTNAME": self.name,
             "PYTHONUNBUFFERED": "1",
         }
@@ -531,7 +583,7 @@ class Pod:
                     probe,
                     container,
                     self.netns,
-                    lambda argv: ctx.network.exec_argv(self.netns, argv),
+                    functools.partial(self._probe_argv, ctx, container),
                 )
                 results.append(states[container.name].record(ok))
             ready = all(results) and self.phase == "Running"
@@ -575,7 +627,7 @@ class Pod:
         await asyncio.sleep(float(probe.initial_delay_seconds))
         while self.phase == "Running":
             ok = await run_probe(
-                probe, container, self.netns, lambda argv: ctx.network.exec_argv(self.netns, argv)
+                probe, container, self.netns, functools.partial(self._probe_argv, ctx, container)
             )
             if not state.record(ok) and self.running(container.name):
                 log.info(

@@ -70,8 +70,9 @@ def test_require_tools_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(ToolsMissing) as caught:
         require_tools()
     message = str(caught.value)
-    assert message.startswith("isthmus needs root and the `ip` and `iptables-restore` commands")
-    assert "apt-get install iproute2 iptables" in message and "not running as root" in message
+    assert message.startswith("isthmus needs root and the `ip`, `iptables-restore`, `setpriv` and")
+    assert "apt-get install iproute2 iptables util-linux" in message
+    assert "not running as root" in message
 
 
 def test_exec_argv() -> None:
