@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _dp_counters import Counters, ModeCheck
 from _dp_stats import PhaseTotals
+from _dp_syscalls import EVENTS
 from _proc import Memory
 
-DIRECT, PAIR, MESH, PLAIN = "direct", "envoy pair", "isthmus", "isthmus, no DR/VS"
+DIRECT, PAIR, PAIR_MTLS, MESH = "direct", "envoy pair", "envoy pair, mTLS", "isthmus"
+PAIR_XFCC = "envoy pair, mTLS + XFCC"  # --pair-xfcc: the server also fills the header
+# No DestinationRule or VirtualService; the server workload's PeerAuthentication mode.
+MTLS_OFF, PERMISSIVE, STRICT = "isthmus, mTLS off", "isthmus, PERMISSIVE", "isthmus, STRICT"
+# Each mTLS scenario's plaintext twin: what TLS adds is the difference between the two.
+TWINS = {PAIR_MTLS: PAIR, PAIR_XFCC: PAIR, PERMISSIVE: MTLS_OFF, STRICT: MTLS_OFF}
+MTLS_ROWS = (PAIR, PAIR_MTLS, PAIR_XFCC, MTLS_OFF, PERMISSIVE, STRICT)
 CLIENT_PROXY = "client proxy"
 SERVER_PROXY = "server proxy"
 AGENTS = "agents"
@@ -48,7 +56,11 @@ class Results:
     maximum: dict[str, PhaseTotals] = field(default_factory=dict)
     processes: list[ProcessRow] = field(default_factory=list)
     idle_seconds: float = 0.0
-    counters: dict[str, int] = field(default_factory=dict)  # client sidecar, fixed phase
+    tls_fixed: dict[str, Counters] = field(default_factory=dict)  # scenario -> over the phase
+    checks: list[ModeCheck] = field(default_factory=list)
+    churn: dict[str, PhaseTotals] = field(default_factory=dict)
+    tls_churn: dict[str, Counters] = field(default_factory=dict)
+    churn_inbound: bool = False  # the DestinationRule also churns server sidecar -> app
     load_before: LoadAverage = (0.0, 0.0, 0.0)
     load_during: list[LoadAverage] = field(default_factory=list)  # at its start and end
     run_seconds: float = 0.0
@@ -187,6 +199,126 @@ def max_throughput(totals: dict[str, PhaseTotals], baseline: str) -> str:
     return table(header, rows)
 
 
+def mtls_cost(totals: dict[str, PhaseTotals]) -> str:
+    """The mTLS scenarios against the bare pair with the same TLS settings, and what TLS
+    adds to each over its plaintext twin (same proxies, mTLS off)."""
+    base = totals.get(PAIR_MTLS)
+    quantiles = (0.50, 0.90, 0.99)
+    rows = []
+    for name in MTLS_ROWS:
+        t = totals.get(name)
+        if t is None or base is None:
+            continue
+        twin = totals.get(TWINS.get(name, ""))
+        cpu = t.vcpu_per_krps(PROXIES)
+        rows.append(
+            [
+                name,
+                *(_f(t.percentile_ms(q)) for q in quantiles),
+                _f(cpu),
+                *(_ratio(t.percentile_ms(q), base.percentile_ms(q)) for q in quantiles),
+                _ratio(cpu, base.vcpu_per_krps(PROXIES)),
+                f"{t.percentile_ms(0.5) - twin.percentile_ms(0.5):+.3f}" if twin else "-",
+                f"{cpu - twin.vcpu_per_krps(PROXIES):+.3f}" if twin else "-",
+                _ratio(cpu, twin.vcpu_per_krps(PROXIES)) if twin else "-",
+            ]
+        )
+    header = [
+        "scenario",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "proxy vCPU/1000 rps",
+        f"p50 vs {PAIR_MTLS}",
+        f"p90 vs {PAIR_MTLS}",
+        f"p99 vs {PAIR_MTLS}",
+        f"CPU vs {PAIR_MTLS}",
+        "TLS adds p50 ms",
+        "TLS adds vCPU/1000 rps",
+        "CPU vs mTLS off twin",
+    ]
+    return table(header, rows)
+
+
+def tls_counters(deltas: dict[str, Counters]) -> str:
+    """Requests, connections and TLS handshakes on each scenario's hop between the
+    proxies, from the proxies' own counters over the phase (warmups included)."""
+    rows = []
+    for name, c in deltas.items():
+        per_k = 1000 * c["client handshakes"] / c["requests"] if c["requests"] else math.nan
+        rows.append(
+            [
+                name,
+                str(c["requests"]),
+                str(c["connections"]),
+                str(c["closed at max requests"]),
+                str(c["client handshakes"]),
+                str(c["client resumed"]),
+                str(c["server handshakes"]),
+                str(c["server resumed"]),
+                _f(per_k, 1),
+                str(c["app connections"]),
+                str(c["retries"]),
+            ]
+        )
+    header = [
+        "scenario",
+        "requests",
+        "upstream connections",
+        "closed at max requests",
+        "client handshakes",
+        "of them resumed",
+        "server handshakes",
+        "of them resumed",
+        "handshakes/1000 requests",
+        "server -> app connections",
+        "retries",
+    ]
+    return table(header, rows)
+
+
+def syscall_table(totals: dict[str, PhaseTotals]) -> str:
+    """--syscalls: each proxy's system calls per request, by kind."""
+    names = list(EVENTS)
+    rows = []
+    for name, t in totals.items():
+        for group in PROXIES:
+            if group in t.syscalls:
+                rows.append(
+                    [name, group, *(_f(t.syscalls_per_request(group, n), 2) for n in names)]
+                )
+    return table(["scenario", "proxy", *(f"{n}/request" for n in names)], rows)
+
+
+def mode_checks(checks: Sequence[ModeCheck]) -> str:
+    rows = [
+        [
+            c.scenario,
+            "mTLS" if c.mtls else "plaintext",
+            str(c.since_start["connections"]),
+            str(c.since_start["client handshakes"]),
+            str(c.since_start["server handshakes"]),
+            str(c.since_start["server TLS errors"]),
+            "answered" if c.plaintext_expected else "refused",
+            c.plaintext_result,
+            "ok" if c.ok else "WRONG: " + "; ".join(c.problems),
+        ]
+        for c in checks
+    ]
+    header = [
+        "scenario",
+        "claims",
+        "connections",
+        "client handshakes",
+        "server handshakes",
+        "server TLS errors",
+        "plaintext from outside: expected",
+        "got",
+        "check",
+    ]
+    return table(header, rows)
+
+
 def processes(rows: Sequence[ProcessRow]) -> str:
     return table(
         ["scenario", "pod", "process", "idle vCPU", "VmRSS MiB", "VmHWM MiB"],
@@ -252,15 +384,61 @@ def render(args: argparse.Namespace, command: str, r: Results, facts: dict[str, 
         "",
         overhead(r.fixed, DIRECT, PAIR),
         "",
-        "isthmus client sidecar counters over the fixed-rate phase (all scenarios):",
+        "mTLS: against the bare pair with the mesh's TLS settings, and what TLS adds over "
+        "the plaintext twin (envoy pair; isthmus, mTLS off):",
         "",
-        *(f"    {name}: {value}" for name, value in sorted(r.counters.items())),
+        mtls_cost(r.fixed),
+        "",
+        "The hop between the proxies over the fixed-rate phase (the proxies' own counters, "
+        "warmups included):",
+        "",
+        tls_counters(r.tls_fixed),
+        "",
+        *(
+            [
+                "System calls per request of each proxy (perf stat, measured windows):",
+                "",
+                syscall_table(r.fixed),
+                "",
+            ]
+            if args.syscalls
+            else []
+        ),
+        "Mode checks (counters since each Envoy started; a plain HTTP GET from the pod "
+        "without a sidecar to the server proxy):",
+        "",
+        mode_checks(r.checks),
         "",
         f"### Maximum throughput: closed loop, {args.connections} connections, "
         f"{args.max_duration:g} s per scenario in {args.rounds} rounds",
         "",
         max_throughput(r.maximum, DIRECT),
         "",
+    ]
+    if r.churn:
+        inbound = (
+            "and server proxy -> app (as the DestinationRule does to the server sidecar's "
+            "inbound cluster)"
+            if r.churn_inbound
+            else "only (the DestinationRule left the server sidecar's inbound cluster alone)"
+        )
+        lines += [
+            f"### Connection churn: {args.rate:.0f} rps, a new upstream connection every "
+            f"{args.churn} requests, {args.churn_duration:g} s per scenario in {args.rounds} "
+            "rounds",
+            "",
+            f"maxRequestsPerConnection {args.churn} on client proxy -> server proxy {inbound}; "
+            "the bare pairs' clusters the same.",
+            "",
+            fixed_rate(r.churn),
+            "",
+            mtls_cost(r.churn),
+            "",
+            tls_counters(r.tls_churn),
+            "",
+            *([syscall_table(r.churn), ""] if args.syscalls else []),
+        ]
+    lines += [
         f"### Processes: idle CPU (over {r.idle_seconds:g} s without traffic, before the "
         "fixed-rate phase) and memory (after it)",
         "",
@@ -287,6 +465,7 @@ def _phase_json(totals: dict[str, PhaseTotals]) -> dict[str, Any]:
             "others_vcpu": t.vcpu_others,
             "loadgen_late_over_1ms_share": t.late_share,
             "loadgen_latest_wake_ms": t.late_max_ms,
+            "proxy_vcpu_per_1000_rps": t.vcpu_per_krps(PROXIES),
         }
         for name, t in totals.items()
     }
@@ -314,5 +493,19 @@ def to_json(command: str, r: Results) -> dict[str, Any]:
             }
             for p in r.processes
         ],
-        "client_sidecar_counters": r.counters,
+        "proxy_counters_fixed": r.tls_fixed,
+        "mode_checks": [
+            {
+                "scenario": c.scenario,
+                "mtls": c.mtls,
+                "since_start": c.since_start,
+                "plaintext_expected_answered": c.plaintext_expected,
+                "plaintext_result": c.plaintext_result,
+                "problems": c.problems,
+            }
+            for c in r.checks
+        ],
+        "churn": _phase_json(r.churn),
+        "proxy_counters_churn": r.tls_churn,
+        "churn_inbound": r.churn_inbound,
     }

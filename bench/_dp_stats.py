@@ -45,6 +45,9 @@ class PhaseTotals:
     late_over_1ms: int = 0
     late_max_ms: float = 0.0
     cpu: dict[str, Cpu] = field(default_factory=dict)  # group -> CPU seconds
+    # --syscalls: group -> syscall -> count, and the requests served while perf counted
+    syscalls: dict[str, dict[str, int]] = field(default_factory=dict)
+    syscall_requests: dict[str, float] = field(default_factory=dict)
     _sorted: list[int] | None = None
 
     def add(self, result: LoadResult, cpu: dict[str, Cpu], machine_busy: float) -> None:
@@ -67,6 +70,22 @@ class PhaseTotals:
         for group, seconds in cpu.items():
             self.cpu[group] = self.cpu.get(group, Cpu()) + seconds
         self._sorted = None
+
+    def add_syscalls(
+        self, group: str, counts: dict[str, int], seconds: float, result: LoadResult
+    ) -> None:
+        """perf's counts for `seconds` of a slice; the requests of those seconds are
+        estimated from the slice's rate (perf starts a few ms into the measured window)."""
+        rate = len(result.latencies_ns) / result.measured_seconds if result.measured_seconds else 0
+        mine = self.syscalls.setdefault(group, {})
+        for name, value in counts.items():
+            mine[name] = mine.get(name, 0) + value
+        self.syscall_requests[group] = self.syscall_requests.get(group, 0.0) + rate * seconds
+
+    def syscalls_per_request(self, group: str, name: str) -> float:
+        requests = self.syscall_requests.get(group, 0.0)
+        count = self.syscalls.get(group, {}).get(name)
+        return count / requests if requests and count is not None else float("nan")
 
     @property
     def rps(self) -> float:

@@ -7,9 +7,18 @@ Scenarios between the same kinds of pods of one mesh (`isthmus up`):
               static config: client -> 127.0.0.1:15001 (Envoy) -> server Envoy :15006 -> app
   isthmus     injected pods: client -> inventory-service:8080 (captured) -> client sidecar
               -> server sidecar -> app, under the seed's DestinationRule and VirtualService
-  isthmus, no DR/VS
-              the same client sidecar -> plain-service, which has no policies: the mesh's
-              cost without the seed's (maxRequestsPerConnection: 10, retries, 95/5 split)
+  envoy pair, mTLS
+              a second bare pair between the same pods whose hop is mutual TLS with the
+              mesh's TLS settings (TLS 1.2-1.3, client certificate, SPIFFE checks, ALPN,
+              SNI), certificates from the mesh's own CA code, read from files
+  isthmus, mTLS off / PERMISSIVE / STRICT
+              the same client sidecar -> a service with no DestinationRule or
+              VirtualService, one per mTLS mode of its server workload (PeerAuthentication
+              DISABLE, none, STRICT): the mesh's cost without the seed's policies
+              (maxRequestsPerConnection: 10, retries, 95/5 split), with and without mTLS
+  envoy pair, mTLS + XFCC (--pair-xfcc)
+              the mTLS pair whose server also fills x-forwarded-client-cert for the app,
+              the one per-request step the mesh's mTLS chains add
 
 The application is `dp serve` (C, 1 KB answers) and the load generator `dp load` (C, open
 loop at a fixed rate, latency from the intended send time), run inside the client pod's
@@ -17,14 +26,22 @@ namespace. Phases: the generator's own ceiling (against `dp serve` on the client
 loopback), a fixed rate (default 1000 rps on 16 connections), then maximum throughput
 (closed loop). Each phase is cut into rounds that visit every scenario in rotated order,
 so a change in the machine's background load hits every scenario alike; latencies of all
-rounds are merged before percentiles are taken.
+rounds are merged before percentiles are taken. With --churn N a last phase at the fixed
+rate makes every proxy open a new upstream connection every N requests (a
+DestinationRule maxRequestsPerConnection on the mode services, the same on the bare
+pairs' clusters), so TLS handshakes are part of the cost.
+
+Each proxy's Envoy counters (requests, connections, TLS handshakes, resumed sessions) are
+read per phase, and each scenario's mTLS mode is checked against them and against a
+plaintext request from a pod without a sidecar (STRICT must refuse it). With --syscalls
+the proxies' system calls per request are counted too (perf stat).
 
 CPU is utime+stime of the Envoy processes (found with `ip netns pids`) over exactly the
 measured windows; each Envoy's and agent's idle CPU (no traffic) and memory (VmRSS/VmHWM)
 are reported per process. Everything is bounded in time (--timeout, SIGALRM) and
 `isthmus down` always runs at the end.
 
-    .venv/bin/python bench/dataplane.py --rate 1000 --duration 20
+    .venv/bin/python bench/dataplane.py --rate 1000 --duration 20 --churn 10
 """
 
 from __future__ import annotations
@@ -46,28 +63,49 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import _dp_counters as counters
 import _dp_envoy as bare
 import _dp_manifests as manifests
 import _dp_proc as proc
 import _dp_report as report
 import _proc
+from _dp_certs import TlsFiles, pair_certificates
+from _dp_counters import Counted, Side
 from _dp_mesh import BenchMesh
 from _dp_native import LoadResult, LoadSpec, build, run_load, serve_argv
 from _dp_stats import PhaseTotals, machine_busy_seconds
+from _dp_syscalls import SyscallCount
 
 from isthmus.agent.envoy_process import envoy_binary
+from isthmus.pilot.security.tls import outbound_sni
 
 CEILING_PORT = 18090
-# Client sidecar counters worth printing: requests, connections opened (and why closed),
-# retries, TLS handshakes.
-COUNTERS = (
-    ".upstream_rq_total",
-    ".upstream_cx_total",
-    ".upstream_cx_max_requests",
-    ".upstream_rq_retry",
-    ".ssl.handshake",
-)
+SIDECAR_ADMIN = 15000
+INBOUND = "listener.0.0.0.0_15006."  # the sidecar's virtualInbound (its stat prefix)
 Pod = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PairPorts:
+    """Listeners of a bare pair (client on its pod's 127.0.0.1, server on 0.0.0.0) and
+    their admins (127.0.0.1 in each pod)."""
+
+    client: int
+    server: int
+    client_admin: int
+    server_admin: int
+
+
+PLAIN_PAIR = PairPorts(bare.CLIENT_PORT, bare.SERVER_PORT, 15100, 15101)
+MTLS_PAIR = PairPorts(15011, 15016, 15102, 15103)
+CHURN_PLAIN_PAIR = PairPorts(15031, 15036, 15104, 15105)
+CHURN_MTLS_PAIR = PairPorts(15041, 15046, 15106, 15107)
+XFCC_PAIR = PairPorts(15051, 15056, 15108, 15109)
+MODE_SCENARIOS = {
+    manifests.MTLS_OFF: report.MTLS_OFF,
+    manifests.PERMISSIVE: report.PERMISSIVE,
+    manifests.STRICT: report.STRICT,
+}
 
 
 class Timeout(Exception):
@@ -88,6 +126,7 @@ class Scenario:
     port: int
     host_header: str
     groups: dict[str, Callable[[], list[int]]]  # CPU group -> pids (looked up per slice)
+    counted: Counted | None = None  # its proxies' counters and claimed mTLS mode
 
 
 class CpuWindow:
@@ -112,14 +151,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--rate", type=float, default=1000, help="fixed rate, requests/s in total")
     add("--duration", type=float, default=20, help="measured seconds per scenario at --rate")
-    add("--max-duration", type=float, default=12, help="measured seconds per scenario at max")
-    add("--connections", type=int, default=16)
+    add("--max-duration", type=float, default=8, help="measured seconds per scenario at max")
+    add("--connections", type=int, default=16, help="the generator's keep-alive connections")
     add("--body", type=int, default=1024, help="response body bytes")
     add("--rounds", type=int, default=4, help="rounds per phase (scenarios rotate)")
     add("--warmup", type=float, default=1.0, help="unmeasured seconds before each slice")
     add("--idle-duration", type=float, default=5.0, help="seconds of idle CPU measurement")
     add("--ceiling-duration", type=float, default=3.0, help="0 skips the generator ceiling")
-    add("--timeout", type=float, default=480, help="hard limit for the whole run, seconds")
+    add(
+        "--churn",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add a phase at --rate where every proxy opens a new upstream connection every "
+        "N requests (0: no such phase)",
+    )
+    add("--churn-duration", type=float, default=12, help="measured seconds per scenario")
+    add(
+        "--pair-xfcc",
+        action="store_true",
+        help="add a scenario: the mTLS bare pair whose server also fills "
+        "x-forwarded-client-cert for the app, as the mesh's mTLS chains do",
+    )
+    add(
+        "--key-type",
+        choices=["RSA", "ECDSA"],
+        default="RSA",
+        help="workload keys of the sidecars and the mTLS bare pair (RSA 2048, or ECDSA P-256)",
+    )
+    add("--timeout", type=float, default=600, help="hard limit for the whole run, seconds")
     add("--wait-quiet", type=float, default=0, help="first wait up to this long for low load")
     add("--quiet-load", type=float, default=0.5, help="1-minute load average deemed low")
     add(
@@ -128,6 +188,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=0,
         help="nice value for the pods, the bare pair and the generator during the fixed-rate "
         "phase (e.g. -10 keeps a busy machine's other work out of the latencies)",
+    )
+    add(
+        "--syscalls",
+        action="store_true",
+        help="count the proxies' system calls per request (perf stat) in the fixed-rate and "
+        "churn phases; perf's tracepoints cost the proxies some CPU, so read the CPU of such a "
+        "run with care",
     )
     add("--json", type=Path, help="also write every number to this file")
     add("--keep-home", action="store_true", help="keep the mesh's home (logs) under /tmp")
@@ -163,6 +230,7 @@ class Bench:
         self.workdir = mesh.home / "bench"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.envoys: list[bare.BareEnvoy] = []
+        self.tls: tuple[TlsFiles, TlsFiles] | None = None  # the mTLS pair's client, server
 
     def in_pod(self, pod: Pod) -> Callable[[Sequence[str]], list[str]]:
         return lambda argv: self.mesh.in_pod(pod, argv)
@@ -195,72 +263,192 @@ class Bench:
 
     def start_pods(self) -> dict[str, Pod]:
         self.mesh.up()
-        self.mesh.apply(
-            manifests.manifests(serve_argv(self.binary, manifests.APP_PORT, self.args.body))
-        )
+        server = serve_argv(self.binary, manifests.APP_PORT, self.args.body)
+        self.mesh.apply(manifests.manifests(server, self.args.key_type))
         names = [
             manifests.DIRECT_SERVER,
             manifests.DIRECT_CLIENT,
             *manifests.MESH_SERVERS,
             manifests.MESH_CLIENT,
-            manifests.PLAIN_SERVER,
+            *(s.deployment for s in manifests.MODE_SERVERS),
         ]
         return self.mesh.wait_ready(names, timeout=120)
 
-    def start_pair(self, pods: dict[str, Pod], concurrency: int) -> None:
+    def make_certificates(self) -> None:
+        directory = self.workdir / "tls"
+        directory.mkdir(mode=0o700)
+        accounts = (manifests.DIRECT_CLIENT, manifests.DIRECT_SERVER)
+        self.tls = pair_certificates(directory, manifests.NAMESPACE, accounts, self.args.key_type)
+
+    def start_pair(
+        self,
+        name: str,
+        pods: dict[str, Pod],
+        concurrency: int,
+        ports: PairPorts,
+        mtls: bool,
+        max_requests: tuple[int, int] = (0, 0),
+        xfcc: bool = False,
+    ) -> tuple[bare.BareEnvoy, bare.BareEnvoy]:
+        """A bare pair between the direct pods: (client, server). `max_requests` is per
+        cluster: (client Envoy -> server Envoy, server Envoy -> app)."""
         server, client = pods[manifests.DIRECT_SERVER], pods[manifests.DIRECT_CLIENT]
-        binary = envoy_binary()
-        server_config = bare.bootstrap("0.0.0.0", bare.SERVER_PORT, "127.0.0.1", manifests.APP_PORT)
-        client_config = bare.bootstrap(
-            "127.0.0.1", bare.CLIENT_PORT, server["ip"], bare.SERVER_PORT
+        listener_tls = upstream_tls = None
+        if mtls:
+            assert self.tls is not None
+            client_files, server_files = self.tls
+            sni = outbound_sni(f"outbound|{manifests.APP_PORT}||{manifests.DIRECT_SERVER}")
+            listener_tls = bare.downstream_tls(server_files)
+            upstream_tls = bare.upstream_tls(client_files, sni, server_files.identity)
+        server_config = bare.bootstrap(
+            "0.0.0.0",
+            ports.server,
+            "127.0.0.1",
+            manifests.APP_PORT,
+            admin_port=ports.server_admin,
+            listener_tls=listener_tls,
+            max_requests=max_requests[1],
+            xfcc=xfcc,
         )
-        for name, config, pod in (
-            ("server-envoy", server_config, server),
-            ("client-envoy", client_config, client),
+        client_config = bare.bootstrap(
+            "127.0.0.1",
+            ports.client,
+            server["ip"],
+            ports.server,
+            admin_port=ports.client_admin,
+            upstream_tls=upstream_tls,
+            max_requests=max_requests[0],
+        )
+        started = []
+        for role, config, pod, admin in (
+            ("server", server_config, server, ports.server_admin),
+            ("client", client_config, client, ports.client_admin),
         ):
-            self.envoys.append(
-                bare.start(name, binary, config, concurrency, self.workdir, self.in_pod(pod))
+            envoy = bare.start(
+                f"{name}-{role}",
+                envoy_binary(),
+                config,
+                admin,
+                concurrency,
+                self.workdir,
+                self.in_pod(pod),
             )
+            self.envoys.append(envoy)
+            started.append(envoy)
+        return started[1], started[0]
 
-    def scenarios(self, pods: dict[str, Pod]) -> list[Scenario]:
+    def admin(self, pod: Pod, port: int = SIDECAR_ADMIN) -> counters.Envoy:
+        return counters.Envoy(f"{pod['netns']}:{port}", self.in_pod(pod), port)
+
+    def pair_scenario(
+        self,
+        name: str,
+        pods: dict[str, Pod],
+        envoys: tuple[bare.BareEnvoy, bare.BareEnvoy],
+        ports: PairPorts,
+        mtls: bool,
+    ) -> Scenario:
         d_server, d_client = pods[manifests.DIRECT_SERVER], pods[manifests.DIRECT_CLIENT]
-        m_servers = [pods[n] for n in manifests.MESH_SERVERS]
-        m_client = pods[manifests.MESH_CLIENT]
-        p_server = pods[manifests.PLAIN_SERVER]
-        server_envoy, client_envoy = self.envoys
-        port, service, plain = manifests.APP_PORT, manifests.SERVICE, manifests.PLAIN_SERVICE
+        client_envoy, server_envoy = envoys
+        counted = Counted(
+            client=(Side(self.admin(d_client, ports.client_admin), "cluster.up."),),
+            server=(
+                Side(
+                    self.admin(d_server, ports.server_admin),
+                    "cluster.up.",
+                    f"listener.0.0.0.0_{ports.server}.",
+                ),
+            ),
+            mtls=mtls,
+            plaintext_url=f"http://{d_server['ip']}:{ports.server}/",
+            plaintext_answered=not mtls,
+        )
+        return Scenario(
+            name,
+            d_client,
+            "127.0.0.1",
+            ports.client,
+            manifests.SERVICE,
+            {
+                report.CLIENT_PROXY: lambda: [client_envoy.pid],
+                report.SERVER_PROXY: lambda: [server_envoy.pid],
+                report.APP: processes([d_server], "other"),
+            },
+            counted,
+        )
 
-        def sidecars(servers: list[Pod]) -> dict[str, Callable[[], list[int]]]:
-            return {
-                report.CLIENT_PROXY: processes([m_client], "envoy"),
-                report.SERVER_PROXY: processes(servers, "envoy"),
-                report.AGENTS: processes([m_client, *servers], "agent"),
-                report.APP: processes(servers, "other"),
-            }
+    def mesh_scenario(
+        self,
+        name: str,
+        pods: dict[str, Pod],
+        service: str,
+        servers: list[Pod],
+        subsets: Sequence[str],
+        mode: str | None,
+    ) -> Scenario:
+        """The client sidecar -> `service`, served by `servers` under PeerAuthentication
+        `mode` (None: no policy, PERMISSIVE)."""
+        client = pods[manifests.MESH_CLIENT]
+        port = manifests.APP_PORT
+        host = f"{service}.{manifests.NAMESPACE}.svc.cluster.local"
+        counted = Counted(
+            client=tuple(
+                Side(self.admin(client), f"cluster.outbound|{port}|{subset}|{host}.")
+                for subset in subsets
+            ),
+            server=tuple(
+                Side(self.admin(s), f"cluster.inbound|{port}||.", INBOUND) for s in servers
+            ),
+            mtls=mode != "DISABLE",
+            plaintext_url=f"http://{servers[0]['ip']}:{port}/",
+            plaintext_answered=mode != "STRICT",
+        )
+        groups = {
+            report.CLIENT_PROXY: processes([client], "envoy"),
+            report.SERVER_PROXY: processes(servers, "envoy"),
+            report.AGENTS: processes([client, *servers], "agent"),
+            report.APP: processes(servers, "other"),
+        }
+        return Scenario(name, client, service, port, service, groups, counted)
 
+    def mode_scenarios(self, pods: dict[str, Pod]) -> list[Scenario]:
+        return [
+            self.mesh_scenario(
+                MODE_SCENARIOS[s], pods, s.service, [pods[s.deployment]], [""], s.mode
+            )
+            for s in manifests.MODE_SERVERS
+        ]
+
+    def scenarios(
+        self,
+        pods: dict[str, Pod],
+        plain: tuple[bare.BareEnvoy, bare.BareEnvoy],
+        mtls: tuple[bare.BareEnvoy, bare.BareEnvoy],
+        xfcc: tuple[bare.BareEnvoy, bare.BareEnvoy] | None,
+    ) -> list[Scenario]:
+        d_server, d_client = pods[manifests.DIRECT_SERVER], pods[manifests.DIRECT_CLIENT]
+        seed_servers = [pods[n] for n in manifests.MESH_SERVERS]
+        extra = (
+            []
+            if xfcc is None
+            else [self.pair_scenario(report.PAIR_XFCC, pods, xfcc, XFCC_PAIR, True)]
+        )
         return [
             Scenario(
                 report.DIRECT,
                 d_client,
                 d_server["ip"],
-                port,
-                service,
+                manifests.APP_PORT,
+                manifests.SERVICE,
                 {report.APP: processes([d_server], "other")},
             ),
-            Scenario(
-                report.PAIR,
-                d_client,
-                "127.0.0.1",
-                bare.CLIENT_PORT,
-                service,
-                {
-                    report.CLIENT_PROXY: lambda: [client_envoy.pid],
-                    report.SERVER_PROXY: lambda: [server_envoy.pid],
-                    report.APP: processes([d_server], "other"),
-                },
+            self.pair_scenario(report.PAIR, pods, plain, PLAIN_PAIR, False),
+            self.pair_scenario(report.PAIR_MTLS, pods, mtls, MTLS_PAIR, True),
+            *extra,
+            self.mesh_scenario(
+                report.MESH, pods, manifests.SERVICE, seed_servers, ["v1", "v2"], None
             ),
-            Scenario(report.MESH, m_client, service, port, service, sidecars(m_servers)),
-            Scenario(report.PLAIN, m_client, plain, port, plain, sidecars([p_server])),
+            *self.mode_scenarios(pods),
         ]
 
     # --- measuring -------------------------------------------------------------------
@@ -286,39 +474,33 @@ class Bench:
             server.wait(timeout=5)
 
     def phase(
-        self, scenarios: list[Scenario], rate: float, duration: float
+        self, scenarios: list[Scenario], rate: float, duration: float, syscalls: bool = False
     ) -> dict[str, PhaseTotals]:
+        """Rounds over the scenarios; with `syscalls`, the proxies' system calls are
+        counted in the measured windows too."""
         totals = {s.name: PhaseTotals() for s in scenarios}
         rounds = max(1, self.args.rounds)
         for r in range(rounds):
             shift = r % len(scenarios)
             for scenario in scenarios[shift:] + scenarios[:shift]:
                 window = CpuWindow({g: find() for g, find in scenario.groups.items()})
-                result = self.load(scenario, rate, duration / rounds, self.args.warmup, window.open)
+                counting: dict[str, SyscallCount] = {}
+
+                def measuring(
+                    window: CpuWindow = window, counting: dict[str, Any] = counting
+                ) -> None:
+                    window.open()
+                    if syscalls:
+                        for group in report.PROXIES:
+                            if window.pids.get(group):
+                                counting[group] = SyscallCount(window.pids[group])
+
+                result = self.load(scenario, rate, duration / rounds, self.args.warmup, measuring)
                 cpu, busy = window.close()
                 totals[scenario.name].add(result, cpu, busy)
+                for group, count in counting.items():
+                    totals[scenario.name].add_syscalls(group, *count.stop(), result)
         return totals
-
-
-def sidecar_counters(bench: Bench, pod: Pod, prefix: str) -> dict[str, int]:
-    """Counters of a sidecar's Envoy whose names start with `prefix` (admin 127.0.0.1:15000)."""
-    script = (
-        "import urllib.request;"
-        "print(urllib.request.urlopen('http://127.0.0.1:15000/stats',timeout=5).read().decode())"
-    )
-    out = subprocess.run(
-        bench.mesh.in_pod(pod, [sys.executable, "-c", script]),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=20,
-    ).stdout
-    counters: dict[str, int] = {}
-    for line in out.splitlines():
-        name, _, value = line.partition(": ")
-        if name.startswith(prefix) and value.strip().isdigit():
-            counters[name] = int(value)
-    return counters
 
 
 @dataclass(frozen=True)
@@ -332,19 +514,18 @@ class Watched:
 
 
 def watched_processes(
-    mesh: BenchMesh, pods: dict[str, Pod], envoys: list[bare.BareEnvoy]
+    mesh: BenchMesh, pods: dict[str, Pod], pairs: dict[str, tuple[bare.BareEnvoy, bare.BareEnvoy]]
 ) -> list[Watched]:
-    """Every proxy-side process: the bare pair, each sidecar's Envoy, agent and shim,
+    """Every proxy-side process: the bare pairs, each sidecar's Envoy, agent and shim,
     isthmusd and the node runtime."""
     rows: list[Watched] = []
-    for envoy in envoys:
-        client = envoy.name.startswith("client")
-        pod = pods[manifests.DIRECT_CLIENT if client else manifests.DIRECT_SERVER]
-        rows.append(Watched(report.PAIR, pod["name"], "envoy", envoy.pid))
+    for scenario, (client, server) in pairs.items():
+        rows.append(Watched(scenario, pods[manifests.DIRECT_CLIENT]["name"], "envoy", client.pid))
+        rows.append(Watched(scenario, pods[manifests.DIRECT_SERVER]["name"], "envoy", server.pid))
     sidecar_pods = [
         (report.MESH, manifests.MESH_CLIENT),
         *((report.MESH, name) for name in manifests.MESH_SERVERS),
-        (report.PLAIN, manifests.PLAIN_SERVER),
+        *((MODE_SCENARIOS[s], s.deployment) for s in manifests.MODE_SERVERS),
     ]
     for scenario, name in sidecar_pods:
         pod = pods[name]
@@ -354,9 +535,9 @@ def watched_processes(
         shim = proc.shim_pid(f"{pod['namespace']}.{pod['name']}")
         if shim is not None:  # every pod has one, sidecar or not: the per-pod supervisor
             rows.append(Watched(scenario, pod["name"], "shim", shim))
-    for name, pid in (("isthmusd", mesh.daemon_pid()), ("node runtime", mesh.node_pid())):
-        if pid is not None:
-            rows.append(Watched("control plane", "-", name, pid))
+    for name, control in (("isthmusd", mesh.daemon_pid()), ("node runtime", mesh.node_pid())):
+        if control is not None:
+            rows.append(Watched("control plane", "-", name, control))
     return rows
 
 
@@ -394,36 +575,121 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def mode_checks(
+    bench: Bench, scenarios: list[Scenario], pods: dict[str, Pod]
+) -> list[counters.ModeCheck]:
+    """Each scenario's mTLS mode against its counters since its Envoys started and a
+    plaintext request from the pod without a sidecar."""
+    counted = [s.counted for s in scenarios if s.counted is not None]
+    snap = counters.snapshot(counted)
+    probe_from = bench.in_pod(pods[manifests.DIRECT_CLIENT])
+    return [
+        counters.check(s.name, s.counted, snap, probe_from)
+        for s in scenarios
+        if s.counted is not None
+    ]
+
+
+def counted_phase(
+    bench: Bench, scenarios: list[Scenario], rate: float, duration: float, syscalls: bool
+) -> tuple[dict[str, PhaseTotals], dict[str, counters.Counters]]:
+    """A phase, and the counters of each scenario's proxies over it."""
+    counted = [s.counted for s in scenarios if s.counted is not None]
+    before = counters.snapshot(counted)
+    totals = bench.phase(scenarios, rate, duration, syscalls)
+    after = counters.snapshot(counted)
+    deltas = {
+        s.name: counters.delta(s.counted, before, after) for s in scenarios if s.counted is not None
+    }
+    return totals, deltas
+
+
+def wait_churn(bench: Bench, pods: dict[str, Pod], max_requests: int, timeout: float) -> bool:
+    """Until the client sidecar's clusters to the mode services open a new connection
+    every `max_requests` requests; then whether the servers' inbound clusters (to the
+    app) do too, as the seed's DestinationRule makes them (see BENCHMARKS.md)."""
+    needle = f'"max_requests_per_connection": {max_requests}'
+    host = "{}." + manifests.NAMESPACE + ".svc.cluster.local"
+    wanted = {
+        f"outbound|{manifests.APP_PORT}||{host.format(s.service)}" for s in manifests.MODE_SERVERS
+    }
+
+    def churning(pod: Pod, names: set[str]) -> set[str]:
+        found = set()
+        for config in bench.admin(pod).config_dump("dynamic_active_clusters"):
+            cluster = config.get("cluster")
+            name = cluster.get("name") if isinstance(cluster, dict) else None
+            if name in names and needle in json.dumps(cluster):
+                found.add(str(name))
+        return found
+
+    deadline = time.monotonic() + timeout
+    while churning(pods[manifests.MESH_CLIENT], wanted) != wanted:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the churn DestinationRules did not reach the client in {timeout}s")
+        time.sleep(0.5)
+    inbound = {f"inbound|{manifests.APP_PORT}||"}
+    return all(churning(pods[s.deployment], inbound) for s in manifests.MODE_SERVERS)
+
+
+def churn(
+    bench: Bench, args: argparse.Namespace, pods: dict[str, Pod], results: report.Results
+) -> None:
+    """The fixed rate again, with a new upstream connection every --churn requests on
+    every hop between the proxies, so TLS handshakes are part of what is measured."""
+    bench.mesh.apply(manifests.churn_rules(args.churn))
+    inbound = wait_churn(bench, pods, args.churn, timeout=30)
+    results.churn_inbound = inbound
+    per_hop = (args.churn, args.churn if inbound else 0)
+    concurrency = results.concurrency
+    plain = bench.start_pair("churn-pair", pods, concurrency, CHURN_PLAIN_PAIR, False, per_hop)
+    mtls = bench.start_pair("churn-mtls-pair", pods, concurrency, CHURN_MTLS_PAIR, True, per_hop)
+    scenarios = [
+        bench.pair_scenario(report.PAIR, pods, plain, CHURN_PLAIN_PAIR, False),
+        bench.pair_scenario(report.PAIR_MTLS, pods, mtls, CHURN_MTLS_PAIR, True),
+        *bench.mode_scenarios(pods),
+    ]
+    for scenario in scenarios:
+        bare.wait_serving(functools.partial(bench.probe, scenario), bench.envoys, timeout=30)
+    results.churn, results.tls_churn = counted_phase(
+        bench, scenarios, args.rate, args.churn_duration, args.syscalls
+    )
+
+
 def measure(bench: Bench, args: argparse.Namespace, started: float) -> report.Results:
     pods = bench.start_pods()
     concurrency = sidecar_concurrency(pods[manifests.MESH_CLIENT])
-    bench.start_pair(pods, concurrency)
-    scenarios = bench.scenarios(pods)
+    bench.make_certificates()
+    plain = bench.start_pair("pair", pods, concurrency, PLAIN_PAIR, False)
+    mtls = bench.start_pair("mtls-pair", pods, concurrency, MTLS_PAIR, True)
+    xfcc = None
+    if args.pair_xfcc:
+        xfcc = bench.start_pair("xfcc-pair", pods, concurrency, XFCC_PAIR, True, xfcc=True)
+    scenarios = bench.scenarios(pods, plain, mtls, xfcc)
     for scenario in scenarios:
         bare.wait_serving(functools.partial(bench.probe, scenario), bench.envoys, timeout=30)
     results = report.Results(setup_seconds=time.monotonic() - started, concurrency=concurrency)
     if args.ceiling_duration > 0:
         results.ceiling_rps = bench.ceiling(pods[manifests.DIRECT_CLIENT])
-    watched = watched_processes(bench.mesh, pods, bench.envoys)
+    pairs = {report.PAIR: plain, report.PAIR_MTLS: mtls}
+    if xfcc is not None:
+        pairs[report.PAIR_XFCC] = xfcc
+    watched = watched_processes(bench.mesh, pods, pairs)
     results.idle_seconds = args.idle_duration
     idle = idle_cpu(watched, args.idle_duration)
     results.load_during.append(os.getloadavg())
-    client = pods[manifests.MESH_CLIENT]
-    outbound = f"cluster.outbound|{manifests.APP_PORT}|"
-    before = sidecar_counters(bench, client, outbound)
     with niceness(args.nice, pods, bench.envoys):
-        results.fixed = bench.phase(scenarios, args.rate, args.duration)
-    after = sidecar_counters(bench, client, outbound)
-    results.counters = {
-        k: v - before.get(k, 0)
-        for k, v in after.items()
-        if k.endswith(COUNTERS) and v != before.get(k, 0)
-    }
+        results.fixed, results.tls_fixed = counted_phase(
+            bench, scenarios, args.rate, args.duration, args.syscalls
+        )
+    results.checks = mode_checks(bench, scenarios, pods)
     results.processes = [
         report.ProcessRow(w.scenario, w.pod, w.process, idle[w.pid], _proc.memory(w.pid))
         for w in watched
     ]
     results.maximum = bench.phase(scenarios, 0, args.max_duration)
+    if args.churn > 0:
+        churn(bench, args, pods, results)
     results.load_during.append(os.getloadavg())
     return results
 
@@ -464,7 +730,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.render(args, command, results, report.machine_facts(envoy_binary())))
     if args.json:
         args.json.write_text(json.dumps(report.to_json(command, results), indent=2) + "\n")
-    return 0
+    wrong = [c for c in results.checks if not c.ok]
+    for found in wrong:
+        print(f"error: {found.scenario}: {'; '.join(found.problems)}", file=sys.stderr)
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
