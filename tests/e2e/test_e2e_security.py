@@ -146,6 +146,8 @@ def test_mtls_between_sidecars_and_the_strict_migration(mesh: E2EMesh) -> None:
     until("the scraper is refused", lambda: fetch(mesh, scraper, scrape)["status"] == 0)
     for _ in range(5):
         assert fetch(mesh, order, f"{INVENTORY}/items")["status"] == 200
+    plaintext = mesh.cli("x", "authz", "check", inventory["name"], "-n", NS, "--request", "GET /")
+    assert plaintext.stdout.startswith("DENY: port 8080 requires mTLS (STRICT)"), plaintext.stdout
 
     # The fix: a PERMISSIVE exception for the scraped workload.
     mesh.apply(PERMISSIVE_EXCEPTION)

@@ -39,6 +39,7 @@ from isthmus.pilot import profile as _types  # noqa: F401
 from isthmus.pilot.authz.evaluate import Decision, evaluate
 from isthmus.pilot.authz.request import Request
 from isthmus.pilot.envoy.path_normalization import envoy_path
+from isthmus.pilot.generators.inbound_listener import is_refusal
 
 Body = dict[str, Any]
 _POLICY_NAME = re.compile(
@@ -234,5 +235,9 @@ def authz_check_command(
         destination_ip=str(found.get("ip") or "127.0.0.1"),
         destination_port=port,
     )
-    decision, filters = decide(listener, request, mtls=principal is not None)
+    mtls = principal is not None
+    if is_refusal(chain_for(listener, port, mtls)):
+        click.echo(f"DENY: port {port} requires mTLS (STRICT); a plaintext connection is closed")
+        return
+    decision, filters = decide(listener, request, mtls)
     click.echo(_decision_line(decision, filters))

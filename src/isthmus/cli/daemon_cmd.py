@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import click
 
+from isthmus.ca import CaError
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
+from isthmus.cli.mesh_options import mesh_options
 from isthmus.daemon.main import DaemonOptions, run_daemon
 from isthmus.logfmt import setup_logging
 
@@ -23,6 +26,8 @@ from isthmus.logfmt import setup_logging
 @click.option(
     "--proxy-http-port", type=int, help="Mesh-wide explicit HTTP proxy port (proxyHttpPort)."
 )
+@click.option("--service-cidr", help="Virtual IPs for Services without a clusterIP.")
+@mesh_options
 @click.option(
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
 )
@@ -33,6 +38,11 @@ def daemon_command(
     debounce_max: float,
     xds_tcp: str | None,
     proxy_http_port: int | None,
+    service_cidr: str | None,
+    trust_domain: str,
+    root_namespace: str,
+    path_normalization: str,
+    cacerts: str | None,
     log_level: str,
 ) -> None:
     """Run isthmusd (store, xDS server, HTTP API) in the foreground."""
@@ -48,5 +58,13 @@ def daemon_command(
         debounce_max=debounce_max,
         xds_tcp=xds_tcp,
         proxy_http_port=proxy_http_port,
+        service_cidr=service_cidr,
+        trust_domain=trust_domain,
+        root_namespace=root_namespace,
+        path_normalization=path_normalization,
+        cacerts=Path(cacerts) if cacerts else None,
     )
-    asyncio.run(run_daemon(cli.home, options))
+    try:
+        asyncio.run(run_daemon(cli.home, options))
+    except CaError as exc:
+        raise UserError(f"the mesh CA is unusable: {exc}") from None

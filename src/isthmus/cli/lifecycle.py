@@ -28,6 +28,7 @@ import click
 
 from isthmus.cli.context import CliContext, notice, pass_cli
 from isthmus.cli.errors import UserError
+from isthmus.cli.mesh_options import mesh_options
 from isthmus.cli.waiting import timeout_option
 from isthmus.daemon.client import DaemonClient, DaemonError, DaemonNotRunning
 from isthmus.home import MeshHome
@@ -290,30 +291,7 @@ def _check_tools(settings: Settings, home: MeshHome) -> None:
 )
 @click.option("--pod-cidr", default="10.44.0.0/16", show_default=True)
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
-@click.option(
-    "--trust-domain",
-    default="cluster.local",
-    show_default=True,
-    help="SPIFFE trust domain of the mesh's identities.",
-)
-@click.option(
-    "--root-namespace",
-    default="istio-system",
-    show_default=True,
-    help="Policies here apply mesh-wide (MeshConfig rootNamespace).",
-)
-@click.option(
-    "--path-normalization",
-    type=click.Choice(["NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"]),
-    default="BASE",
-    show_default=True,
-    help="How request paths are normalized before authorization (MeshConfig).",
-)
-@click.option(
-    "--cacerts",
-    type=click.Path(exists=True, file_okay=False, resolve_path=True),
-    help="Istio's plugged-in CA: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem.",
-)
+@mesh_options
 @pass_cli
 def up_command(
     cli: CliContext,

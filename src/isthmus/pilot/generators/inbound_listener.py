@@ -132,9 +132,24 @@ def _inbound_http_route(port: int) -> route_pb2.RouteConfiguration:
     )
 
 
+REFUSAL_STAT_PREFIX = "strict_mtls_plaintext."
+
+
+def is_refusal(chain: lc.FilterChain) -> bool:
+    """Whether `chain` is one that closes every connection (plaintext under STRICT)."""
+    if not chain.filters:
+        return False
+    first = chain.filters[0].typed_config
+    config = network_rbac_pb2.RBAC()
+    if not first.Is(config.DESCRIPTOR):
+        return False
+    first.Unpack(config)
+    return bool(config.stat_prefix == REFUSAL_STAT_PREFIX)
+
+
 def _refuse_all() -> lc.Filter:
     """A network RBAC that allows nothing: the connection is closed at once."""
-    config = network_rbac_pb2.RBAC(stat_prefix="strict_mtls_plaintext.")
+    config = network_rbac_pb2.RBAC(stat_prefix=REFUSAL_STAT_PREFIX)
     config.rules.action = config.rules.ALLOW  # and no policies: nothing is allowed
     return lc.Filter(name="envoy.filters.network.rbac", typed_config=pack(config))
 
