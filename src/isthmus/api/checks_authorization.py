@@ -18,7 +18,7 @@ from isthmus.api.authorization import (
     Source,
     parse_go_bool,
 )
-from isthmus.api.checks_common import NOT_SUPPORTED, check_labels
+from isthmus.api.checks_common import NOT_SUPPORTED, check_workload_selector
 from isthmus.api.errors import FieldPath, Problems, short_repr
 from isthmus.api.networking import WorkloadSelector
 
@@ -64,14 +64,7 @@ def check_authorization_policy(policy: AuthorizationPolicy, problems: Problems) 
 
 
 def _check_selector(problems: Problems, path: FieldPath, selector: WorkloadSelector) -> None:
-    """Istio's validateWorkloadSelector: no `*` in keys or values; then label syntax."""
-    plain: dict[str, str] = {}
-    for key, value in selector.match_labels.items():
-        if "*" in key or "*" in value:
-            problems.add(path.key(key), "wildcards are not supported in selectors")
-        else:
-            plain[key] = value
-    check_labels(problems, path, plain)
+    check_workload_selector(problems, path, selector.match_labels)
 
 
 def _check_dry_run(policy: AuthorizationPolicy, problems: Problems) -> None:

@@ -165,3 +165,15 @@ def check_unique(problems: Problems, path: FieldPath, values: Iterable[object], 
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def check_workload_selector(problems: Problems, path: FieldPath, labels: dict[str, str]) -> None:
+    """Istio's validateWorkloadSelector (the security kinds): no `*` in keys or values
+    (reported once per label), then label syntax."""
+    plain: dict[str, str] = {}
+    for key, value in labels.items():
+        if "*" in key or "*" in value:
+            problems.add(path.key(key), "wildcards are not supported in selectors")
+        else:
+            plain[key] = value
+    check_labels(problems, path, plain)

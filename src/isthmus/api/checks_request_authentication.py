@@ -8,7 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 from isthmus.api import names
-from isthmus.api.checks_common import check_duration, check_labels
+from isthmus.api.checks_common import check_duration, check_workload_selector
 from isthmus.api.errors import FieldPath, Problems, short_repr
 from isthmus.api.jwks import jwks_error
 from isthmus.api.networking import WorkloadSelector
@@ -95,14 +95,7 @@ def jwks_uri_error(uri: str) -> str | None:
 
 
 def _check_selector(problems: Problems, path: FieldPath, selector: WorkloadSelector) -> None:
-    """Istio's CRD: no `*` in keys or values (reported once); then label syntax."""
-    plain: dict[str, str] = {}
-    for key, value in selector.match_labels.items():
-        if "*" in key or "*" in value:
-            problems.add(path.key(key), "wildcards are not supported in selectors")
-        else:
-            plain[key] = value
-    check_labels(problems, path, plain)
+    check_workload_selector(problems, path, selector.match_labels)
 
 
 def _check_claim_to_header(problems: Problems, path: FieldPath, header: str, claim: str) -> None:

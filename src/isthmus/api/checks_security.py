@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from isthmus.api.checks_common import check_labels
+from isthmus.api.checks_common import check_workload_selector
 from isthmus.api.errors import FieldPath, Problems
 from isthmus.api.security import PeerAuthentication
 
@@ -12,7 +12,7 @@ def check_peer_authentication(policy: PeerAuthentication, problems: Problems) ->
     path = FieldPath("spec")
     labels = spec.selector.match_labels if spec.selector else {}
     if spec.selector is not None:
-        check_labels(problems, path.field("selector").field("matchLabels"), labels)
+        check_workload_selector(problems, path.field("selector").field("matchLabels"), labels)
     ports = path.field("portLevelMtls")
     if spec.port_level_mtls and not labels:
         # Istio: port-level settings need a workload selector (ports differ per workload).
