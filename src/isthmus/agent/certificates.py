@@ -29,6 +29,7 @@ from isthmus.certificate_service import (
     IstioCertificateRequest,
     IstioCertificateResponse,
 )
+from isthmus.model.identity import spiffe_uri
 
 KeyType = Literal["RSA", "ECDSA"]
 KEY_TYPES: tuple[KeyType, ...] = ("RSA", "ECDSA")
@@ -61,7 +62,7 @@ def spiffe_identity(trust_domain: str, namespace: str, service_account: str) -> 
     for what, value in (("namespace", namespace), ("service account", service_account)):
         if not _SEGMENT_RE.fullmatch(value) or value in (".", ".."):
             raise ValueError(f"{what} {value!r} can not be part of a SPIFFE id")
-    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
+    return spiffe_uri(trust_domain, namespace, service_account)
 
 
 def new_private_key(key_type: KeyType = "RSA") -> PrivateKey:

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from isthmus.model.identity import spiffe_uri
+
 ROOT_CERT = "root-cert.pem"
 CA_CERT = "ca-cert.pem"
 CA_KEY = "ca-key.pem"
@@ -74,7 +76,7 @@ class CaOptions:
 
 def spiffe_id(trust_domain: str, namespace: str, service_account: str) -> str:
     """The workload identity Istio gives a service account: spiffe://td/ns/<ns>/sa/<sa>."""
-    uri = f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
+    uri = spiffe_uri(trust_domain, namespace, service_account)
     parse_spiffe_id(uri)
     return uri
 

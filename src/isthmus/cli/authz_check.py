@@ -36,7 +36,7 @@ from isthmus.cli.xcmd import require_root
 # Parsing the dumped listener needs every type pilot puts in it registered: importing
 # the generators registers them.
 from isthmus.pilot import profile as _types  # noqa: F401
-from isthmus.pilot.authz.evaluate import Decision, evaluate
+from isthmus.pilot.authz.evaluate import Decision, evaluate, rbac_config
 from isthmus.pilot.authz.request import Request
 from isthmus.pilot.envoy.path_normalization import envoy_path
 from isthmus.pilot.generators.inbound_listener import is_refusal
@@ -60,24 +60,18 @@ def inbound_listener(dump: Body) -> listener_pb2.Listener:
 def _rbac(
     envoy_filter: hcm.HttpFilter | lc.Filter,
 ) -> http_rbac_pb2.RBAC | network_rbac_pb2.RBAC | None:
-    for message_type in (http_rbac_pb2.RBAC, network_rbac_pb2.RBAC):
-        if envoy_filter.typed_config.Is(message_type.DESCRIPTOR):
-            config = message_type()
-            envoy_filter.typed_config.Unpack(config)
-            return config
-    return None
+    try:
+        return rbac_config(envoy_filter)[0]
+    except ValueError:  # not an RBAC filter
+        return None
 
 
 def chain_filters(chain: lc.FilterChain) -> list[hcm.HttpFilter | lc.Filter]:
     """The RBAC filters a chain runs: network ones, then those of its HTTP manager."""
-    out: list[hcm.HttpFilter | lc.Filter] = []
-    for network_filter in chain.filters:
-        manager = hcm.HttpConnectionManager()
-        if network_filter.typed_config.Is(manager.DESCRIPTOR):
-            network_filter.typed_config.Unpack(manager)
-            out.extend(f for f in manager.http_filters if _rbac(f) is not None)
-        elif _rbac(network_filter) is not None:
-            out.append(network_filter)
+    out: list[hcm.HttpFilter | lc.Filter] = [f for f in chain.filters if _rbac(f) is not None]
+    manager = _manager(chain)
+    if manager is not None:
+        out.extend(f for f in manager.http_filters if _rbac(f) is not None)
     return out
 
 

@@ -58,8 +58,6 @@ class CertificateService:
         self._authority = authority
         self._tokens = tokens
         self._store = store
-        self.issued = 0
-        self.refused = 0
 
     def handler(self) -> grpc.GenericRpcHandler:
         method = grpc.unary_unary_rpc_method_handler(
@@ -91,12 +89,10 @@ class CertificateService:
             except CsrRejected as exc:
                 raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"csr rejected: {exc}") from None
         except Refused as refusal:
-            self.refused += 1
             pod = f"{binding.namespace}/{binding.pod}" if binding else "?"
             log.warning("ca certificate_refused pod=%s reason=%r", pod, refusal.reason)
             await context.abort(refusal.code, refusal.reason)
             raise AssertionError("abort returned") from None  # abort always raises
-        self.issued += 1
         log.info(
             "ca certificate_issued pod=%s/%s identity=%s ttl=%ss",
             binding.namespace,

@@ -46,7 +46,7 @@ def evaluate(filters: Sequence[hcm.HttpFilter | lc.Filter], request: Request) ->
     audited: list[str] = []
     allowed_by: tuple[int | None, str | None] = (None, None)
     for index, envoy_filter in enumerate(filters):
-        config, is_http = _rbac_config(envoy_filter)
+        config, is_http = rbac_config(envoy_filter)
         if not config.HasField("rules"):
             continue
         rules = config.rules
@@ -63,7 +63,7 @@ def evaluate(filters: Sequence[hcm.HttpFilter | lc.Filter], request: Request) ->
     return Decision(True, *allowed_by, audited=tuple(audited))
 
 
-def _rbac_config(
+def rbac_config(
     envoy_filter: hcm.HttpFilter | lc.Filter,
 ) -> tuple[http_rbac_pb2.RBAC | network_rbac_pb2.RBAC, bool]:
     typed = envoy_filter.typed_config

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from envoy.config.cluster.v3 import cluster_pb2
 
 from isthmus.api.networking import ClientTLSSettings, TLSMode
+from isthmus.model.identity import spiffe_uri
 from isthmus.model.types import Endpoint, Service
 from isthmus.pilot.security.tls import (
     auto_mtls_matches,
     outbound_sni,
-    spiffe_uri,
     upstream_file_tls_socket,
     upstream_mtls_socket,
 )

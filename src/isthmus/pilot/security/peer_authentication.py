@@ -27,11 +27,6 @@ class MtlsPolicy:
     def for_port(self, port: int) -> MtlsMode:
         return self.port_modes.get(port, self.mode)
 
-    @property
-    def key(self) -> tuple[object, ...]:
-        """Hashable identity, for caches keyed by what a policy decides."""
-        return (self.mode, tuple(sorted(self.port_modes.items())))
-
 
 def _oldest(
     entries: Iterable[ConfigEntry[PeerAuthentication]],

@@ -61,10 +61,6 @@ def sds_secret(name: str) -> secret_pb2.SdsSecretConfig:
     )
 
 
-def spiffe_uri(trust_domain: str, namespace: str, service_account: str) -> str:
-    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
-
-
 def _san(matcher: string_pb2.StringMatcher) -> common_pb2.SubjectAltNameMatcher:
     return common_pb2.SubjectAltNameMatcher(
         san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=matcher
