@@ -19,8 +19,8 @@ import math
 import os
 import signal
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ class EnvoySettings:
     concurrency: int
     drain_duration: float
     log_level: str = "warning"
+    # Added to Envoy's environment: the workload's telemetry labels (PeerLabels).
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def command(self) -> list[str]:
         """Envoy's argv. The agent never hot-restarts, so hot restart (and its shared
@@ -217,6 +219,7 @@ class EnvoySupervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with(self._agent_pid),
+                env={**os.environ, **self.settings.environment},
                 **extra,
             )
 

@@ -254,6 +254,7 @@ def _select_endpoints(
                     namespace=wl.namespace,
                     ready=wl.ready,
                     weight=wl.weight,
+                    workload_name=wl.workload_name,
                 )
             )
 
@@ -270,6 +271,7 @@ def _workload_from_entry(res: Resource) -> Workload:
         ready=True,
         port_map=tuple(sorted(spec.ports.items())),
         weight=spec.weight,
+        workload_name=res.metadata.name,
     )
 
 

@@ -47,6 +47,7 @@ class PodView:
     named_ports: tuple[tuple[str, int], ...]
     deleting: bool
     uid: str = ""
+    container_ports: tuple[int, ...] = ()  # every declared TCP containerPort, named or not
 
     def workload(self) -> Workload:
         return Workload(
@@ -57,6 +58,7 @@ class PodView:
             service_account=self.service_account,
             ready=self.ready,
             port_map=self.named_ports,
+            workload_name=self.deployment,
         )
 
 
@@ -89,6 +91,7 @@ def pod_view(body: dict[str, Any]) -> PodView:
         "",
     )
     named: dict[str, int] = {}
+    declared: set[int] = set()
     for index, container in enumerate(_field(body, "spec.containers", list)):
         for port in _field(container, "ports", list, []):
             name, number = port.get("name"), port.get("containerPort")
@@ -96,6 +99,8 @@ def pod_view(body: dict[str, Any]) -> PodView:
                 raise InvalidPod(f"spec.containers[{index}].ports: containerPort must be an int")
             if isinstance(name, str) and name:
                 named[name] = number
+            if port.get("protocol", "TCP") == "TCP":
+                declared.add(number)
     containers = []
     for index, status in enumerate(_field(body, "status.containerStatuses", list, [])):
         if not isinstance(status, dict) or not isinstance(status.get("name"), str):
@@ -132,4 +137,5 @@ def pod_view(body: dict[str, Any]) -> PodView:
         named_ports=tuple(sorted(named.items())),
         deleting=bool(_field(body, f"metadata.{DELETION_TIMESTAMP}", str, "")),
         uid=_field(body, "metadata.uid", str, ""),
+        container_ports=tuple(sorted(declared)),
     )

@@ -83,6 +83,9 @@ class Workload:
     # Named ports (WorkloadEntry.ports): service port name -> workload port.
     port_map: tuple[tuple[str, int], ...] = ()
     weight: int | None = None
+    # Istio's workload name (the pod's Deployment, a WorkloadEntry's name): telemetry's
+    # source_workload/destination_workload. Empty when unknown.
+    workload_name: str = ""
 
     @property
     def label_dict(self) -> dict[str, str]:
@@ -100,6 +103,7 @@ class Endpoint:
     namespace: str
     ready: bool = True
     weight: int | None = None
+    workload_name: str = ""
 
     def matches(self, selector: dict[str, str]) -> bool:
         labels = dict(self.labels)

@@ -103,6 +103,7 @@ def test_endpoint_carries_what_clusters_need() -> None:
             namespace="production",
             ready=True,
             weight=3,
+            workload_name="weighted",
         ),
     )
 

@@ -32,6 +32,10 @@ Cluster: TypeAlias = cluster_pb2.Cluster
 HttpProtocolOptions: TypeAlias = http_protocol_options_pb2.HttpProtocolOptions
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 ISTIO_METADATA = "istio"
+# Keys of a cluster's `istio` metadata that telemetry reads as destination_service*.
+SERVICE_HOST_KEY = "service_host"
+SERVICE_NAME_KEY = "service_name"
+SERVICE_NAMESPACE_KEY = "service_namespace"
 # Istio binds inbound passthrough connections to this address so iptables lets them out.
 INBOUND_PASSTHROUGH_BIND = "127.0.0.6"
 # Istio's defaults for DNS clusters (MeshConfig.dnsRefreshRate, PILOT_DNS_* features).
@@ -139,12 +143,23 @@ def _istio_metadata(cluster: Cluster) -> struct_pb2.Struct:
 
 
 def add_service_metadata(cluster: Cluster, service: Service) -> None:
-    """`istio.services`: which service a cluster serves, for telemetry labels."""
+    """`istio.services`: which service a cluster serves, for telemetry labels; the first
+    one also flat (`service_host`, ...), where Envoy's access log formatter can read it."""
     entry = struct_pb2.Struct()
     entry.update({"host": service.hostname, "name": service.name, "namespace": service.namespace})
-    _istio_metadata(cluster).get_or_create_list("services").append(entry)
+    meta = _istio_metadata(cluster)
+    meta.get_or_create_list("services").append(entry)
+    if SERVICE_HOST_KEY not in meta:
+        set_telemetry_service(cluster, service.hostname, service.name, service.namespace)
     if service.mesh_external:
         _istio_metadata(cluster)["external"] = True
+
+
+def set_telemetry_service(cluster: Cluster, host: str, name: str, namespace: str) -> None:
+    """What telemetry reports as destination_service(_name, _namespace) for this cluster."""
+    _istio_metadata(cluster).update(
+        {SERVICE_HOST_KEY: host, SERVICE_NAME_KEY: name, SERVICE_NAMESPACE_KEY: namespace}
+    )
 
 
 def add_config_metadata(cluster: Cluster, namespace: str, name: str, subset: str = "") -> None:
@@ -164,12 +179,14 @@ def _socket(address: str, port: int) -> address_pb2.Address:
 
 def black_hole_cluster(connect_timeout: timedelta) -> Cluster:
     """A cluster without endpoints: traffic routed here fails fast (no route matched)."""
-    return Cluster(
+    cluster = Cluster(
         name=BLACK_HOLE_CLUSTER,
         type=Cluster.STATIC,
         connect_timeout=duration(connect_timeout),
         lb_policy=Cluster.ROUND_ROBIN,
     )
+    set_telemetry_service(cluster, BLACK_HOLE_CLUSTER, BLACK_HOLE_CLUSTER, "unknown")
+    return cluster
 
 
 def _passthrough_http_options() -> HttpProtocolOptions:
@@ -192,8 +209,11 @@ def passthrough_cluster(name: str, connect_timeout: timedelta) -> ClusterDraft:
 
 
 def outbound_passthrough_cluster(connect_timeout: timedelta) -> ClusterDraft:
-    """`PassthroughCluster`: egress to destinations the mesh does not know."""
-    return passthrough_cluster(PASSTHROUGH_CLUSTER, connect_timeout)
+    """`PassthroughCluster`: egress to destinations the mesh does not know (telemetry
+    names it as Istio does: destination_service_name PassthroughCluster)."""
+    draft = passthrough_cluster(PASSTHROUGH_CLUSTER, connect_timeout)
+    set_telemetry_service(draft.cluster, PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, "unknown")
+    return draft
 
 
 def inbound_passthrough_cluster(connect_timeout: timedelta) -> ClusterDraft:

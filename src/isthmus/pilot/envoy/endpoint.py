@@ -3,7 +3,9 @@
 As Istio sends them: only ready endpoints, each HEALTHY with a weight (1 unless the
 workload sets one), in one locality whose weight is their sum. An endpoint labelled
 `security.istio.io/tlsMode` carries it as transport-socket-match metadata, which is how
-clusters pick mTLS per endpoint. Order is by address and port so output is stable.
+clusters pick mTLS per endpoint; an endpoint of a known workload carries who it is
+(workload, namespace, app, version, canonical names) for the client's telemetry.
+Order is by address and port so output is stable.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TypeAlias
 from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
+from isthmus.model.identity import PeerLabels
 from isthmus.model.types import Endpoint
 
 ClusterLoadAssignment: TypeAlias = endpoint_pb2.ClusterLoadAssignment
@@ -21,6 +24,9 @@ LbEndpoint: TypeAlias = endpoint_components_pb2.LbEndpoint
 LocalityLbEndpoints: TypeAlias = endpoint_components_pb2.LocalityLbEndpoints
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
 TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
+# Who the endpoint is, for the client's telemetry (destination_workload, ...): Istio's
+# PeerLabels under the `istio` filter metadata namespace.
+ENDPOINT_TELEMETRY_METADATA = "istio"
 # Whether an endpoint's own PeerAuthentication DISABLEs mTLS on its port: then clients
 # must not send it mTLS, whatever its tlsMode label says (Istio's mtlsChecker).
 MtlsDisabled: TypeAlias = Callable[[Endpoint], bool]
@@ -43,6 +49,9 @@ def lb_endpoint(endpoint: Endpoint, mtls_disabled: MtlsDisabled | None = None) -
     tls_mode = dict(endpoint.labels).get(TLS_MODE_LABEL)
     if tls_mode and not (mtls_disabled and mtls_disabled(endpoint)):
         out.metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].update({"tlsMode": tls_mode})
+    if endpoint.workload_name:
+        peer = PeerLabels.of(dict(endpoint.labels), endpoint.workload_name, endpoint.namespace)
+        out.metadata.filter_metadata[ENDPOINT_TELEMETRY_METADATA].update(peer.as_dict())
     return out
 
 

@@ -1,12 +1,14 @@
 """The HttpConnectionManager network filter for outbound and inbound HTTP chains.
 
-Filter chain order (as Istio's sidecar): fault -> router. Each extra filter costs per
-request, so nothing else is added unless a feature needs it.
+Filter chain order (as Istio's sidecar): telemetry (peer metadata, gRPC message counts)
+-> authentication and authorization (inbound) -> fault -> router. Each extra filter costs
+per request, so nothing else is added unless a feature needs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import config_source_pb2
@@ -26,6 +28,20 @@ from isthmus.pilot.envoy.typed import pack
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 
 
+@dataclass(frozen=True)
+class HcmTelemetry:
+    """What a connection manager records (pilot.telemetry builds it): access logs (stats
+    and file), filters that gather what they log (before authorization and faults), and
+    the tracing settings."""
+
+    access_logs: Sequence[accesslog_pb2.AccessLog] = ()
+    filters: Sequence[hcm.HttpFilter] = ()
+    tracing: hcm.HttpConnectionManager.Tracing | None = None
+
+
+NO_TELEMETRY = HcmTelemetry()
+
+
 def ads_config_source() -> config_source_pb2.ConfigSource:
     return config_source_pb2.ConfigSource(
         ads=config_source_pb2.AggregatedConfigSource(),
@@ -42,12 +58,15 @@ def _http_filters(first: Sequence[hcm.HttpFilter] = ()) -> list[hcm.HttpFilter]:
 
 
 def _base(
-    stat_prefix: str, first_filters: Sequence[hcm.HttpFilter] = ()
+    stat_prefix: str,
+    first_filters: Sequence[hcm.HttpFilter] = (),
+    telemetry: HcmTelemetry = NO_TELEMETRY,
 ) -> hcm.HttpConnectionManager:
-    return hcm.HttpConnectionManager(
+    manager = hcm.HttpConnectionManager(
         stat_prefix=stat_prefix,
         codec_type=hcm.HttpConnectionManager.AUTO,
-        http_filters=_http_filters(first_filters),
+        http_filters=_http_filters([*telemetry.filters, *first_filters]),
+        access_log=list(telemetry.access_logs),
         use_remote_address=wrappers_pb2.BoolValue(value=False),
         normalize_path=wrappers_pb2.BoolValue(value=True),
         path_with_escaped_slashes_action=hcm.HttpConnectionManager.KEEP_UNCHANGED,
@@ -55,10 +74,15 @@ def _base(
         # Keep the app's x-request-id so traces and logs correlate across hops.
         preserve_external_request_id=True,
     )
+    if telemetry.tracing is not None:
+        manager.tracing.CopyFrom(telemetry.tracing)
+    return manager
 
 
-def rds_connection_manager(stat_prefix: str, route_config_name: str) -> lc.Filter:
-    manager = _base(stat_prefix)
+def rds_connection_manager(
+    stat_prefix: str, route_config_name: str, telemetry: HcmTelemetry = NO_TELEMETRY
+) -> lc.Filter:
+    manager = _base(stat_prefix, telemetry=telemetry)
     manager.rds.config_source.CopyFrom(ads_config_source())
     manager.rds.route_config_name = route_config_name
     return lc.Filter(name=HCM_FILTER, typed_config=pack(manager))
@@ -71,13 +95,14 @@ def inline_connection_manager(
     peer_certificate: bool = False,
     path_normalization: str = "BASE",
     access_logs: Sequence[accesslog_pb2.AccessLog] = (),
+    telemetry: HcmTelemetry = NO_TELEMETRY,
 ) -> lc.Filter:
     """An inbound HCM. `first_filters` (authorization) run before the fault filter and the
     router. With `peer_certificate` (an mTLS chain) the verified peer identity is passed
     to the app in x-forwarded-client-cert, as Istio's inbound does; otherwise any such
     header a client sent is removed, so an app never sees one it could mistake for
     proof."""
-    manager = _base(stat_prefix, first_filters)
+    manager = _base(stat_prefix, first_filters, telemetry)
     manager.route_config.CopyFrom(route_config)
     manager.access_log.extend(access_logs)
     apply_path_normalization(manager, path_normalization)

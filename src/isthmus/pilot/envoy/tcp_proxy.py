@@ -13,22 +13,36 @@ from isthmus.pilot.envoy.typed import pack
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 
 
-def tcp_proxy(
-    stat_prefix: str, cluster: str, access_logs: Sequence[accesslog_pb2.AccessLog] = ()
+def _with_logs(
+    config: tcp_proxy_pb2.TcpProxy, access_logs: Sequence[accesslog_pb2.AccessLog]
 ) -> lc.Filter:
-    config = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
+    """Access logs are written when the connection ends and also when the upstream
+    connection is established (telemetry counts opened connections then; every logger
+    that must run once per connection filters on the log type)."""
     config.access_log.extend(access_logs)
+    if access_logs:
+        config.access_log_options.flush_access_log_on_connected = True
     return lc.Filter(name=TCP_PROXY_FILTER, typed_config=pack(config))
 
 
-def weighted_tcp_proxy(stat_prefix: str, clusters: Sequence[tuple[str, int]]) -> lc.Filter:
+def tcp_proxy(
+    stat_prefix: str, cluster: str, access_logs: Sequence[accesslog_pb2.AccessLog] = ()
+) -> lc.Filter:
+    return _with_logs(tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster), access_logs)
+
+
+def weighted_tcp_proxy(
+    stat_prefix: str,
+    clusters: Sequence[tuple[str, int]],
+    access_logs: Sequence[accesslog_pb2.AccessLog] = (),
+) -> lc.Filter:
     """TCP routes with several destinations split connections by weight."""
     live = [(c, w) for c, w in clusters if w > 0]
     if len(live) == 1:
-        return tcp_proxy(stat_prefix, live[0][0])
+        return tcp_proxy(stat_prefix, live[0][0], access_logs)
     config = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
     for cluster, weight in live:
         config.weighted_clusters.clusters.append(
             tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=cluster, weight=weight)
         )
-    return lc.Filter(name=TCP_PROXY_FILTER, typed_config=pack(config))
+    return _with_logs(config, access_logs)

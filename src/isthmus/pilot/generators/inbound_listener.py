@@ -56,6 +56,9 @@ from isthmus.pilot.security.tls import (
     TLS_TRANSPORT,
     downstream_mtls_socket,
 )
+from isthmus.pilot.telemetry.connection import inbound_http, inbound_tcp
+from isthmus.pilot.telemetry.labels import DestinationService
+from isthmus.pilot.telemetry.peer_metadata import peer_header_names
 
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
@@ -103,6 +106,23 @@ def inbound_port_protocols(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, Protoc
     return out
 
 
+def inbound_port_services(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, DestinationService]:
+    """The service each served port belongs to, for telemetry's destination_service: the
+    first (by host name) of the workload's services whose target port it is."""
+    labels = proxy.label_dict
+    out: dict[int, DestinationService] = {}
+    for svc in sorted(mesh.services.visible_to(proxy.namespace), key=lambda s: s.hostname):
+        if svc.namespace != proxy.namespace or not svc.selector:
+            continue
+        if not all(labels.get(k) == v for k, v in svc.selector):
+            continue
+        for p in svc.ports:
+            out.setdefault(
+                p.target_port or p.port, DestinationService(svc.hostname, svc.name, svc.namespace)
+            )
+    return out
+
+
 def workload_mtls(mesh: MeshSnapshot, proxy: Proxy) -> MtlsPolicy:
     return compose_mtls(
         mesh.peer_authentications,
@@ -120,6 +140,8 @@ def _inbound_http_route(port: int) -> route_pb2.RouteConfiguration:
             rc.VirtualHost(
                 name=f"inbound|http|{port}",
                 domains=["*"],
+                # Peer metadata is the sidecars' business: the app never sees it.
+                request_headers_to_remove=peer_header_names(),
                 routes=[
                     rc.Route(
                         name="default",
@@ -174,7 +196,11 @@ def _mtls_chain(
 
 
 def _plaintext_chains(
-    port: int, protocol: Protocol, filters: InboundFilters, mode: MtlsMode
+    port: int,
+    protocol: Protocol,
+    filters: InboundFilters,
+    mode: MtlsMode,
+    service: DestinationService,
 ) -> list[lc.FilterChain]:
     """Before mTLS existed these were the only chains. Next to TLS chains they match
     plaintext only (raw_buffer), so a TLS client never reaches them. Under PERMISSIVE they
@@ -182,7 +208,8 @@ def _plaintext_chains(
     cluster = inbound_cluster_name(port)
     stat = f"inbound_0.0.0.0_{port}"
     with_tls = mode is not MtlsMode.DISABLE
-    logs = [plaintext_counter()] if mode is MtlsMode.PERMISSIVE else []
+    counted = mode is MtlsMode.PERMISSIVE
+    tcp_logs = [*inbound_tcp(service, False), *([plaintext_counter(tcp=True)] if counted else [])]
     if protocol.is_http or protocol is Protocol.UNSUPPORTED:
         unknown = protocol is Protocol.UNSUPPORTED
         manager = inline_connection_manager(
@@ -190,7 +217,8 @@ def _plaintext_chains(
             _inbound_http_route(port),
             filters.http,
             path_normalization=filters.path_normalization,
-            access_logs=logs,
+            access_logs=[plaintext_counter()] if counted else [],
+            telemetry=inbound_http(service, False),
         )
         chain = http_chain(stat, manager, sniffed=unknown)
         chain.filter_chain_match.destination_port.value = port
@@ -198,13 +226,15 @@ def _plaintext_chains(
             chain.filter_chain_match.transport_protocol = RAW_BUFFER
         out = [chain]
         if unknown:
-            tcp = [*filters.network, tcp_proxy(stat, cluster, logs)]
+            tcp = [*filters.network, tcp_proxy(stat, cluster, tcp_logs)]
             sibling = lc.FilterChain(name=f"{cluster}-tcp", filters=tcp)
             sibling.filter_chain_match.destination_port.value = port
             sibling.filter_chain_match.transport_protocol = RAW_BUFFER
             out.insert(0, sibling)
         return out
-    chain = lc.FilterChain(name=cluster, filters=[*filters.network, tcp_proxy(stat, cluster, logs)])
+    chain = lc.FilterChain(
+        name=cluster, filters=[*filters.network, tcp_proxy(stat, cluster, tcp_logs)]
+    )
     chain.filter_chain_match.destination_port.value = port
     if with_tls:
         chain.filter_chain_match.transport_protocol = RAW_BUFFER
@@ -230,6 +260,7 @@ def _port_chains(
     mode: MtlsMode,
     filters: InboundFilters,
     trust_domain: str | None,
+    service: DestinationService,
 ) -> list[lc.FilterChain]:
     """`trust_domain` None: the proxy has no certificate (no SDS), so no mTLS chain."""
     cluster = inbound_cluster_name(port)
@@ -238,7 +269,7 @@ def _port_chains(
     if trust_domain is None:
         if mode is MtlsMode.STRICT:
             return [_refused(f"{cluster}-refused", port, plaintext_only=False)]
-        return _plaintext_chains(port, protocol, filters, MtlsMode.DISABLE)
+        return _plaintext_chains(port, protocol, filters, MtlsMode.DISABLE, service)
     if mode is not MtlsMode.DISABLE:
         permissive = mode is MtlsMode.PERMISSIVE
         if protocol.is_http:
@@ -248,20 +279,22 @@ def _port_chains(
                 filters.http,
                 peer_certificate=True,
                 path_normalization=filters.path_normalization,
+                telemetry=inbound_http(service, True),
             )
             chains.append(
                 _mtls_chain(f"{stat}-mtls", [manager], trust_domain, True, port, permissive)
             )
         else:
             # Inside TLS the HTTP inspector sees nothing: an unnamed port over mTLS is TCP.
-            tcp = [*filters.network, tcp_proxy(stat, cluster)]
+            tcp = [*filters.network, tcp_proxy(stat, cluster, inbound_tcp(service, True))]
             chains.append(
                 _mtls_chain(f"{cluster}-mtls", tcp, trust_domain, False, port, permissive)
             )
         if permissive:
             # TLS that is not Istio's (the app's own) passes through to the app untouched.
             own_tls = lc.FilterChain(
-                name=f"{cluster}-tls", filters=[*filters.network, tcp_proxy(stat, cluster)]
+                name=f"{cluster}-tls",
+                filters=[*filters.network, tcp_proxy(stat, cluster, inbound_tcp(service, False))],
             )
             own_tls.filter_chain_match.destination_port.value = port
             own_tls.filter_chain_match.transport_protocol = TLS_TRANSPORT
@@ -269,7 +302,7 @@ def _port_chains(
     if mode is MtlsMode.STRICT:
         chains.append(_refused(f"{cluster}-plaintext-refused", port, plaintext_only=True))
     else:
-        chains.extend(_plaintext_chains(port, protocol, filters, mode))
+        chains.extend(_plaintext_chains(port, protocol, filters, mode, service))
     return chains
 
 
@@ -315,10 +348,12 @@ def generate_inbound_listener(
     trust_domain = mesh.config.trust_domain if sds else None
     chains: list[lc.FilterChain] = []
     sniff = False
+    services = inbound_port_services(mesh, proxy)
     for port, protocol in sorted(inbound_port_protocols(mesh, proxy).items()):
         mode = policy.for_port(port)
         sniff = sniff or (protocol is Protocol.UNSUPPORTED and mode is not MtlsMode.STRICT)
-        chains.extend(_port_chains(port, protocol, mode, filters, trust_domain))
+        service = services.get(port, DestinationService())
+        chains.extend(_port_chains(port, protocol, mode, filters, trust_domain, service))
     chains.extend(_passthrough_chains(policy.mode, filters, trust_domain))
     default = lc.FilterChain(
         name=INBOUND_PASSTHROUGH_CLUSTER,

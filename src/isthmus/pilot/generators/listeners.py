@@ -34,12 +34,19 @@ from isthmus.pilot.naming import (
     PASSTHROUGH_CLUSTER,
     outbound_cluster_name,
 )
+from isthmus.pilot.telemetry.connection import outbound_http, outbound_tcp
 from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
 
 # The capture listeners own 0.0.0.0 on these ports; Envoy rejects a second listener
 # there (even one that does not bind), so, as Istio does for ports that conflict with
 # its own listeners, services' HTTP ports there get no 0.0.0.0_PORT listener.
 RESERVED_WILDCARD_PORTS = frozenset({OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT})
+
+
+def _passthrough() -> lc.Filter:
+    """Connections to destinations the mesh does not know; counted as TCP (Istio reports
+    them with destination_service_name PassthroughCluster)."""
+    return tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, outbound_tcp())
 
 
 def _is_http(protocol: Protocol) -> bool:
@@ -103,7 +110,7 @@ def generate_outbound_listeners(
                 # service (by host name) keeps address:port, as Istio keeps the first chain.
                 clusters = tcp_destinations(mesh, svc, p.port, namespace, labels)
                 stat = f"outbound|{p.port}||{svc.hostname}"
-                chain = tcp_chain(stat, weighted_tcp_proxy(stat, clusters))
+                chain = tcp_chain(stat, weighted_tcp_proxy(stat, clusters, outbound_tcp()))
                 listener = outbound_port_listener(svc.address, p.port, [chain])
                 tcp_listeners[listener.name] = listener
     listeners = list(tcp_listeners.values())
@@ -116,7 +123,7 @@ def generate_outbound_listeners(
             "virtualOutbound",
             OUTBOUND_CAPTURE_PORT,
             base_pb2.OUTBOUND,
-            tcp_chain(PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)),
+            tcp_chain(PASSTHROUGH_CLUSTER, _passthrough()),
         )
     )
     return sorted(listeners, key=lambda lst: lst.name)
@@ -137,7 +144,7 @@ def _http_port_listener(
     stat = f"0.0.0.0_{port}"
 
     def hcm() -> lc.Filter:
-        return rds_connection_manager(f"outbound_{stat}", str(port))
+        return rds_connection_manager(f"outbound_{stat}", str(port), outbound_http())
 
     if not sniffed:
         return outbound_port_listener("0.0.0.0", port, [http_chain(stat, hcm())])
@@ -149,14 +156,15 @@ def _http_port_listener(
             clusters = tcp_destinations(mesh, svc, port, namespace, labels)
             cluster_stat = f"outbound|{port}||{svc.hostname}"
             chains.append(http_chain(f"{stat}|{svc.address}", hcm(), True, svc.address))
-            tcp = weighted_tcp_proxy(cluster_stat, clusters)
+            tcp = weighted_tcp_proxy(cluster_stat, clusters, outbound_tcp())
             chains.append(tcp_chain(cluster_stat, tcp, prefix=svc.address, sniffed=True))
-    default = tcp_chain(PASSTHROUGH_CLUSTER, tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER))
+    default = tcp_chain(PASSTHROUGH_CLUSTER, _passthrough())
     return outbound_port_listener("0.0.0.0", port, chains, sniff_http=True, default_chain=default)
 
 
 def generate_http_proxy_listener(port: int) -> listener_pb2.Listener:
     chain = http_chain(
-        f"127.0.0.1_{port}", rds_connection_manager(f"outbound_127.0.0.1_{port}", HTTP_PROXY_ROUTE)
+        f"127.0.0.1_{port}",
+        rds_connection_manager(f"outbound_127.0.0.1_{port}", HTTP_PROXY_ROUTE, outbound_http()),
     )
     return explicit_proxy_listener(port, chain)

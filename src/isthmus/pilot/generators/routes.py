@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from envoy.config.core.v3.base_pb2 import HeaderValueOption
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
@@ -19,6 +20,7 @@ from isthmus.model.hosts import kubernetes_alt_names
 from isthmus.model.snapshot import ConfigEntry, MeshSnapshot
 from isthmus.model.types import Protocol, Proxy, Service
 from isthmus.pilot.destinations import destination_cluster
+from isthmus.pilot.envoy.endpoint import TLS_MODE_LABEL
 from isthmus.pilot.envoy.route_action import (
     WeightedDestination,
     build_route,
@@ -27,6 +29,7 @@ from isthmus.pilot.envoy.route_action import (
 )
 from isthmus.pilot.envoy.route_match import route_match
 from isthmus.pilot.naming import PASSTHROUGH_CLUSTER, outbound_cluster_name
+from isthmus.pilot.telemetry.peer_metadata import peer_headers_to_add
 from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
 
 HTTP_PROXY_ROUTE = "http_proxy"
@@ -192,6 +195,17 @@ def _unused(domains: list[str], used: set[str]) -> list[str]:
     return fresh
 
 
+def _peer_headers(mesh: MeshSnapshot, svc: Service, port: int) -> list[HeaderValueOption]:
+    """The client's peer metadata headers, only towards a service every endpoint of
+    which runs a sidecar (which removes them): a sidecar-less app never sees them."""
+    endpoints = mesh.endpoints.of(svc.hostname, port)
+    if svc.mesh_external or not endpoints:
+        return []
+    if not all(dict(e.labels).get(TLS_MODE_LABEL) == "istio" for e in endpoints):
+        return []
+    return peer_headers_to_add()
+
+
 def http_services_on_port(mesh: MeshSnapshot, namespace: str, port: int) -> list[Service]:
     return [
         s
@@ -218,6 +232,7 @@ def generate_port_route_config(
                 domains=domains,
                 routes=service_routes(svc, mesh, proxy, port, vs_candidates, hash_lookup),
                 include_request_attempt_count=True,
+                request_headers_to_add=_peer_headers(mesh, svc, port),
             )
         )
     # outboundTrafficPolicy ALLOW_ANY (Istio's default): unknown hosts pass through.
@@ -261,6 +276,7 @@ def generate_http_proxy_route_config(
                     domains=domains,
                     routes=service_routes(svc, mesh, proxy, p.port, vs_candidates, hash_lookup),
                     include_request_attempt_count=True,
+                    request_headers_to_add=_peer_headers(mesh, svc, p.port),
                 )
             )
     return _route_configuration(HTTP_PROXY_ROUTE, vhosts)

@@ -1,0 +1,2 @@
+"""Envoy telemetry configuration: Istio's standard metrics, peer metadata, access logs,
+tracing."""
