@@ -30,6 +30,12 @@ class MeshHome:
         return self.root / "isthmusd.sock"
 
     @property
+    def zipkin_socket(self) -> Path:
+        """isthmusd's Zipkin collector: the sidecars' spans arrive here (through their agent),
+        apart from the API so that spans never queue in front of a CLI request."""
+        return self.root / "zipkin.sock"
+
+    @property
     def db(self) -> Path:
         return self.root / "isthmus.db"
 

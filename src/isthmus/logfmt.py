@@ -57,6 +57,8 @@ def setup_logging(level: str = "info", file: Path | None = None) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(file))
     root = logging.getLogger("isthmus")
+    for previous in root.handlers:
+        previous.close()  # a second setup (tests) must not leak the first one's log file
     root.handlers.clear()
     for h in handlers:
         h.setFormatter(_Format())

@@ -10,6 +10,7 @@ test of the proxy user runs an Envoy that never receives listeners.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ import httpx
 import pytest
 
 from isthmus.testing.daemon import DaemonProcess, wait_for
+from isthmus.testing.exposition import problems
 from isthmus.testing.ports import LOOPBACK, free_port
 
 pytestmark = pytest.mark.envoy
@@ -73,15 +76,23 @@ class Agent:
     """`python -m isthmus.agent` for one pod, with its ports and log."""
 
     def __init__(
-        self, workroot: Path, xds_socket: Path, pod: str, *, switch_user: bool = False
+        self,
+        workroot: Path,
+        xds_socket: Path,
+        pod: str,
+        *,
+        switch_user: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.pod = pod
         self.switch_user = switch_user
+        self.extra_args = extra_args
         self.workdir = workroot / pod
         self.xds_socket = xds_socket
         self.admin_port = free_port()
         self.readiness_port = free_port()
         self.stats_port = free_port()
+        self.metrics_port = free_port()
         self.log_path = workroot / f"{pod}.agent.log"
         self.node_id = f"sidecar~127.0.0.1~{pod}.{NAMESPACE}~{NAMESPACE}.svc.cluster.local"
         self.process: subprocess.Popen[bytes] | None = None
@@ -99,7 +110,9 @@ class Agent:
             *("--concurrency", "1", "--drain-duration", f"{DRAIN_S}s"),
             *("--admin-port", str(self.admin_port), "--readiness-port", str(self.readiness_port)),
             *("--stats-port", str(self.stats_port), "--listen-address", LOOPBACK),
+            *("--metrics-port", str(self.metrics_port)),
             *([] if self.switch_user else ["--no-proxy-user"]),
+            *self.extra_args,
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -238,6 +251,51 @@ def test_stats_port_serves_prometheus_text_and_nothing_else(ready_agent: Agent) 
     assert response.status_code == 200
     assert "# TYPE envoy_listener_manager_lds_update_success counter" in response.text
     assert httpx.get(base + "/config_dump", timeout=5).status_code == 404
+
+
+APP_METRICS = b"# TYPE app_orders_total counter\napp_orders_total 5\n"
+
+
+class _AppMetrics(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 200 if self.path == "/metrics" else 404
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(APP_METRICS if status == 200 else b"")
+
+    def log_message(self, *_args: object) -> None:
+        return
+
+
+def test_metrics_port_merges_envoys_the_agents_and_the_apps_metrics(
+    daemon: DaemonProcess, workroot: Path
+) -> None:
+    app = http.server.ThreadingHTTPServer((LOOPBACK, 0), _AppMetrics)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    annotations = json.dumps({"scrape": "true", "port": str(app.server_address[1])})
+    agent = Agent(
+        workroot,
+        daemon.xds_socket,
+        "web-metrics",
+        extra_args=("--prometheus-annotations", annotations),
+    )
+    try:
+        agent.start()
+        agent.wait_readiness(200)
+        response = httpx.get(f"http://{LOOPBACK}:{agent.metrics_port}/stats/prometheus", timeout=5)
+        assert response.status_code == 200
+        text = response.text
+        assert problems(text) == [], text
+        assert "# TYPE envoy_listener_manager_lds_update_success counter" in text
+        assert "istio_agent_scrapes_total 1\n" in text
+        assert "isthmus_agent_envoy_restarts_total 0\n" in text
+        assert "istio_agent_process_resident_memory_bytes " in text
+        assert text.endswith("# TYPE app_orders_total counter\napp_orders_total 5\n")
+    finally:
+        agent.stop()
+        app.shutdown()
+        app.server_close()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="Envoy keeps the agent's uid unless it is root")

@@ -539,6 +539,7 @@ async def test_the_agent_process_runs_sds_with_a_token_file(
         *("--token-file", str(token_file), "--ca-socket", str(ca.path), "--key-type", "ECDSA"),
         *("--admin-port", str(free_port()), "--readiness-port", str(free_port())),
         *("--stats-port", str(free_port()), "--listen-address", LOOPBACK),
+        *("--metrics-port", str(free_port())),
         *("--no-proxy-user", "--drain-duration", "0s", "--cert-ttl", "1h"),
     ]
     log_path = short_dir / "agent.log"

@@ -381,6 +381,59 @@ def test_delete_needs_a_target(daemon: Daemon, isthmus: Isthmus) -> None:
     ]
 
 
+TELEMETRY = """\
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata:
+  name: namespace-no-log
+  namespace: production
+spec:
+  accessLogging:
+  - disabled: true
+"""
+
+
+def test_telemetry_apply_get_delete_with_kubectls_names(
+    daemon: Daemon, isthmus: Isthmus, tmp_path: Path
+) -> None:
+    applied = isthmus("apply", "-f", write(tmp_path / "telemetry.yaml", TELEMETRY))
+    assert applied.exit_code == 0, applied.output
+    assert lines(applied.stdout) == ["telemetry.telemetry.istio.io/namespace-no-log created"]
+    for spelling in ("telemetry", "telemetries", "Telemetry", "telemetries.telemetry.istio.io"):
+        header, row = lines(isthmus("get", spelling, "-n", "production").stdout)
+        assert header.split() == ["NAME", "AGE"]
+        assert row.split()[0] == "namespace-no-log"
+    stored = yaml.safe_load(
+        isthmus("get", "telemetry", "namespace-no-log", "-n", "production", "-o", "yaml").stdout
+    )
+    assert stored["apiVersion"] == "telemetry.istio.io/v1"
+    assert stored["spec"] == {"accessLogging": [{"disabled": True}]}
+    changed = isthmus("apply", "-f", write(tmp_path / "t2.yaml", TELEMETRY + "  tracing: [{}]\n"))
+    assert changed.exit_code == 0, changed.output
+    assert lines(changed.stdout) == ["telemetry.telemetry.istio.io/namespace-no-log configured"]
+    deleted = isthmus("delete", "telemetries", "namespace-no-log", "-n", "production")
+    assert deleted.exit_code == 0, deleted.output
+    assert lines(deleted.stdout) == ['telemetry.telemetry.istio.io "namespace-no-log" deleted']
+    with DaemonClient(daemon.home) as client:
+        assert client.get("Telemetry", "production") == []
+
+
+def test_telemetry_refusal_names_the_field(
+    daemon: Daemon, isthmus: Isthmus, tmp_path: Path
+) -> None:
+    bad = TELEMETRY.replace("  - disabled: true", "  - providers: [{name: otel}]")
+    result = isthmus("apply", "-f", write(tmp_path / "telemetry.yaml", bad))
+    assert result.exit_code == 1
+    (line,) = lines(result.stderr)
+    assert line.endswith(
+        "Telemetry production/namespace-no-log: spec.accessLogging[0].providers[0].name: "
+        'provider "otel" is not supported yet: isthmus has no meshConfig extensionProviders; '
+        "use envoy (Istio's built-in provider) or leave providers out"
+    )
+    with DaemonClient(daemon.home) as client:
+        assert client.get("Telemetry", "production") == []
+
+
 # --- the daemon and its hooks -------------------------------------------------------
 
 

@@ -1,9 +1,9 @@
 """isthmus.agent: the per-pod sidecar agent (Istio's pilot-agent).
 
-It turns the pod's facts into Envoy's bootstrap, proxies Envoy's xDS stream to
-isthmusd, with mutual TLS obtains the pod's certificate and serves it to Envoy over
-SDS, runs Envoy as the proxy user and restarts it when it dies, answers the pod's
-readiness probe on 15021, and drains Envoy when the pod terminates.
+It turns the pod's facts into Envoy's bootstrap, proxies Envoy's xDS stream (and its
+Zipkin spans) to isthmusd, with mutual TLS obtains the pod's certificate and serves it
+to Envoy over SDS, runs Envoy as the proxy user and restarts it when it dies, answers
+the pod's readiness probe on 15021, and drains Envoy when the pod terminates.
 Run it with `python -m isthmus.agent --help`.
 """
 

@@ -47,6 +47,11 @@ class EnvoyAdmin:
 
     async def request(self, method: str, path: str) -> tuple[int, str]:
         """Status and body of one call; AdminUnavailable if nothing answered."""
+        status, body = await self.request_bytes(method, path)
+        return status, body.decode(errors="replace")
+
+    async def request_bytes(self, method: str, path: str) -> tuple[int, bytes]:
+        """Status and undecoded body of one call (/stats/prometheus can be megabytes)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=_TIMEOUT_S),
@@ -55,7 +60,7 @@ class EnvoyAdmin:
             )
         try:
             async with self._session.request(method, self.base_url + path) as response:
-                return response.status, await response.text()
+                return response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as error:
             raise AdminUnavailable(f"{path}: {error or type(error).__name__}") from None
 

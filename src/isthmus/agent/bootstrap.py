@@ -6,6 +6,10 @@ control plane answers: the admin API on loopback, the `xds-grpc` cluster, and, a
 Istio's 15090, a Prometheus listener that forwards /stats/prometheus to the admin API.
 With mutual TLS on, the `sds-grpc` cluster to the agent's SDS socket too, and the node
 metadata `SDS: "true"` that tells pilot this proxy can be given TLS configuration.
+With tracing on, the `zipkin` cluster pilot's Zipkin tracer reports to (HTTP/1.1 to the
+agent's ZIPKIN socket, which the agent splices to isthmusd's collector) and the node
+metadata `ZIPKIN: "true"`: Envoy refuses a tracer whose cluster is missing, so pilot
+may configure one only for proxies that say they have it.
 Pure: builds a JSON-ready dict, touches no file.
 """
 
@@ -19,6 +23,8 @@ from isthmus.api.limits import MAX_PROGRAM_SIZE
 XDS_CLUSTER = "xds-grpc"
 SDS_CLUSTER = "sds-grpc"
 SDS_METADATA = "SDS"
+ZIPKIN_CLUSTER = "zipkin"
+ZIPKIN_METADATA = "ZIPKIN"
 STATS_CLUSTER = "prometheus_stats"
 STATS_LISTENER = "prometheus_stats"
 STATS_PATH = "/stats/prometheus"
@@ -45,12 +51,14 @@ def sidecar_bootstrap(
     *,
     stats_address: str = "0.0.0.0",
     sds_socket: str | None = None,
+    zipkin_socket: str | None = None,
 ) -> dict[str, Any]:
     """Bootstrap of a sidecar configured only over ADS on the unix socket `xds_socket`.
 
     The initial fetch never times out (as in Istio): Envoy stays un-ready until the
     control plane has sent clusters and listeners, so readiness means "configured".
-    `sds_socket` (mutual TLS on) is where the agent serves the workload certificate.
+    `sds_socket` (mutual TLS on) is where the agent serves the workload certificate;
+    `zipkin_socket` (tracing on) is where the agent takes Envoy's spans.
     """
     ads_source = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
     metadata = identity.node_metadata()
@@ -58,6 +66,9 @@ def sidecar_bootstrap(
     if sds_socket is not None:
         metadata[SDS_METADATA] = "true"
         clusters.append(sds_cluster(sds_socket))
+    if zipkin_socket is not None:
+        metadata[ZIPKIN_METADATA] = "true"
+        clusters.append(zipkin_cluster(zipkin_socket))
     return {
         "node": {
             "id": identity.node_id,
@@ -113,6 +124,16 @@ def _assignment(cluster: str, address: dict[str, Any]) -> dict[str, Any]:
 def sds_cluster(sds_socket: str) -> dict[str, Any]:
     """The `sds-grpc` cluster pilot's SDS secret configs name: the agent's SDS socket."""
     return _grpc_cluster(SDS_CLUSTER, sds_socket)
+
+
+def zipkin_cluster(zipkin_socket: str) -> dict[str, Any]:
+    """The `zipkin` cluster of one unix socket, plain HTTP/1.1 (Envoy's HTTP_JSON reporter)."""
+    return {
+        "name": ZIPKIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": _assignment(ZIPKIN_CLUSTER, {"pipe": {"path": zipkin_socket}}),
+    }
 
 
 def _grpc_cluster(name: str, socket_path: str) -> dict[str, Any]:

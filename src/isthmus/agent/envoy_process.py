@@ -210,13 +210,15 @@ class EnvoySupervisor:
         extra: dict[str, Any] = {}
         if self._user is not None:
             extra = {"user": self._user.uid, "group": self._user.gid, "extra_groups": []}
-        # Envoy's own log goes to --log-path; whatever it prints (a crash) lands there too.
+        # Envoy's own log goes to --log-path; whatever it prints on stderr (a crash) lands
+        # there too. Its stdout is the agent's, the istio-proxy container's output, where
+        # access logs to /dev/stdout belong (as in Istio).
         with self.settings.log_path.open("ab") as output:
             return await asyncio.create_subprocess_exec(
                 *self.settings.command(),
                 stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
+                stdout=None,
+                stderr=output,
                 start_new_session=True,
                 preexec_fn=_die_with(self._agent_pid),
                 env={**os.environ, **self.settings.environment},

@@ -1,10 +1,11 @@
 """isthmus-agent: the per-pod sidecar agent (Istio's pilot-agent).
 
-It writes the sidecar's bootstrap, proxies Envoy's xDS stream to isthmusd, with mutual
-TLS obtains and renews the pod's certificate and serves it to Envoy over SDS, supervises
-Envoy, and answers the pod's readiness probe, until SIGTERM or SIGINT; then it drains
-Envoy for the drain duration, stops it and exits 0. Setup failures exit 1 with one
-log line.
+It writes the sidecar's bootstrap, proxies Envoy's xDS stream (and its spans) to
+isthmusd, with mutual TLS obtains and renews the pod's certificate and serves it to
+Envoy over SDS, supervises Envoy, answers the pod's readiness probe and serves its
+merged metrics (Envoy's, its own and the application's), until SIGTERM or SIGINT; then
+it drains Envoy for the drain duration, stops it and exits 0. Setup failures exit 1
+with one log line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from isthmus.agent.bootstrap import sidecar_bootstrap
 from isthmus.agent.certificate_manager import STATUS_FILE_NAME, CertificateManager
 from isthmus.agent.certificates import CaClient
 from isthmus.agent.envoy_process import EnvoySettings, EnvoySupervisor, envoy_binary
+from isthmus.agent.metrics import MetricsServer
 from isthmus.agent.options import AgentOptions, MtlsOptions, OptionsError, parse_options
 from isthmus.agent.proxy_config import envoy_concurrency
 from isthmus.agent.proxy_user import (
@@ -33,10 +35,12 @@ from isthmus.agent.proxy_user import (
     prepare_workdir,
     proxy_user,
     share_file,
+    share_stdout,
 )
 from isthmus.agent.readiness import ReadinessServer
 from isthmus.agent.sds import SDS_SOCKET_NAME, SdsServer
-from isthmus.agent.xds_proxy import XDS_SOCKET_NAME, XdsProxy
+from isthmus.agent.xds_proxy import XDS_SOCKET_NAME, ZIPKIN_SOCKET_NAME, XdsProxy
+from isthmus.model.identity import PeerLabels
 from isthmus.sidecar_status import EnvoyRestartRecord
 
 BOOTSTRAP_NAME = "envoy-bootstrap.json"
@@ -95,12 +99,14 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
     workdir = options.workdir
     xds_path = workdir / XDS_SOCKET_NAME
     sds_path = workdir / SDS_SOCKET_NAME if options.mtls is not None else None
-    for path in (xds_path, sds_path):
+    zipkin_path = workdir / ZIPKIN_SOCKET_NAME if options.zipkin_socket is not None else None
+    for path in (xds_path, sds_path, zipkin_path):
         if path is not None and len(os.fsencode(path)) > _MAX_SOCKET_PATH:
             raise SetupError(
                 f"workdir {workdir} is too deep for a unix socket path; use a shorter one"
             )
     prepare_workdir(workdir, user)
+    share_stdout(user)
 
     bootstrap_path = workdir / BOOTSTRAP_NAME
     document = sidecar_bootstrap(
@@ -110,6 +116,7 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
         options.stats_port,
         stats_address=options.listen_address,
         sds_socket=str(sds_path) if sds_path is not None else None,
+        zipkin_socket=str(zipkin_path) if zipkin_path is not None else None,
     )
     bootstrap_path.write_text(json.dumps(document, indent=1))
     share_file(bootstrap_path, user)
@@ -120,6 +127,10 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
     xds = XdsProxy(xds_path, options.xds_socket, user)
     await xds.start()
     stack.push_async_callback(xds.stop)
+    if options.zipkin_socket is not None and zipkin_path is not None:
+        zipkin = XdsProxy(zipkin_path, options.zipkin_socket, user, kind="zipkin")
+        await zipkin.start()
+        stack.push_async_callback(zipkin.stop)
     if options.mtls is not None and sds_path is not None:
         await _start_certificates(options.mtls, sds_path, workdir, user, stack)
     admin = EnvoyAdmin(options.admin_port)
@@ -132,6 +143,20 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
             f"readiness port {options.listen_address}:{options.readiness_port}: {error.strerror}"
         ) from None
     stack.push_async_callback(readiness.stop)
+    metrics = MetricsServer(
+        admin,
+        options.listen_address,
+        options.metrics_port,
+        workdir=workdir,
+        app=options.app_metrics,
+    )
+    try:
+        await metrics.start()
+    except OSError as error:
+        raise SetupError(
+            f"metrics port {options.listen_address}:{options.metrics_port}: {error.strerror}"
+        ) from None
+    stack.push_async_callback(metrics.stop)
 
     settings = EnvoySettings(
         binary=options.envoy_binary or envoy_binary(),
@@ -140,6 +165,9 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
         concurrency=envoy_concurrency(options.concurrency),
         drain_duration=options.drain_duration,
         log_level=options.envoy_log_level,
+        environment=PeerLabels.of(
+            options.identity.labels, options.identity.workload, options.identity.namespace
+        ).environment(),
     )
     restarts = EnvoyRestartRecord(workdir)
     supervisor = EnvoySupervisor(settings, admin, user, on_started=restarts.envoy_started)

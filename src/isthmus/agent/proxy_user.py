@@ -72,3 +72,16 @@ def share_file(path: Path, user: ProxyUser | None, *, writable: bool = False) ->
         return
     os.chown(path, os.geteuid(), user.gid)
     path.chmod(0o660 if writable else 0o640)
+
+
+def share_stdout(user: ProxyUser | None) -> None:
+    """Let Envoy open the agent's stdout (the istio-proxy container's output) for its
+    access logs: Envoy opens `/dev/stdout` by path, which checks the file's own mode, so
+    the proxy group gets write (append) access to it. Nothing else is opened up."""
+    if user is None:
+        return
+    info = os.fstat(1)
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+        return  # a terminal: Envoy's access log to /dev/stdout is the user's problem
+    os.fchown(1, info.st_uid, user.gid)
+    os.fchmod(1, stat.S_IMODE(info.st_mode) | stat.S_IWGRP)

@@ -6,6 +6,9 @@ proxy's group only, and splices each connection onto the control plane's socket.
 Envoy, running as uid 1337, needs no access to the daemon's private home, and an
 isthmusd restart is seen by Envoy as an ordinary stream reset it reconnects after.
 Bytes are forwarded as they are (HTTP/2 with gRPC inside); nothing is parsed.
+
+The same splice carries Envoy's Zipkin spans (`ZIPKIN`, HTTP/1.1) to isthmusd's
+collector socket; `kind` names which one a log line is about.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from isthmus.agent import _log
 from isthmus.agent.proxy_user import ProxyUser, share_file
 
 XDS_SOCKET_NAME = "XDS"
+ZIPKIN_SOCKET_NAME = "ZIPKIN"
 _CHUNK = 256 * 1024
 
 
@@ -35,11 +39,15 @@ async def _close(writer: asyncio.StreamWriter) -> None:
 
 
 class XdsProxy:
-    """Listens on `listen_path` and forwards every connection to `upstream_path`."""
+    """Listens on `listen_path` and forwards every connection to `upstream_path`; its log
+    events start with `kind` (xds_proxy_listening, zipkin_upstream_unavailable, ...)."""
 
-    def __init__(self, listen_path: Path, upstream_path: str, user: ProxyUser | None) -> None:
+    def __init__(
+        self, listen_path: Path, upstream_path: str, user: ProxyUser | None, kind: str = "xds"
+    ) -> None:
         self.listen_path = listen_path
         self.upstream_path = upstream_path
+        self.kind = kind
         self._user = user
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -51,7 +59,7 @@ class XdsProxy:
         share_file(self.listen_path, self._user, writable=True)
         _log.log(
             logging.INFO,
-            "xds_proxy_listening",
+            f"{self.kind}_proxy_listening",
             socket=self.listen_path,
             upstream=self.upstream_path,
         )
@@ -70,11 +78,13 @@ class XdsProxy:
         """Log only changes, so a control plane that is down does not flood the log."""
         if ok != self._upstream_ok:
             if ok:
-                _log.log(logging.INFO, "xds_upstream_connected", upstream=self.upstream_path)
+                _log.log(
+                    logging.INFO, f"{self.kind}_upstream_connected", upstream=self.upstream_path
+                )
             else:
                 _log.log(
                     logging.WARNING,
-                    "xds_upstream_unavailable",
+                    f"{self.kind}_upstream_unavailable",
                     upstream=self.upstream_path,
                     error=error,
                 )

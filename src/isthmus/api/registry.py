@@ -24,6 +24,7 @@ from isthmus.api.request_authentication import (
     RequestAuthentication,
 )
 from isthmus.api.security import SECURITY_API_VERSIONS, PeerAuthentication
+from isthmus.api.telemetry import TELEMETRY_API_VERSIONS, Telemetry
 
 __all__ = [
     "KINDS",
@@ -94,6 +95,9 @@ KINDS: Mapping[str, KindInfo] = {
             "requestauthentications",
             ("ra",),
         ),
+        KindInfo(
+            "Telemetry", TELEMETRY_API_VERSIONS, Telemetry, True, "telemetries", ("telemetry",)
+        ),
         KindInfo("Namespace", ("v1",), Namespace, False, "namespaces", ("ns",)),
         KindInfo("Service", ("v1",), Service, True, "services", ("svc",)),
         KindInfo("ServiceAccount", ("v1",), ServiceAccount, True, "serviceaccounts", ("sa",)),
@@ -108,7 +112,6 @@ NOT_SUPPORTED_YET: Mapping[str, tuple[str, ...]] = {
     "EnvoyFilter": ("networking.istio.io/v1alpha3",),
     "WorkloadGroup": NETWORKING_API_VERSIONS,
     "ProxyConfig": ("networking.istio.io/v1beta1",),
-    "Telemetry": ("telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1"),
     "WasmPlugin": ("extensions.istio.io/v1alpha1",),
     "HTTPRoute": _GATEWAY_API,
     "GRPCRoute": _GATEWAY_API,

@@ -21,12 +21,14 @@ from isthmus.api.checks_destinationrule import check_destination_rule
 from isthmus.api.checks_request_authentication import check_request_authentication
 from isthmus.api.checks_security import check_peer_authentication
 from isthmus.api.checks_serviceentry import check_service_entry, check_workload_entry
+from isthmus.api.checks_telemetry import check_telemetry
 from isthmus.api.checks_virtualservice import check_virtual_service
 from isthmus.api.core import Deployment, Namespace, Service
 from isthmus.api.errors import FieldPath, FieldProblem, Problems
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
+from isthmus.api.telemetry import Telemetry
 
 __all__ = ["validate_resource"]
 
@@ -40,6 +42,7 @@ _KIND_CHECKS: dict[type[Resource], Callable[[Any, Problems], None]] = {
     AuthorizationPolicy: check_authorization_policy,
     PeerAuthentication: check_peer_authentication,
     RequestAuthentication: check_request_authentication,
+    Telemetry: check_telemetry,
 }
 
 # Annotations that change how Istio treats an object; users may not set them.

@@ -12,6 +12,7 @@ from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.mesh_options import mesh_options
 from isthmus.daemon.main import DaemonOptions, run_daemon
+from isthmus.daemon.zipkin import ZipkinPortUnavailable
 from isthmus.logfmt import setup_logging
 
 
@@ -27,6 +28,12 @@ from isthmus.logfmt import setup_logging
     "--proxy-http-port", type=int, help="Mesh-wide explicit HTTP proxy port (proxyHttpPort)."
 )
 @click.option("--service-cidr", help="Virtual IPs for Services without a clusterIP.")
+@click.option(
+    "--zipkin-port",
+    type=click.IntRange(1, 65535),
+    help="Also serve the Zipkin API (collector and queries) on 127.0.0.1:PORT, e.g. for a "
+    "Zipkin UI.",
+)
 @mesh_options
 @click.option(
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
@@ -39,6 +46,7 @@ def daemon_command(
     xds_tcp: str | None,
     proxy_http_port: int | None,
     service_cidr: str | None,
+    zipkin_port: int | None,
     trust_domain: str,
     root_namespace: str,
     path_normalization: str,
@@ -63,8 +71,11 @@ def daemon_command(
         root_namespace=root_namespace,
         path_normalization=path_normalization,
         cacerts=Path(cacerts) if cacerts else None,
+        zipkin_port=zipkin_port,
     )
     try:
         asyncio.run(run_daemon(cli.home, options))
     except CaError as exc:
         raise UserError(f"the mesh CA is unusable: {exc}") from None
+    except ZipkinPortUnavailable as exc:
+        raise UserError(f"--zipkin-port: {exc}") from None

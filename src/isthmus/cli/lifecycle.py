@@ -26,6 +26,12 @@ from typing import Any
 
 import click
 
+from isthmus.cli.addons import (
+    ADDONS,
+    install_prometheus,
+    remove_addon_files,
+    remove_addon_objects,
+)
 from isthmus.cli.context import CliContext, notice, pass_cli
 from isthmus.cli.errors import UserError
 from isthmus.cli.mesh_options import mesh_options
@@ -215,6 +221,8 @@ def start_node(home: MeshHome, settings: Settings, timeout: float) -> int:
             settings.service_cidr,
             "--trust-domain",
             settings.trust_domain,
+            "--root-namespace",
+            settings.root_namespace,
         ],
     )
     _await_start(home, "node", process, lambda: node_status(home) is not None, timeout)
@@ -248,7 +256,7 @@ def stop_daemon(home: MeshHome, timeout: float = 30.0) -> None:
             os.kill(pid, signal.SIGCONT)
     if pid is not None:
         _wait_exit(pid, timeout, "isthmusd to stop")
-    for leftover in ("isthmusd.sock", "xds.sock", "isthmusd.pid"):
+    for leftover in ("isthmusd.sock", "xds.sock", "zipkin.sock", "isthmusd.pid"):
         (home.root / leftover).unlink(missing_ok=True)
 
 
@@ -292,6 +300,13 @@ def _check_tools(settings: Settings, home: MeshHome) -> None:
 @click.option("--pod-cidr", default="10.44.0.0/16", show_default=True)
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
 @mesh_options
+@click.option(
+    "--with",
+    "addons",
+    multiple=True,
+    type=click.Choice(ADDONS),
+    help="Also run an addon as a pod in the root namespace (prometheus: scrapes every pod).",
+)
 @pass_cli
 def up_command(
     cli: CliContext,
@@ -302,6 +317,7 @@ def up_command(
     root_namespace: str,
     path_normalization: str,
     cacerts: str | None,
+    addons: tuple[str, ...],
 ) -> None:
     """Start isthmusd and the node runtime in the background (whichever is not running)."""
     home = cli.home
@@ -344,8 +360,14 @@ def up_command(
                 stop_daemon(home)
             raise
         started.append("node runtime")
+    reach = {}
+    if "prometheus" in addons:
+        with cli.client() as client:
+            reach["prometheus"] = install_prometheus(client, home, root_namespace)
     if not started:
         click.echo(f"isthmus is already up (mesh {mesh}, home {home.root})")
+        for addon, line in reach.items():
+            click.echo(f"  {addon:<10} {line}")
         return
     node = node_status(home) or {}
     click.echo(f"isthmus is up (mesh {mesh}, home {home.root}; started {', '.join(started)})")
@@ -353,6 +375,8 @@ def up_command(
     click.echo(f"  xDS        {home.root / 'xds.sock'}")
     click.echo(f"  logs       {home.log_dir}")
     click.echo(f"  pods       {pod_cidr}   services {service_cidr}   running {node.get('pods', 0)}")
+    for addon, line in reach.items():
+        click.echo(f"  {addon:<10} {line}")
 
 
 @click.command("down")
@@ -379,7 +403,10 @@ def down_command(cli: CliContext) -> None:
                 asyncio.run(force_down(home, settings.network()))
     else:
         stop_node(home, teardown=True, timeout=cli.timeout)
+    if daemon_health(home) is not None:  # so that the next `up` does not start them again
+        remove_addon_objects(home, settings.root_namespace if settings else "istio-system", 10.0)
     stop_daemon(home)
+    remove_addon_files(home)
     click.echo(f"isthmus is down (home {home.root})")
 
 
@@ -452,6 +479,7 @@ def status_command(cli: CliContext) -> None:
 @click.option("--pod-cidr", default="10.44.0.0/16", show_default=True)
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
 @click.option("--trust-domain", default="cluster.local", show_default=True)
+@click.option("--root-namespace", default="istio-system", show_default=True)
 @click.option(
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
 )
@@ -462,6 +490,7 @@ def node_command(
     pod_cidr: str,
     service_cidr: str,
     trust_domain: str,
+    root_namespace: str,
     log_level: str,
 ) -> None:
     """Run the node runtime (pods) in the foreground; `isthmus up` starts it for you."""
@@ -480,6 +509,8 @@ def node_command(
             service_cidr,
             "--trust-domain",
             trust_domain,
+            "--root-namespace",
+            root_namespace,
             "--log-level",
             log_level,
         ]

@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "port-forward": "isthmus.cli.port_forward:port_forward_command",
     "proxy-config": "isthmus.cli.proxy_config:proxy_config_command",
     "pc": "isthmus.cli.proxy_config:proxy_config_command",
+    "top": "isthmus.cli.top:top_command",
+    "traces": "isthmus.cli.traces:traces_command",
     "x": "isthmus.cli.xcmd:x_command",
 }
 

@@ -108,7 +108,7 @@ def pod_document(pod: dict[str, Any]) -> dict[str, Any]:
             "name": pod["name"],
             "namespace": pod["namespace"],
             "labels": dict(pod["labels"]),
-            "annotations": {NETNS_ANNOTATION: pod["netns"]},
+            "annotations": {**pod.get("annotations", {}), NETNS_ANNOTATION: pod["netns"]},
             "creationTimestamp": created,
         },
         "spec": {"containers": containers},

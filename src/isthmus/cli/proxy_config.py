@@ -66,16 +66,19 @@ class AdminError(Exception):
 # --- reading Envoy's admin API from inside the pod ------------------------------------
 
 
-async def admin_get(netns: str, path: str, timeout: float = ADMIN_TIMEOUT) -> bytes:
-    """GET `path` from Envoy's admin listener (127.0.0.1:15000 in the pod's namespace)."""
-    reader, writer = await open_connection_in_netns(netns, "127.0.0.1", ENVOY_ADMIN_PORT, timeout)
+async def pod_http_get(
+    netns: str, port: int, path: str, timeout: float = ADMIN_TIMEOUT
+) -> tuple[int, bytes]:
+    """Status and body of GET `path` on 127.0.0.1:`port` inside the pod's namespace (the
+    sidecar's own ports: Envoy's admin, the agent's metrics); AdminError on bad HTTP."""
+    reader, writer = await open_connection_in_netns(netns, "127.0.0.1", port, timeout)
     conn = h11.Connection(h11.CLIENT)
     status, body = 0, bytearray()
     try:
         request = h11.Request(
             method="GET",
             target=path,
-            headers=[("Host", f"127.0.0.1:{ENVOY_ADMIN_PORT}"), ("Connection", "close")],
+            headers=[("Host", f"127.0.0.1:{port}"), ("Connection", "close")],
         )
         writer.write(conn.send(request) + conn.send(h11.EndOfMessage()))
         await writer.drain()
@@ -88,16 +91,22 @@ async def admin_get(netns: str, path: str, timeout: float = ADMIN_TIMEOUT) -> by
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > MAX_ADMIN_BYTES:
-                    raise AdminError(f"admin answer to {path} is larger than {MAX_ADMIN_BYTES}")
+                    raise AdminError(f"answer to {path} is larger than {MAX_ADMIN_BYTES}")
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 break
     except h11.RemoteProtocolError as exc:
-        raise AdminError(f"Envoy admin answered {path} with invalid HTTP: {exc}") from exc
+        raise AdminError(f"port {port} answered {path} with invalid HTTP: {exc}") from exc
     finally:
         writer.close()
+    return status, bytes(body)
+
+
+async def admin_get(netns: str, path: str, timeout: float = ADMIN_TIMEOUT) -> bytes:
+    """GET `path` from Envoy's admin listener (127.0.0.1:15000 in the pod's namespace)."""
+    status, body = await pod_http_get(netns, ENVOY_ADMIN_PORT, path, timeout)
     if status != 200:
         raise AdminError(f"Envoy admin answered {path} with status {status}")
-    return bytes(body)
+    return body
 
 
 async def _admin_json(netns: str, path: str) -> Body:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from isthmus.ca import CaError, CaOptions
 from isthmus.daemon.main import DaemonOptions, run_daemon
+from isthmus.daemon.zipkin import ZipkinPortUnavailable
 from isthmus.home import resolve_home
 from isthmus.logfmt import setup_logging
 
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--debounce-max", type=float, default=10.0)
     parser.add_argument("--xds-tcp", help="also serve ADS on this 127.0.0.1:PORT")
     parser.add_argument("--proxy-http-port", type=int)
+    parser.add_argument(
+        "--zipkin-port", type=int, help="also serve the Zipkin API on 127.0.0.1:PORT"
+    )
     parser.add_argument("--log-level", default="info")
     parser.add_argument(
         "--service-cidr", help="virtual IPs for Services without clusterIP (the local runtime's)"
@@ -54,11 +58,15 @@ def main(argv: list[str] | None = None) -> None:
         path_normalization=args.path_normalization,
         ca=CaOptions(key_type=args.ca_key_type),
         cacerts=args.cacerts,
+        zipkin_port=args.zipkin_port,
     )
     try:
         asyncio.run(run_daemon(home, options))
     except CaError as error:
         logging.getLogger("isthmus.daemon").error("ca unusable error=%r", str(error))
+        sys.exit(1)
+    except ZipkinPortUnavailable as error:
+        logging.getLogger("isthmus.daemon").error("zipkin unusable error=%r", str(error))
         sys.exit(1)
 
 

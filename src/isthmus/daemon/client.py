@@ -274,6 +274,31 @@ class DaemonClient:
         idempotency_key: str | None = None,
     ) -> Reply:
         """One JSON request; raises DaemonNotRunning, DaemonError or NoAnswer."""
+        response = self._send(method, path, body, params, idempotency_key)
+        reply = _decode(response)
+        reply.replayed = response.headers.get(IDEMPOTENCY_REPLAYED) == "true"
+        return reply
+
+    def zipkin(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """GET one of Zipkin's query endpoints (`/api/v2/traces`, ...), which isthmusd
+        answers on its API socket too: the decoded JSON as Zipkin answers it (a list).
+        A refusal is a DaemonError with Zipkin's reason (404: no such trace)."""
+        response = self._send("GET", path, None, params, None)
+        if response.is_success:
+            return response.json()
+        if response.headers.get("Content-Type", "").startswith("text/plain"):
+            raise DaemonError(response.status_code, [f"error: {response.text.strip()}"])
+        raise DaemonError(response.status_code, _error_lines(response))
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, str] | None,
+        idempotency_key: str | None,
+    ) -> httpx.Response:
+        """Send until answered (resending and retrying as the module says); the answer."""
         method = method.upper()
         if not self.home.socket.exists():
             raise DaemonNotRunning(self.home)
@@ -317,9 +342,7 @@ class DaemonClient:
                 if response.status_code == 429:
                     attempt.busy(response)
                     continue
-                reply = _decode(response)
-                reply.replayed = response.headers.get(IDEMPOTENCY_REPLAYED) == "true"
-                return reply
+                return response
 
     @contextmanager
     def _wait_notices(self) -> Iterator[None]:

@@ -28,12 +28,16 @@ from isthmus.daemon.jwks import JwksRefresher
 from isthmus.daemon.mesh import MESH_KINDS, MeshController
 from isthmus.daemon.node_api import NodeApi
 from isthmus.daemon.runtime_api import RuntimeApi
+from isthmus.daemon.scrape_sd import ScrapeTargetsPublisher
 from isthmus.daemon.sync import wait_proxies_synced
+from isthmus.daemon.zipkin import start_collector
 from isthmus.home import MeshHome
 from isthmus.model.jwks import JwksSource
 from isthmus.model.snapshot import MeshConfig
 from isthmus.pilot.authz.warnings import path_normalization_warnings
 from isthmus.store.sqlite import SqliteStore
+from isthmus.tracing import DEFAULT_MAX_SPANS, SpanStore
+from isthmus.tracing.app import query_routes
 from isthmus.xds import AdsServer
 
 log = logging.getLogger("isthmus.daemon")
@@ -54,6 +58,10 @@ class DaemonOptions:
     # Istio's plugged-in CA: a directory with ca-cert.pem, ca-key.pem, root-cert.pem and
     # cert-chain.pem; else a self-signed root kept under $ISTHMUS_HOME/ca.
     cacerts: Path | None = None
+    # The embedded Zipkin collector: how many spans it keeps, and an optional loopback
+    # port that also serves its API (for a Zipkin UI); its socket is home.zipkin_socket.
+    max_spans: int = DEFAULT_MAX_SPANS
+    zipkin_port: int | None = None
 
 
 def xds_socket(home: MeshHome) -> str:
@@ -92,6 +100,8 @@ async def run_daemon(
         await asyncio.to_thread(TokenIssuer.load_or_create, home.ca_dir / "token-key"),
         store,
     )
+    spans = SpanStore(max_spans=options.max_spans)
+    zipkin = await start_collector(home, spans, options.zipkin_port)
     ads = AdsServer(
         controller, debounce_after=options.debounce_after, debounce_max=options.debounce_max
     )
@@ -133,6 +143,7 @@ async def run_daemon(
             web.post("/v1/shutdown", shutdown),
             *runtime_api.routes(),
             *node_api.routes(),
+            *query_routes(spans),  # Zipkin's read-only API, for `isthmus traces`
         ],
     )
     runner = await start_unix_site(build_app(store, hooks), home.socket)
@@ -159,14 +170,18 @@ async def run_daemon(
         ads.request_push("jwks")
 
     jwks = asyncio.create_task(JwksRefresher(store, jwks_changed).run())
+    # Prometheus service discovery: the file_sd list of the pods to scrape.
+    scrape_sd = asyncio.create_task(ScrapeTargetsPublisher(home.root, store, controller.pods).run())
     try:
         await stop.wait()
     finally:
         log.info("stopping")
         watcher.cancel()
         jwks.cancel()
+        scrape_sd.cancel()
         node_api.close()
         await runner.cleanup()
+        await zipkin.cleanup()
         await ads.stop(grace=1.0)
         store.close()
         (home.root / "isthmusd.pid").unlink(missing_ok=True)

@@ -41,6 +41,7 @@ CONFIG_KINDS = frozenset(
         "PeerAuthentication",
         "AuthorizationPolicy",
         "RequestAuthentication",
+        "Telemetry",
     }
 )
 MESH_KINDS = CONFIG_KINDS | {POD_KIND}

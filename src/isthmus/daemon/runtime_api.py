@@ -71,6 +71,7 @@ def pod_summary(pod: PodView) -> dict[str, Any]:
         "container_restarts": {c.name: c.restarts for c in pod.containers},
         "created": _epoch(pod.start_time),
         "labels": pod.labels,
+        "annotations": pod.annotations,
         "logs": pod.annotations.get(LOGS_ANNOTATION, ""),
         "node": pod.node,
     }

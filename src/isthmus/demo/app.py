@@ -4,6 +4,7 @@
 - GET /healthz     -> 200 {"status": "UP"}, served by the worker pool like any request
 - GET /admin/knobs?latency=S&error_rate=R -> change behaviour at runtime (outside the pool)
 - GET /call/<host[:port]>/<path> -> calls http://<host>/<path> (through the mesh)
+- GET /headers -> also lists the request headers the app received
 - GET /<anything>  -> with $UPSTREAM set (a caller such as order-service): calls $UPSTREAM;
                       without it (inventory-service): answers itself
 Every answer is JSON {service, version, pod, path, request_id, trace_id, peer[, upstream]}
@@ -110,6 +111,9 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self, path: str) -> None:
         if path == "/healthz":
             self._send(200, {"status": "UP"})
+            return
+        if path == "/headers":  # what reached the app, e.g. that the mesh kept its own
+            self._send(200, {**self._identity(path), "headers": dict(self.headers.items())})
             return
         if KNOBS["latency"]:
             time.sleep(KNOBS["latency"])

@@ -27,6 +27,7 @@ from isthmus.api.networking import (
 )
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
+from isthmus.api.telemetry import Telemetry
 from isthmus.model.hosts import service_fqdn
 from isthmus.model.jwks import JwksSource, jwks_sources
 from isthmus.model.protocol import parse_protocol, select_protocol
@@ -73,6 +74,7 @@ def build_snapshot(
     pas: list[ConfigEntry[PeerAuthentication]] = []
     aps: list[ConfigEntry[AuthorizationPolicy]] = []
     ras: list[ConfigEntry[RequestAuthentication]] = []
+    telemetries: list[ConfigEntry[Telemetry]] = []
     namespaces: set[str] = set()
 
     for obj in objs:
@@ -106,6 +108,8 @@ def build_snapshot(
             aps.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
         elif isinstance(res, RequestAuthentication):
             ras.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+        elif isinstance(res, Telemetry):
+            telemetries.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
 
     if config.service_cidr:
         services = allocate_cluster_ips(services, config.service_cidr)
@@ -122,6 +126,7 @@ def build_snapshot(
         peer_authentications=tuple(pas),
         authorization_policies=tuple(aps),
         request_authentications=tuple(ras),
+        telemetries=tuple(telemetries),
         jwks=_referenced_jwks(ras, jwks or {}),
         namespaces=frozenset(namespaces),
     )

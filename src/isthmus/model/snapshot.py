@@ -15,6 +15,7 @@ from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
+from isthmus.api.telemetry import Telemetry
 from isthmus.model.jwks import JwksSource
 from isthmus.model.types import Endpoint, Service
 
@@ -37,6 +38,15 @@ class MeshConfig:
     # MeshConfig.pathNormalization: how inbound paths are normalized before
     # authorization matches them (NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES).
     path_normalization: str = "BASE"
+    # MeshConfig accessLogFile ("" turns access logs off), accessLogEncoding (TEXT or
+    # JSON) and accessLogFormat ("" for Istio's default). Istio's default profile has
+    # them off; isthmus, like Istio's demo profile, writes them to the sidecar's stdout.
+    access_log_file: str = "/dev/stdout"
+    access_log_encoding: str = "TEXT"
+    access_log_format: str = ""
+    # MeshConfig enableTracing and defaultConfig.tracing.sampling (percent).
+    enable_tracing: bool = True
+    trace_sampling: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class MeshSnapshot:
     peer_authentications: tuple[ConfigEntry[PeerAuthentication], ...] = ()
     authorization_policies: tuple[ConfigEntry[AuthorizationPolicy], ...] = ()
     request_authentications: tuple[ConfigEntry[RequestAuthentication], ...] = ()
+    telemetries: tuple[ConfigEntry[Telemetry], ...] = ()
     # The fetched key set (JWKS text) of each source the RequestAuthentications name; None
     # when fetching failed, absent when not fetched yet. Both fail closed (see pilot jwt).
     jwks: Mapping[JwksSource, str | None] = field(default_factory=dict)

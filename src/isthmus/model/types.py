@@ -131,6 +131,9 @@ class Proxy:
     # The proxy's agent serves certificates over SDS (`sds-grpc`). A proxy without one
     # can hold no certificate: it gets no mTLS, and a STRICT port refuses everything.
     sds: bool = False
+    # The proxy's bootstrap has the `zipkin` cluster (the agent relays spans to isthmusd's
+    # collector): only then can it be given a tracer.
+    zipkin: bool = False
 
     @property
     def label_dict(self) -> dict[str, str]:

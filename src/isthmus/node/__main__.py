@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pod-cidr", default="10.44.0.0/16")
     parser.add_argument("--service-cidr", default="10.96.0.0/16")
     parser.add_argument("--trust-domain", default="cluster.local")
+    parser.add_argument("--root-namespace", default="istio-system")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     home = resolve_home(args.home)
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except BlockingIOError:
         print(f"error: a node runtime is already running for home {home.root}", file=sys.stderr)
         return 1
-    options = NodeOptions(args.mesh, args.pod_cidr, args.service_cidr, args.trust_domain)
+    options = NodeOptions(
+        args.mesh, args.pod_cidr, args.service_cidr, args.trust_domain, args.root_namespace
+    )
     try:
         return asyncio.run(run_node(home, options))
     except (MeshOwned, ToolsMissing, NetworkConfigError) as exc:

@@ -61,6 +61,7 @@ class NodeOptions:
     pod_cidr: str = "10.44.0.0/16"
     service_cidr: str = "10.96.0.0/16"
     trust_domain: str = "cluster.local"
+    root_namespace: str = "istio-system"  # addons' pods (runtime.addons) run only here
 
 
 class _Shutdown:
@@ -128,12 +129,14 @@ async def _serve(
         proxy_dir=sidecars,
         shim_dir=shims,
         xds_socket=str(home.root / "xds.sock"),
+        zipkin_socket=str(home.zipkin_socket),
         hosts_for=hosts.entries,
         report=reporter.report,
         records=records,
         pod_token=api.pod_token,
         trust_domain=options.trust_domain,
         keep_fds=(held.fd,),
+        root_namespace=options.root_namespace,
     )
     runtime = Runtime(cache=cache, context=context, refresh_hosts=hosts.refresh)
     await runtime.adopt()

@@ -49,6 +49,8 @@ from isthmus.pilot.resources import (
     PreparedResource,
     Snapshot,
 )
+from isthmus.pilot.telemetry.connection import ProxyTelemetry
+from isthmus.pilot.telemetry.policy import proxy_telemetry
 from isthmus.pilot.virtual_service import visible_virtual_services
 
 V = TypeVar("V")
@@ -107,6 +109,7 @@ class ConfigGenerator:
             proxy.inbound_ports,
             proxy.http_proxy_port,
             proxy.capture,
+            proxy.zipkin,
         )
         return views.get(key, lambda: self._build(views, mesh, proxy))
 
@@ -203,22 +206,33 @@ class ConfigGenerator:
         )
         return proxy.labels if uses else ()
 
+    def _telemetry(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> ProxyTelemetry:
+        return views.get(
+            ("telemetry", proxy.namespace, proxy.labels, proxy.zipkin),
+            lambda: proxy_telemetry(mesh, proxy),
+        )
+
     def _listeners(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         labels = self._labels_key(views, mesh, proxy)
+        telemetry = self._telemetry(views, mesh, proxy)
         outbound = views.get(
-            ("lds", proxy.namespace, labels),
-            lambda: _prepare(generate_outbound_listeners(mesh, proxy.namespace, dict(labels))),
+            ("lds", proxy.namespace, labels, telemetry.client),
+            lambda: _prepare(
+                generate_outbound_listeners(mesh, proxy.namespace, dict(labels), telemetry)
+            ),
         )
         inbound = views.get(
-            ("lds-in", proxy.namespace, proxy.inbound_ports, proxy.labels, proxy.sds),
-            lambda: _prepare([generate_inbound_listener(mesh, proxy, sds=proxy.sds)]),
+            ("lds-in", proxy.namespace, proxy.inbound_ports, proxy.labels, proxy.sds, telemetry),
+            lambda: _prepare(
+                [generate_inbound_listener(mesh, proxy, sds=proxy.sds, telemetry=telemetry)]
+            ),
         )
         layers = [outbound, inbound]
         if not proxy.capture:
             # Nothing is redirected to this proxy: bind no capture ports (15001/15006).
             layers = [
                 views.get(
-                    ("lds-no-capture", proxy.namespace, labels),
+                    ("lds-no-capture", proxy.namespace, labels, telemetry.client),
                     lambda: Layer(
                         {n: r for n, r in outbound.items() if n not in CAPTURE_LISTENERS}
                     ),
@@ -228,7 +242,8 @@ class ConfigGenerator:
             port = proxy.http_proxy_port
             layers.append(
                 views.get(
-                    ("lds-proxy", port), lambda: _prepare([generate_http_proxy_listener(port)])
+                    ("lds-proxy", port, telemetry.client),
+                    lambda: _prepare([generate_http_proxy_listener(port, telemetry)]),
                 )
             )
         return Layers(*layers)

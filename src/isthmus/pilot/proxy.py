@@ -3,7 +3,8 @@
 Node ids follow Istio: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`.
 Metadata keys follow Istio's where it has them (NAMESPACE, LABELS, SERVICE_ACCOUNT,
 WORKLOAD_NAME, INSTANCE_IPS); isthmus adds PROXY_HTTP_PORT, INBOUND_PORTS and SDS
-("true" when the agent serves certificates on the bootstrap's sds-grpc cluster). As in
+("true" when the agent serves certificates on the bootstrap's sds-grpc cluster) and
+ZIPKIN ("true" when the bootstrap has the `zipkin` cluster that relays spans). As in
 Istio's ParseServiceNodeWithMetadata, the IP comes from INSTANCE_IPS when that holds a
 valid address, else from the id, and a node with no valid IP is refused.
 """
@@ -94,4 +95,5 @@ def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = N
         ),
         capture=interception == "REDIRECT",
         sds=str(meta.get("SDS") or "").lower() == "true",
+        zipkin=str(meta.get("ZIPKIN") or "").lower() == "true",
     )

@@ -12,8 +12,9 @@ inside the pod's network namespace (the caller wraps it in `ip netns exec`), whe
   can signal no other pod's) and a private mount namespace (nothing it mounts reaches the
   host); it stays as the parent, small, blocks SIGTERM/SIGINT, exits with its child's
   status, and its child dies with it (--kill-child);
-- runtime.podinit, PID 1 there, hides the mesh home and /run/isthmus, gives it a
-  container's /dev, /proc and /sys, and starts the application through `setpriv` as
+- runtime.podinit, PID 1 there, hides the mesh home and /run/isthmus (an addon's pod gets
+  its own directory back, runtime.addons), gives it a container's /dev, /proc and /sys,
+  and starts the application through `setpriv` as
   built by `setpriv_argv` (user, groups, capability sets, no_new_privs), then forwards
   signals, reaps, and exits with the application's status.
 
@@ -80,6 +81,7 @@ def isolated_argv(
     *,
     cwd: str,
     hidden: Iterable[Path],
+    exposed: Iterable[tuple[Path, Path]] = (),
     python: str = sys.executable,
 ) -> list[str]:
     """The command that runs `argv` as container `name`, isolated (see the module
@@ -87,11 +89,13 @@ def isolated_argv(
 
     The plan travels base64-encoded, so that this command line does not contain the
     application's: whoever looks for the application by its command line (`ps`, tests
-    that stall it) finds the application, not its wrappers."""
+    that stall it) finds the application, not its wrappers. `exposed` are (host directory,
+    path in the container) pairs that podinit binds back inside a hidden path."""
     plan = {
         "exec": setpriv_argv(security, argv, tool_path("setpriv")),
         "cwd": cwd,
         "hide": [str(path) for path in hidden],
+        "expose": [[str(source), str(target)] for source, target in exposed],
         "privileged": security.privileged,
         "readOnlyRoot": security.read_only_root,
     }
@@ -113,6 +117,7 @@ def container_argv(
     security: ContainerSecurity,
     hidden: Iterable[Path],
     argv: Sequence[str] | None = None,
+    exposed: Iterable[tuple[Path, Path]] = (),
 ) -> list[str]:
     """The isolated command of `container`: its command and args, or `argv` (an exec
     probe, which runs as its container does)."""
@@ -123,4 +128,5 @@ def container_argv(
         command,
         cwd=container.working_dir or "/",
         hidden=hidden,
+        exposed=exposed,
     )

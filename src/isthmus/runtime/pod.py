@@ -36,10 +36,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from isthmus.api.core import Container, PodSpec
+from isthmus.runtime.addons import addon_mount
 from isthmus.runtime.isolation import container_argv
 from isthmus.runtime.nsocket import http_get_in_netns, http_get_text_in_netns
 from isthmus.runtime.probes import ProbeState, run_probe
 from isthmus.runtime.records import PodRecords
+from isthmus.runtime.scrape_annotations import scrape_annotations
 from isthmus.runtime.security_context import (
     ContainerConfigError,
     ContainerSecurity,
@@ -119,6 +121,8 @@ class PodContext:
     pod_token: Callable[[str, str, str, str], Awaitable[str]]
     trust_domain: str = "cluster.local"
     keep_fds: tuple[int, ...] = ()  # held by every shim (the mesh's ownership claim)
+    root_namespace: str = "istio-system"  # only its pods may have an addon's directory
+    zipkin_socket: str | None = None  # isthmusd's span collector, spliced by each agent
 
     def hidden_paths(self) -> tuple[Path, ...]:
         """What no application container may see (runtime.isolation): the mesh home (CA,
@@ -299,6 +303,8 @@ class Pod:
                 "uid": self.uid,
                 "labels": dict(self.labels),
                 "annotations": {
+                    # The template's, as Kubernetes; with a sidecar, Istio's scrape annotations.
+                    **scrape_annotations(self.annotations, self.inject).annotations,
                     NETNS_ANNOTATION: self.netns,
                     LOGS_ANNOTATION: str(self.log_dir(ctx)),
                 },
@@ -416,6 +422,7 @@ class Pod:
         log_path = self.log_dir(ctx) / f"{container.name}.log"
         try:
             security = resolve_security(self.spec, container)
+            exposed = self._exposed(ctx)
         except ContainerConfigError as exc:
             message = f"{exc} (pod: {self.namespace}/{self.name}, container: {container.name})"
             self.refused[container.name] = message
@@ -428,7 +435,8 @@ class Pod:
         await self.shim.start(
             container.name,
             ctx.network.exec_argv(
-                self.netns, container_argv(container, security, ctx.hidden_paths())
+                self.netns,
+                container_argv(container, security, ctx.hidden_paths(), exposed=exposed),
             ),
             log_path,
             env=self._container_env(container, security),
@@ -439,8 +447,15 @@ class Pod:
         """An exec probe runs as its container does: isolated, with its securityContext."""
         security = resolve_security(self.spec, container)
         return ctx.network.exec_argv(
-            self.netns, container_argv(container, security, ctx.hidden_paths(), argv)
+            self.netns,
+            container_argv(container, security, ctx.hidden_paths(), argv, self._exposed(ctx)),
         )
+
+    def _exposed(self, ctx: PodContext) -> tuple[tuple[Path, Path], ...]:
+        """The hidden directories given back to this pod's containers: an addon's own
+        (runtime.addons); raises ContainerConfigError when it may not have it."""
+        mount = addon_mount(ctx.state_dir, ctx.root_namespace, self.namespace, self.annotations)
+        return () if mount is None else (mount,)
 
     async def _write_token(self, ctx: PodContext) -> None:
         """The agent's proof of identity for the CA: asked of isthmusd once per pod and kept
@@ -479,6 +494,7 @@ class Pod:
             ",".join(str(p) for p in self.container_ports()),
             "--xds-socket",
             ctx.xds_socket,
+            *(("--zipkin-socket", ctx.zipkin_socket) if ctx.zipkin_socket else ()),
             "--workdir",
             str(self.workdir(ctx)),
             "--token-file",
@@ -489,6 +505,9 @@ class Pod:
         proxy_config = self.annotations.get(PROXY_CONFIG_ANNOTATION)
         if proxy_config:
             argv += ["--proxy-config", proxy_config]
+        app_metrics = scrape_annotations(self.annotations, self.inject).agent_config
+        if app_metrics:
+            argv += ["--prometheus-annotations", app_metrics]
         return argv
 
     def workdir(self, ctx: PodContext) -> Path:

@@ -7,7 +7,8 @@ nothing back with the host. It then:
 
 1. hides isthmus's state: an empty read-only tmpfs over the mesh home (CA key, database,
    sockets, logs) and /run/isthmus (sidecar work dirs and tokens, shim sockets), so no
-   path leads to them;
+   path leads to them; only an addon's own directory (runtime.addons), opened before the
+   hiding, is bound (nosuid, nodev, noexec) on a mount point inside such a tmpfs;
 2. unless the container is privileged, gives it what a container runtime gives every
    container: device nodes work only in a fresh minimal /dev (null, zero, full, random,
    urandom, tty, a private /dev/shm and devpts), so neither the host's disks nor a node
@@ -41,6 +42,7 @@ import os
 import signal
 import stat
 import sys
+from collections.abc import Sequence
 
 FORWARDED = (
     signal.SIGTERM,
@@ -58,7 +60,9 @@ MS_NOEXEC = 0x8
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (Linux >= 5.12)
@@ -168,9 +172,40 @@ def cover(path: str) -> None:
     mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755")
 
 
-def hide(paths: list[str]) -> None:
-    for path in outermost(paths):
-        cover(path)
+def _inside(path: str, directory: str) -> bool:
+    return path.startswith(directory.rstrip("/") + "/")
+
+
+def open_exposed(exposed: list[list[str]]) -> list[tuple[int, str]]:
+    """A handle on each directory to expose (source, target), taken while the host's view
+    is still there: O_PATH and O_NOFOLLOW, so a symbolic link is refused, not followed."""
+    handles = []
+    for source, target in exposed:
+        fd = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        handles.append((fd, os.path.normpath(target)))
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise InitError(f"expose {source}: not a directory")
+    return handles
+
+
+def hide(paths: list[str], exposed: Sequence[tuple[int, str]] = ()) -> None:
+    """Cover each path; bind each exposed handle on its target, which must be inside a
+    covered path (its mount point is made on the covering tmpfs, never on the host)."""
+    covered = outermost(paths)
+    for _, target in exposed:
+        if not any(_inside(target, path) for path in covered):
+            raise InitError(f"expose {target}: not inside a hidden directory")
+    for path in covered:
+        mine = [(fd, target) for fd, target in exposed if _inside(target, path)]
+        if not mine:
+            cover(path)
+            continue
+        mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755")
+        for fd, target in mine:
+            os.makedirs(target, mode=0o755, exist_ok=True)
+            mount(f"/proc/self/fd/{fd}", target, "", MS_BIND)
+            set_attributes(target, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+        set_attributes(path, MOUNT_ATTR_RDONLY)
 
 
 def make_dev() -> None:
@@ -207,11 +242,12 @@ def mask_proc_and_sys() -> None:
     set_attributes("/sys", MOUNT_ATTR_RDONLY, recursive=True)
 
 
-def read_only_root() -> None:
+def read_only_root(writable: list[str]) -> None:
     """readOnlyRootFilesystem: every mount read-only but /proc, /dev/shm and /dev/pts,
-    which a container runtime mounts writable beside a read-only root."""
+    which a container runtime mounts writable beside a read-only root, and the exposed
+    directories (as volumes are)."""
     set_attributes("/", MOUNT_ATTR_RDONLY, recursive=True)
-    for path in ("/proc", "/dev/shm", "/dev/pts"):
+    for path in ("/proc", "/dev/shm", "/dev/pts", *writable):
         set_attributes(path, 0, MOUNT_ATTR_RDONLY)
 
 
@@ -219,13 +255,21 @@ def prepare(plan: dict[str, object]) -> None:
     """Every mount of the container's view, in an order where each step's needs (the
     host's files, device nodes) are still there when it runs."""
     hidden = plan.get("hide", [])
-    hide([str(p) for p in hidden] if isinstance(hidden, list) else [])
+    exposed = plan.get("expose", [])
+    handles = open_exposed(
+        [[str(s), str(t)] for s, t in exposed] if isinstance(exposed, list) else []
+    )
+    try:
+        hide([str(p) for p in hidden] if isinstance(hidden, list) else [], handles)
+    finally:
+        for fd, _ in handles:
+            os.close(fd)
     if not plan.get("privileged"):
         set_attributes("/", MOUNT_ATTR_NODEV, recursive=True)
         make_dev()
         mask_proc_and_sys()
     if plan.get("readOnlyRoot"):
-        read_only_root()
+        read_only_root([target for _, target in handles])
 
 
 def exit_code(status: int) -> int:

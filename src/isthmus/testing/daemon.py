@@ -44,6 +44,11 @@ class DaemonProcess:
         return self.home / "xds.sock"
 
     @property
+    def zipkin_socket(self) -> Path:
+        """The embedded Zipkin collector (POST /api/v2/spans, and the query API)."""
+        return self.home / "zipkin.sock"
+
+    @property
     def log_path(self) -> Path:
         return self.home / "isthmusd.out"
 

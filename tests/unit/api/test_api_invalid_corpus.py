@@ -629,8 +629,8 @@ template:
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {}\n",
         "app.yaml:1 ConfigMap default/settings: unknown kind ConfigMap (v1); isthmus accepts "
         "AuthorizationPolicy, Deployment, DestinationRule, Namespace, PeerAuthentication, "
-        "RequestAuthentication, Service, ServiceAccount, ServiceEntry, VirtualService, "
-        "WorkloadEntry",
+        "RequestAuthentication, Service, ServiceAccount, ServiceEntry, Telemetry, "
+        "VirtualService, WorkloadEntry",
     ),
     "kind-missing": (
         "apiVersion: v1\nmetadata: {name: x}\n",

@@ -58,9 +58,10 @@ def test_kubernetes_kinds() -> None:
             "kind ProxyConfig (networking.istio.io/v1beta1) is not supported yet",
         ),
         (
-            "telemetry.istio.io/v1",
+            "telemetry.istio.io/v1beta1",
             "Telemetry",
-            "kind Telemetry (telemetry.istio.io/v1) is not supported yet",
+            "kind Telemetry is not served by apiVersion telemetry.istio.io/v1beta1; "
+            "use one of telemetry.istio.io/v1, telemetry.istio.io/v1alpha1",
         ),
         (
             "extensions.istio.io/v1alpha1",
@@ -87,7 +88,7 @@ def test_kubernetes_kinds() -> None:
             "Pod",
             "unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, Deployment, "
             "DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, Service, "
-            "ServiceAccount, ServiceEntry, VirtualService, WorkloadEntry",
+            "ServiceAccount, ServiceEntry, Telemetry, VirtualService, WorkloadEntry",
         ),
     ],
 )
@@ -127,5 +128,5 @@ def test_unknown_kind_names_resolve_to_nothing() -> None:
     assert set(KINDS) == {
         "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry",
         "Namespace", "Service", "ServiceAccount", "Deployment",
-        "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication",
+        "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication", "Telemetry",
     }  # fmt: skip

@@ -91,14 +91,20 @@ class Sandbox:
         return self.root / f"{name}.log"
 
     async def start(
-        self, name: str, script: str, security: ContainerSecurity | None = None
+        self,
+        name: str,
+        script: str,
+        security: ContainerSecurity | None = None,
+        exposed: tuple[tuple[Path, Path], ...] = (),
+        hidden: tuple[Path, ...] = (),
     ) -> None:
         argv = isolated_argv(
             name,
             security or ContainerSecurity(),
             [sys.executable, "-c", script],
             cwd="/",
-            hidden=[self.home],
+            hidden=[self.home, *hidden],
+            exposed=exposed,
         )
         env = {
             "PATH": os.environ["PATH"],
@@ -370,3 +376,99 @@ async def test_killing_a_wrapper_takes_the_application_down(sandbox: Sandbox, wr
     os.kill(unshare if wrapper == "unshare" else init, signal.SIGKILL)
     await until(lambda: not set(before) & set(processes_with(marker)), timeout=5)
     await until(lambda: not process_alive(init), timeout=5)
+
+
+ADDON_VIEW = r"""
+import json, os, signal, subprocess
+
+def attempt(action):
+    try:
+        action()
+        return "allowed"
+    except OSError as exc:
+        return type(exc).__name__
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("x")
+
+view = os.environ["VIEW"]
+home = os.environ["HOME_DIR"]
+print(json.dumps({
+    "home": sorted(os.listdir(home)),
+    "run": sorted(os.listdir(os.path.dirname(view))),
+    "view": sorted(os.listdir(view)),
+    "config": open(os.path.join(view, "prometheus.yml")).read(),
+    "secret": attempt(lambda: open(os.environ["SECRET"]).read()),
+    "write_data": attempt(lambda: write(os.path.join(view, "data", "chunk"))),
+    "write_config": attempt(lambda: write(os.path.join(view, "prometheus.yml"))),
+    "write_beside": attempt(lambda: write(os.path.join(os.path.dirname(view), "x"))),
+    "exec": attempt(lambda: subprocess.run([os.path.join(view, "data", "run.sh")])),
+}), flush=True)
+signal.pause()
+"""
+
+
+def _addon_dir(sandbox: Sandbox) -> Path:
+    """$HOME/addons/prometheus as `up --with prometheus` makes it (a config root's, a data
+    directory its user's, a script there to try to run)."""
+    addon = sandbox.home / "addons" / "prometheus"
+    (addon / "data").mkdir(parents=True)
+    (addon / "prometheus.yml").write_text("global: {}\n")
+    os.chown(addon / "data", 65534, 65534)
+    script = addon / "data" / "run.sh"
+    script.write_text("#!/bin/sh\necho ran\n")
+    script.chmod(0o755)
+    return addon
+
+
+async def test_an_addon_sees_its_own_directory_and_nothing_else_of_the_home(
+    sandbox: Sandbox,
+) -> None:
+    addon = _addon_dir(sandbox)
+    run = sandbox.root / "run"  # stands for /run/isthmus, hidden as well
+    (run / "other-mesh").mkdir(parents=True)
+    view = run / "addon"
+    sandbox_env = {"VIEW": str(view), "HOME_DIR": str(sandbox.home)}
+    script = "import os; os.environ.update(" + repr(sandbox_env) + ")\n" + ADDON_VIEW
+    nobody = security({"runAsUser": 65534, "runAsGroup": 65534})
+    await sandbox.start("addon", script, nobody, exposed=((addon, view),), hidden=(run,))
+    report = await sandbox.report("addon")
+    assert report["home"] == []  # no CA, database, sockets, not even `addons`
+    assert report["secret"] == "FileNotFoundError"
+    assert report["run"] == ["addon"]  # /run/isthmus's other contents stay hidden
+    assert report["view"] == ["data", "prometheus.yml"]
+    assert report["config"] == "global: {}\n"
+    assert report["write_data"] == "allowed"  # its TSDB
+    assert report["write_config"] == "PermissionError"  # root's files, it is nobody
+    assert report["write_beside"] == "OSError"  # EROFS: the tmpfs around it is read-only
+    assert report["exec"] == "PermissionError"  # noexec
+    assert (addon / "data" / "chunk").read_text() == "x"  # the host's directory itself
+    assert not view.exists()  # the mount point was made on the container's tmpfs
+
+
+async def test_an_addon_directory_that_is_a_link_is_refused(sandbox: Sandbox) -> None:
+    """A link in place of the directory (to the CA, say) is not followed."""
+    (sandbox.home / "addons").mkdir()
+    link = sandbox.home / "addons" / "prometheus"
+    link.symlink_to(sandbox.home / "ca")
+    run = sandbox.root / "run"
+    run.mkdir()
+    await sandbox.start(
+        "linked", "print('started', flush=True)", exposed=((link, run / "addon"),), hidden=(run,)
+    )
+    line = await sandbox.line("linked")
+    assert line.startswith("isthmus-init: container linked:"), line
+    assert "started" not in sandbox.log("linked").read_text()
+
+
+async def test_an_exposed_directory_must_land_inside_a_hidden_one(sandbox: Sandbox) -> None:
+    """Never a mount point made on the host's own filesystem."""
+    addon = _addon_dir(sandbox)
+    outside = sandbox.root / "elsewhere"
+    await sandbox.start(
+        "outside", "print('started', flush=True)", exposed=((addon, outside / "addon"),)
+    )
+    line = await sandbox.line("outside")
+    assert "not inside a hidden directory" in line, line
+    assert not outside.exists()

@@ -56,7 +56,12 @@ from isthmus.pilot.security.tls import (
     TLS_TRANSPORT,
     downstream_mtls_socket,
 )
-from isthmus.pilot.telemetry.connection import inbound_http, inbound_tcp
+from isthmus.pilot.telemetry.connection import (
+    DEFAULT_TELEMETRY,
+    ProxyTelemetry,
+    inbound_http,
+    inbound_tcp,
+)
 from isthmus.pilot.telemetry.labels import DestinationService
 from isthmus.pilot.telemetry.peer_metadata import peer_header_names
 
@@ -201,6 +206,7 @@ def _plaintext_chains(
     filters: InboundFilters,
     mode: MtlsMode,
     service: DestinationService,
+    telemetry: ProxyTelemetry,
 ) -> list[lc.FilterChain]:
     """Before mTLS existed these were the only chains. Next to TLS chains they match
     plaintext only (raw_buffer), so a TLS client never reaches them. Under PERMISSIVE they
@@ -209,7 +215,10 @@ def _plaintext_chains(
     stat = f"inbound_0.0.0.0_{port}"
     with_tls = mode is not MtlsMode.DISABLE
     counted = mode is MtlsMode.PERMISSIVE
-    tcp_logs = [*inbound_tcp(service, False), *([plaintext_counter(tcp=True)] if counted else [])]
+    tcp_logs = [
+        *inbound_tcp(service, False, telemetry),
+        *([plaintext_counter(tcp=True)] if counted else []),
+    ]
     if protocol.is_http or protocol is Protocol.UNSUPPORTED:
         unknown = protocol is Protocol.UNSUPPORTED
         manager = inline_connection_manager(
@@ -218,7 +227,7 @@ def _plaintext_chains(
             filters.http,
             path_normalization=filters.path_normalization,
             access_logs=[plaintext_counter()] if counted else [],
-            telemetry=inbound_http(service, False),
+            telemetry=inbound_http(service, False, telemetry),
         )
         chain = http_chain(stat, manager, sniffed=unknown)
         chain.filter_chain_match.destination_port.value = port
@@ -261,6 +270,7 @@ def _port_chains(
     filters: InboundFilters,
     trust_domain: str | None,
     service: DestinationService,
+    telemetry: ProxyTelemetry,
 ) -> list[lc.FilterChain]:
     """`trust_domain` None: the proxy has no certificate (no SDS), so no mTLS chain."""
     cluster = inbound_cluster_name(port)
@@ -269,7 +279,7 @@ def _port_chains(
     if trust_domain is None:
         if mode is MtlsMode.STRICT:
             return [_refused(f"{cluster}-refused", port, plaintext_only=False)]
-        return _plaintext_chains(port, protocol, filters, MtlsMode.DISABLE, service)
+        return _plaintext_chains(port, protocol, filters, MtlsMode.DISABLE, service, telemetry)
     if mode is not MtlsMode.DISABLE:
         permissive = mode is MtlsMode.PERMISSIVE
         if protocol.is_http:
@@ -279,14 +289,17 @@ def _port_chains(
                 filters.http,
                 peer_certificate=True,
                 path_normalization=filters.path_normalization,
-                telemetry=inbound_http(service, True),
+                telemetry=inbound_http(service, True, telemetry),
             )
             chains.append(
                 _mtls_chain(f"{stat}-mtls", [manager], trust_domain, True, port, permissive)
             )
         else:
             # Inside TLS the HTTP inspector sees nothing: an unnamed port over mTLS is TCP.
-            tcp = [*filters.network, tcp_proxy(stat, cluster, inbound_tcp(service, True))]
+            tcp = [
+                *filters.network,
+                tcp_proxy(stat, cluster, inbound_tcp(service, True, telemetry)),
+            ]
             chains.append(
                 _mtls_chain(f"{cluster}-mtls", tcp, trust_domain, False, port, permissive)
             )
@@ -294,7 +307,10 @@ def _port_chains(
             # TLS that is not Istio's (the app's own) passes through to the app untouched.
             own_tls = lc.FilterChain(
                 name=f"{cluster}-tls",
-                filters=[*filters.network, tcp_proxy(stat, cluster, inbound_tcp(service, False))],
+                filters=[
+                    *filters.network,
+                    tcp_proxy(stat, cluster, inbound_tcp(service, False, telemetry)),
+                ],
             )
             own_tls.filter_chain_match.destination_port.value = port
             own_tls.filter_chain_match.transport_protocol = TLS_TRANSPORT
@@ -302,7 +318,7 @@ def _port_chains(
     if mode is MtlsMode.STRICT:
         chains.append(_refused(f"{cluster}-plaintext-refused", port, plaintext_only=True))
     else:
-        chains.extend(_plaintext_chains(port, protocol, filters, mode, service))
+        chains.extend(_plaintext_chains(port, protocol, filters, mode, service, telemetry))
     return chains
 
 
@@ -338,7 +354,11 @@ def _passthrough_chains(
 
 
 def generate_inbound_listener(
-    mesh: MeshSnapshot, proxy: Proxy, filters: InboundFilters | None = None, sds: bool = True
+    mesh: MeshSnapshot,
+    proxy: Proxy,
+    filters: InboundFilters | None = None,
+    sds: bool = True,
+    telemetry: ProxyTelemetry = DEFAULT_TELEMETRY,
 ) -> listener_pb2.Listener:
     """virtualInbound on 15006 for a workload, with its PeerAuthentication applied. A
     proxy without SDS holds no certificate: PERMISSIVE is plaintext only for it, and
@@ -353,7 +373,7 @@ def generate_inbound_listener(
         mode = policy.for_port(port)
         sniff = sniff or (protocol is Protocol.UNSUPPORTED and mode is not MtlsMode.STRICT)
         service = services.get(port, DestinationService())
-        chains.extend(_port_chains(port, protocol, mode, filters, trust_domain, service))
+        chains.extend(_port_chains(port, protocol, mode, filters, trust_domain, service, telemetry))
     chains.extend(_passthrough_chains(policy.mode, filters, trust_domain))
     default = lc.FilterChain(
         name=INBOUND_PASSTHROUGH_CLUSTER,

@@ -34,7 +34,12 @@ from isthmus.pilot.naming import (
     PASSTHROUGH_CLUSTER,
     outbound_cluster_name,
 )
-from isthmus.pilot.telemetry.connection import outbound_http, outbound_tcp
+from isthmus.pilot.telemetry.connection import (
+    DEFAULT_TELEMETRY,
+    ProxyTelemetry,
+    outbound_http,
+    outbound_tcp,
+)
 from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
 
 # The capture listeners own 0.0.0.0 on these ports; Envoy rejects a second listener
@@ -43,10 +48,10 @@ from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_
 RESERVED_WILDCARD_PORTS = frozenset({OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT})
 
 
-def _passthrough() -> lc.Filter:
+def _passthrough(telemetry: ProxyTelemetry) -> lc.Filter:
     """Connections to destinations the mesh does not know; counted as TCP (Istio reports
     them with destination_service_name PassthroughCluster)."""
-    return tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, outbound_tcp())
+    return tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, outbound_tcp(telemetry))
 
 
 def _is_http(protocol: Protocol) -> bool:
@@ -89,7 +94,10 @@ def tcp_destinations(
 
 
 def generate_outbound_listeners(
-    mesh: MeshSnapshot, namespace: str, labels: dict[str, str] | None = None
+    mesh: MeshSnapshot,
+    namespace: str,
+    labels: dict[str, str] | None = None,
+    telemetry: ProxyTelemetry = DEFAULT_TELEMETRY,
 ) -> list[listener_pb2.Listener]:
     """virtualOutbound plus one listener per HTTP port and per TCP service address:port."""
     labels = labels or {}
@@ -110,20 +118,22 @@ def generate_outbound_listeners(
                 # service (by host name) keeps address:port, as Istio keeps the first chain.
                 clusters = tcp_destinations(mesh, svc, p.port, namespace, labels)
                 stat = f"outbound|{p.port}||{svc.hostname}"
-                chain = tcp_chain(stat, weighted_tcp_proxy(stat, clusters, outbound_tcp()))
+                chain = tcp_chain(stat, weighted_tcp_proxy(stat, clusters, outbound_tcp(telemetry)))
                 listener = outbound_port_listener(svc.address, p.port, [chain])
                 tcp_listeners[listener.name] = listener
     listeners = list(tcp_listeners.values())
     for port in sorted(http_ports):
         if port in RESERVED_WILDCARD_PORTS:
             continue
-        listeners.append(_http_port_listener(mesh, port, sniffed.get(port, []), namespace, labels))
+        listeners.append(
+            _http_port_listener(mesh, port, sniffed.get(port, []), namespace, labels, telemetry)
+        )
     listeners.append(
         virtual_listener(
             "virtualOutbound",
             OUTBOUND_CAPTURE_PORT,
             base_pb2.OUTBOUND,
-            tcp_chain(PASSTHROUGH_CLUSTER, _passthrough()),
+            tcp_chain(PASSTHROUGH_CLUSTER, _passthrough(telemetry)),
         )
     )
     return sorted(listeners, key=lambda lst: lst.name)
@@ -135,6 +145,7 @@ def _http_port_listener(
     sniffed: list[Service],
     namespace: str,
     labels: dict[str, str],
+    telemetry: ProxyTelemetry,
 ) -> listener_pb2.Listener:
     """`0.0.0.0_PORT`: the port's route config over RDS. When a service on the port has no
     declared protocol, Istio-style sniffing: HTTP (by the HTTP inspector) goes to the
@@ -144,7 +155,7 @@ def _http_port_listener(
     stat = f"0.0.0.0_{port}"
 
     def hcm() -> lc.Filter:
-        return rds_connection_manager(f"outbound_{stat}", str(port), outbound_http())
+        return rds_connection_manager(f"outbound_{stat}", str(port), outbound_http(telemetry))
 
     if not sniffed:
         return outbound_port_listener("0.0.0.0", port, [http_chain(stat, hcm())])
@@ -156,15 +167,19 @@ def _http_port_listener(
             clusters = tcp_destinations(mesh, svc, port, namespace, labels)
             cluster_stat = f"outbound|{port}||{svc.hostname}"
             chains.append(http_chain(f"{stat}|{svc.address}", hcm(), True, svc.address))
-            tcp = weighted_tcp_proxy(cluster_stat, clusters, outbound_tcp())
+            tcp = weighted_tcp_proxy(cluster_stat, clusters, outbound_tcp(telemetry))
             chains.append(tcp_chain(cluster_stat, tcp, prefix=svc.address, sniffed=True))
-    default = tcp_chain(PASSTHROUGH_CLUSTER, _passthrough())
+    default = tcp_chain(PASSTHROUGH_CLUSTER, _passthrough(telemetry))
     return outbound_port_listener("0.0.0.0", port, chains, sniff_http=True, default_chain=default)
 
 
-def generate_http_proxy_listener(port: int) -> listener_pb2.Listener:
+def generate_http_proxy_listener(
+    port: int, telemetry: ProxyTelemetry = DEFAULT_TELEMETRY
+) -> listener_pb2.Listener:
     chain = http_chain(
         f"127.0.0.1_{port}",
-        rds_connection_manager(f"outbound_127.0.0.1_{port}", HTTP_PROXY_ROUTE, outbound_http()),
+        rds_connection_manager(
+            f"outbound_127.0.0.1_{port}", HTTP_PROXY_ROUTE, outbound_http(telemetry)
+        ),
     )
     return explicit_proxy_listener(port, chain)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.data.accesslog.v3 import accesslog_pb2 as access_data
 from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm,
@@ -18,6 +19,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from isthmus.pilot.envoy.http_connection_manager import HcmTelemetry
 from isthmus.pilot.envoy.typed import pack
+from isthmus.pilot.telemetry.access_log import AccessLogSettings, file_access_log
 from isthmus.pilot.telemetry.labels import (
     DestinationService,
     destination_reporter,
@@ -33,16 +35,43 @@ from isthmus.pilot.telemetry.metrics import (
     tcp_metrics,
 )
 from isthmus.pilot.telemetry.peer_metadata import peer_metadata_filter
+from isthmus.pilot.telemetry.tracing import TracingSettings, zipkin_tracing
+
+STDOUT_LOG = AccessLogSettings()
+
+
+@dataclass(frozen=True)
+class SideTelemetry:
+    """What one side of a proxy records: as a client (outbound) or as a server (inbound).
+    `access_log` None: no access log; `tracing` None: no tracer."""
+
+    metrics: MetricsSettings = DEFAULT_METRICS
+    access_log: AccessLogSettings | None = STDOUT_LOG
+    tracing: TracingSettings | None = None
+
+
+DEFAULT_SIDE = SideTelemetry()
 
 
 @dataclass(frozen=True)
 class ProxyTelemetry:
-    """The telemetry settings in effect for one proxy (mesh config and Telemetry)."""
+    """The telemetry in effect for one proxy (mesh config and Telemetry resources)."""
 
-    metrics: MetricsSettings = DEFAULT_METRICS
+    client: SideTelemetry = DEFAULT_SIDE
+    server: SideTelemetry = DEFAULT_SIDE
 
 
 DEFAULT_TELEMETRY = ProxyTelemetry()
+
+
+def _file_logs(side: SideTelemetry) -> list[accesslog_pb2.AccessLog]:
+    return [] if side.access_log is None else [file_access_log(side.access_log)]
+
+
+def _tracing(side: SideTelemetry) -> hcm.HttpConnectionManager.Tracing | None:
+    if side.tracing is None or not side.tracing.report:
+        return None
+    return zipkin_tracing(side.tracing)
 
 
 def _grpc_stats(settings: MetricsSettings) -> list[hcm.HttpFilter]:
@@ -55,28 +84,39 @@ def _grpc_stats(settings: MetricsSettings) -> list[hcm.HttpFilter]:
 
 
 def outbound_http(telemetry: ProxyTelemetry = DEFAULT_TELEMETRY) -> HcmTelemetry:
-    metrics = telemetry.metrics
+    side = telemetry.client
     return HcmTelemetry(
-        access_logs=http_metrics(source_reporter(), metrics),
-        filters=_grpc_stats(metrics),
+        access_logs=[*http_metrics(source_reporter(), side.metrics), *_file_logs(side)],
+        filters=_grpc_stats(side.metrics),
+        tracing=_tracing(side),
     )
 
 
 def inbound_http(
     service: DestinationService, mutual_tls: bool, telemetry: ProxyTelemetry = DEFAULT_TELEMETRY
 ) -> HcmTelemetry:
-    metrics = telemetry.metrics
+    side = telemetry.server
+    reporter = destination_reporter(service, mutual_tls)
     return HcmTelemetry(
-        access_logs=http_metrics(destination_reporter(service, mutual_tls), metrics),
-        filters=[*([peer_metadata_filter()] if mutual_tls else []), *_grpc_stats(metrics)],
+        access_logs=[*http_metrics(reporter, side.metrics), *_file_logs(side)],
+        filters=[*([peer_metadata_filter()] if mutual_tls else []), *_grpc_stats(side.metrics)],
+        tracing=_tracing(side),
     )
 
 
+def _tcp(side: SideTelemetry, reporter: dict[str, str]) -> list[accesslog_pb2.AccessLog]:
+    """tcp_proxy also logs when it connects upstream: the file log only at the end."""
+    logs = _file_logs(side)
+    for log in logs:
+        log.filter.log_type_filter.types.append(access_data.TcpConnectionEnd)
+    return [*tcp_metrics(reporter, side.metrics), *logs]
+
+
 def outbound_tcp(telemetry: ProxyTelemetry = DEFAULT_TELEMETRY) -> list[accesslog_pb2.AccessLog]:
-    return tcp_metrics(source_reporter(), telemetry.metrics)
+    return _tcp(telemetry.client, source_reporter())
 
 
 def inbound_tcp(
     service: DestinationService, mutual_tls: bool, telemetry: ProxyTelemetry = DEFAULT_TELEMETRY
 ) -> list[accesslog_pb2.AccessLog]:
-    return tcp_metrics(destination_reporter(service, mutual_tls), telemetry.metrics)
+    return _tcp(telemetry.server, destination_reporter(service, mutual_tls))
