@@ -6,6 +6,7 @@ Each test module gets its own mesh (own name, home and namespaces) and always ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -14,7 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ def _need_root() -> None:
 class E2EMesh:
     home: Path
     name: str
+    up_output: str = ""  # what `isthmus up` printed
 
     def cli(
         self, *args: str, check: bool = True, timeout: float = 120
@@ -99,19 +103,26 @@ class E2EMesh:
         return int(self.exec(pod, PYTHON, "-c", script, name).strip() or 0)
 
 
-@pytest.fixture(scope="module")
-def mesh() -> Iterator[E2EMesh]:
+@contextlib.contextmanager
+def running_mesh(*up_args: str, timeout: float = 120) -> Iterator[E2EMesh]:
+    """A new mesh (own name and home) started with `isthmus up UP_ARGS`; always `down`."""
     _need_root()
     home = Path(tempfile.mkdtemp(prefix="ie2e-", dir="/tmp"))
     m = E2EMesh(home, "e2e" + secrets.token_hex(3))
     try:
-        m.cli("up", "--mesh", m.name)
+        m.up_output = m.cli("up", "--mesh", m.name, *up_args, timeout=timeout).stdout
         yield m
     finally:
-        m.cli("down", check=False)
+        m.cli("down", check=False, timeout=max(timeout, 120))
         shutil.rmtree(home, ignore_errors=True)
     # `down` released the mesh's name: nothing of the mesh holds it any more.
     assert not Path(f"/run/isthmus/{m.name}.lock").exists()
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[E2EMesh]:
+    with running_mesh() as m:
+        yield m
 
 
 def app_deployment(
@@ -274,3 +285,51 @@ def apply_in_effect(mesh: E2EMesh, text: str, node_part: str = "order-service") 
         )
 
     wait_until(synced, 15, f"proxies of {node_part} to ACK the change")
+
+
+# --- Prometheus (`isthmus up --with prometheus`) ----------------------------------------
+
+PrometheusApi = Callable[[str, "dict[str, str] | None"], Any]
+
+
+@contextlib.contextmanager
+def prometheus_mesh() -> Iterator[E2EMesh]:
+    """A mesh started with the Prometheus addon (skipped where Debian's prometheus is
+    missing; scripts/setup.sh installs it)."""
+    _need_root()
+    if shutil.which("prometheus") is None:
+        pytest.skip("Debian's prometheus is not installed (scripts/setup.sh installs it)")
+    with running_mesh("--with", "prometheus", timeout=180) as m:
+        yield m
+
+
+@contextlib.contextmanager
+def prometheus_api(mesh: E2EMesh) -> Iterator[PrometheusApi]:
+    """Prometheus's HTTP API through `isthmus port-forward -n istio-system svc/prometheus`
+    on the host's loopback, as a user reaches it; the forwarder is always stopped."""
+    argv = [ISTHMUS, "--home", str(mesh.home), "port-forward", "-n", "istio-system"]
+    process = subprocess.Popen(
+        [*argv, "svc/prometheus", ":9090"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("Forwarding from 127.0.0.1:"), first
+        port = int(first.split(":")[1].split()[0])
+
+        def get(path: str, query: dict[str, str] | None = None) -> Any:
+            url = f"http://127.0.0.1:{port}{path}"
+            if query:
+                url += "?" + urllib.parse.urlencode(query)
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                body = answer.read()
+            return json.loads(body) if path.startswith("/api/") else body.decode()
+
+        yield get
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)

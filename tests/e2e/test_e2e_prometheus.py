@@ -14,24 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
-import subprocess
-import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import (
-    ISTHMUS,
     PYTHON,
     E2EMesh,
-    _need_root,
     app_deployment,
     netns_pid,
+    prometheus_api,
+    prometheus_mesh,
     service,
     wait_until,
 )
@@ -46,18 +40,10 @@ Api = Callable[[str, dict[str, str] | None], Any]
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[E2EMesh]:
     """This module's own mesh, started with the addon; always `down` afterwards."""
-    _need_root()
-    if shutil.which("prometheus") is None:
-        pytest.skip("Debian's prometheus is not installed (scripts/setup.sh installs it)")
-    home = Path(tempfile.mkdtemp(prefix="ie2e-", dir="/tmp"))
-    m = E2EMesh(home, "e2e" + secrets.token_hex(3))
-    try:
-        out = m.cli("up", "--mesh", m.name, "--with", "prometheus", timeout=180).stdout
+    with prometheus_mesh() as m:
+        out = m.up_output
         assert f"isthmus port-forward -n {ROOT_NS} svc/prometheus 9090:9090" in out, out
         yield m
-    finally:
-        m.cli("down", check=False, timeout=240)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -68,34 +54,8 @@ def pods(mesh: E2EMesh) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def api(mesh: E2EMesh, pods: dict[str, dict[str, Any]]) -> Iterator[Api]:
-    """Prometheus's HTTP API through `isthmus port-forward -n istio-system svc/prometheus`
-    on the host's loopback; the forwarder is always stopped afterwards."""
-    argv = [ISTHMUS, "--home", str(mesh.home), "port-forward", "-n", ROOT_NS]
-    process = subprocess.Popen(
-        [*argv, "svc/prometheus", ":9090"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert first.startswith("Forwarding from 127.0.0.1:"), first
-        port = int(first.split(":")[1].split()[0])
-
-        def get(path: str, query: dict[str, str] | None = None) -> Any:
-            url = f"http://127.0.0.1:{port}{path}"
-            if query:
-                url += "?" + urllib.parse.urlencode(query)
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                body = answer.read()
-            return json.loads(body) if path.startswith("/api/") else body.decode()
-
+    with prometheus_api(mesh) as get:
         yield get
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=10)
 
 
 def test_prometheus_runs_sidecar_less_in_the_root_namespace(

@@ -310,7 +310,7 @@ class MetricsServer:
             await session.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        result = await self.scrape(request.query_string)
+        result = await self.scrape(request.rel_url.raw_query_string)
         if result.merged is None:
             return web.Response(status=result.status, text=result.reason)
         # Written as the parts it is made of: Envoy's text is never copied into one piece.

@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 UNKNOWN = "unknown"
-NO_RESPONSE_FLAGS = "-"  # Istio's response_flags when there are none
 
 _TYPE = "# TYPE "
 _HELP = "# HELP "

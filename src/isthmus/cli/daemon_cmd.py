@@ -10,7 +10,7 @@ import click
 from isthmus.ca import CaError
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
-from isthmus.cli.mesh_options import mesh_options
+from isthmus.cli.mesh_options import mesh_options, read_mesh_config
 from isthmus.daemon.main import DaemonOptions, run_daemon
 from isthmus.daemon.zipkin import ZipkinPortUnavailable
 from isthmus.logfmt import setup_logging
@@ -50,6 +50,7 @@ def daemon_command(
     trust_domain: str,
     root_namespace: str,
     path_normalization: str,
+    mesh_config: str | None,
     cacerts: str | None,
     log_level: str,
 ) -> None:
@@ -60,6 +61,7 @@ def daemon_command(
         cli.home.check_socket_path()
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    _, mesh_config_file = read_mesh_config(mesh_config)
     setup_logging(log_level, cli.home.log_dir / "isthmusd.log")
     options = DaemonOptions(
         debounce_after=debounce,
@@ -72,6 +74,7 @@ def daemon_command(
         path_normalization=path_normalization,
         cacerts=Path(cacerts) if cacerts else None,
         zipkin_port=zipkin_port,
+        mesh_config=mesh_config_file,
     )
     try:
         asyncio.run(run_daemon(cli.home, options))

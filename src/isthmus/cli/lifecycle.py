@@ -34,7 +34,7 @@ from isthmus.cli.addons import (
 )
 from isthmus.cli.context import CliContext, notice, pass_cli
 from isthmus.cli.errors import UserError
-from isthmus.cli.mesh_options import mesh_options
+from isthmus.cli.mesh_options import mesh_options, read_mesh_config
 from isthmus.cli.waiting import timeout_option
 from isthmus.daemon.client import DaemonClient, DaemonError, DaemonNotRunning
 from isthmus.home import MeshHome
@@ -57,6 +57,8 @@ class Settings:
     root_namespace: str = "istio-system"
     path_normalization: str = "BASE"
     cacerts: str | None = None  # Istio's plugged-in CA directory
+    mesh_config: str | None = None  # Istio's MeshConfig YAML, as the user gave it (checked)
+    zipkin_port: int | None = None  # isthmusd also serves the Zipkin API on 127.0.0.1:PORT
 
     def network(self) -> NetworkConfig:
         return NetworkConfig(self.mesh, self.pod_cidr, self.service_cidr)
@@ -73,6 +75,8 @@ def read_settings(home: MeshHome) -> Settings | None:
             data.get("rootNamespace", "istio-system"),
             data.get("pathNormalization", "BASE"),
             data.get("cacerts"),
+            data.get("meshConfig"),
+            data.get("zipkinPort"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -89,6 +93,8 @@ def _write_settings(home: MeshHome, settings: Settings) -> None:
                 "rootNamespace": settings.root_namespace,
                 "pathNormalization": settings.path_normalization,
                 "cacerts": settings.cacerts,
+                "meshConfig": settings.mesh_config,
+                "zipkinPort": settings.zipkin_port,
             }
         )
     )
@@ -189,6 +195,15 @@ def _await_start(
     )
 
 
+def _mesh_config_args(home: MeshHome, settings: Settings) -> list[str]:
+    """The MeshConfig `up` was given, kept in the home so a restart reads the same."""
+    if settings.mesh_config is None:
+        return []
+    path = home.root / "mesh-config.yaml"
+    path.write_text(settings.mesh_config, encoding="utf-8")
+    return ["--mesh-config", str(path)]
+
+
 def start_daemon(home: MeshHome, settings: Settings, timeout: float) -> int:
     process = _spawn(
         home,
@@ -199,6 +214,8 @@ def start_daemon(home: MeshHome, settings: Settings, timeout: float) -> int:
             *("--trust-domain", settings.trust_domain, "--root-namespace", settings.root_namespace),
             *("--path-normalization", settings.path_normalization),
             *(("--cacerts", settings.cacerts) if settings.cacerts else ()),
+            *(("--zipkin-port", str(settings.zipkin_port)) if settings.zipkin_port else ()),
+            *_mesh_config_args(home, settings),
         ],
     )
     _await_start(home, "isthmusd", process, lambda: daemon_health(home) is not None, timeout)
@@ -307,6 +324,11 @@ def _check_tools(settings: Settings, home: MeshHome) -> None:
     type=click.Choice(ADDONS),
     help="Also run an addon as a pod in the root namespace (prometheus: scrapes every pod).",
 )
+@click.option(
+    "--zipkin-port",
+    type=click.IntRange(1, 65535),
+    help="isthmusd also serves the Zipkin API on 127.0.0.1:PORT (for a Zipkin UI).",
+)
 @pass_cli
 def up_command(
     cli: CliContext,
@@ -316,13 +338,24 @@ def up_command(
     trust_domain: str,
     root_namespace: str,
     path_normalization: str,
+    mesh_config: str | None,
     cacerts: str | None,
     addons: tuple[str, ...],
+    zipkin_port: int | None,
 ) -> None:
     """Start isthmusd and the node runtime in the background (whichever is not running)."""
     home = cli.home
+    mesh_config_text, _ = read_mesh_config(mesh_config)
     wanted = Settings(
-        mesh, pod_cidr, service_cidr, trust_domain, root_namespace, path_normalization, cacerts
+        mesh,
+        pod_cidr,
+        service_cidr,
+        trust_domain,
+        root_namespace,
+        path_normalization,
+        cacerts,
+        mesh_config_text,
+        zipkin_port,
     )
     _check_tools(wanted, home)
     running = read_settings(home)

@@ -103,14 +103,14 @@ def render(before: dict[str, Scrape], after: dict[str, Scrape], where: str, wind
     )
     numbers = ("RPS", "5XX", "P50 MS", "P99 MS")
     by_service = Table(box=box.SIMPLE, title="per service (reporter=destination)")
-    by_service.add_column("DESTINATION SERVICE")
+    by_service.add_column("DESTINATION SERVICE", overflow="fold")
     for column in numbers:
         by_service.add_column(column, justify="right")
     for (service,), traffic in services(pairs).items():
         by_service.add_row(service, *_row(traffic))
     by_edge = Table(box=box.SIMPLE, title="per edge (reporter=source)")
-    by_edge.add_column("SOURCE WORKLOAD")
-    by_edge.add_column("DESTINATION SERVICE")
+    by_edge.add_column("SOURCE WORKLOAD", overflow="fold")
+    by_edge.add_column("DESTINATION SERVICE", overflow="fold")
     for column in numbers:
         by_edge.add_column(column, justify="right")
     for (workload, namespace, service), traffic in edges(pairs).items():
@@ -136,7 +136,7 @@ def _sidecars(cli: CliContext, namespace: str | None) -> list[dict[str, Any]]:
     "--interval",
     default=DEFAULT_INTERVAL,
     show_default=True,
-    help="Time between two reads (e.g. 2s, 500ms); latencies need >= 5s (Envoy's flush).",
+    help="Time between two reads (at least 1s); latencies need >= 5s (Envoy's stats flush).",
 )
 @click.option("--once", is_flag=True, help="Print one table after one interval and exit.")
 @timeout_option

@@ -21,7 +21,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REQUESTS = "istio_requests_total"
 DURATION_BUCKETS = "istio_request_duration_milliseconds_bucket"
@@ -151,24 +151,15 @@ class Traffic:
 class _Sums:
     requests: float = 0.0
     errors: float = 0.0
-    buckets: dict[float, float] | None = None
-
-    def add_bucket(self, bound: float, rate: float) -> None:
-        if self.buckets is None:
-            self.buckets = defaultdict(float)
-        self.buckets[bound] += rate
+    buckets: dict[float, float] = field(default_factory=lambda: defaultdict(float))
 
     def traffic(self) -> Traffic:
-        quantiles = [
-            histogram_quantile(q, (self.buckets or {}).items()) if self.buckets else math.nan
-            for q in (0.5, 0.99)
-        ]
-        p50, p99 = (None if math.isnan(v) else v for v in quantiles)
+        p50, p99 = (histogram_quantile(q, self.buckets.items()) for q in (0.5, 0.99))
         return Traffic(
             rps=self.requests,
             error_ratio=self.errors / self.requests if self.requests > 0 else None,
-            p50=p50,
-            p99=p99,
+            p50=None if math.isnan(p50) else p50,
+            p99=None if math.isnan(p99) else p99,
         )
 
 
@@ -196,7 +187,7 @@ def _aggregate(
                     target.errors += rate
             elif name == DURATION_BUCKETS and "le" in labels:
                 try:
-                    target.add_bucket(_number(labels["le"]), rate)
+                    target.buckets[_number(labels["le"])] += rate
                 except ValueError:
                     continue
     return {key: total.traffic() for key, total in sorted(sums.items())}

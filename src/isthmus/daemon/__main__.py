@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from isthmus.api.mesh_config import MeshConfigError, parse_mesh_config
 from isthmus.ca import CaError, CaOptions
 from isthmus.daemon.main import DaemonOptions, run_daemon
 from isthmus.daemon.zipkin import ZipkinPortUnavailable
@@ -41,12 +42,21 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="Istio's plugged-in CA: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem",
     )
+    parser.add_argument("--mesh-config", type=Path, help="Istio's MeshConfig YAML (checked)")
     parser.add_argument(
         "--ca-key-type", choices=["RSA", "ECDSA"], default="RSA", help="key of a self-signed root"
     )
     args = parser.parse_args(argv)
     home = resolve_home(args.home)
     setup_logging(args.log_level, home.log_dir / "isthmusd.log")
+    mesh_config = None
+    if args.mesh_config is not None:
+        try:
+            text = args.mesh_config.read_text(encoding="utf-8")
+            mesh_config = parse_mesh_config(text, str(args.mesh_config))
+        except (OSError, UnicodeDecodeError, MeshConfigError) as error:
+            logging.getLogger("isthmus.daemon").error("mesh_config unusable error=%r", str(error))
+            sys.exit(1)
     options = DaemonOptions(
         debounce_after=args.debounce,
         debounce_max=args.debounce_max,
@@ -59,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         ca=CaOptions(key_type=args.ca_key_type),
         cacerts=args.cacerts,
         zipkin_port=args.zipkin_port,
+        mesh_config=mesh_config,
     )
     try:
         asyncio.run(run_daemon(home, options))

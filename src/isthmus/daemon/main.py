@@ -21,6 +21,7 @@ from aiohttp import web
 
 from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.loader import LoadedObject
+from isthmus.api.mesh_config import MeshConfigFile
 from isthmus.ca import CaOptions, CertificateAuthority, TokenIssuer
 from isthmus.daemon.ca_service import CertificateService
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
@@ -62,6 +63,8 @@ class DaemonOptions:
     # port that also serves its API (for a Zipkin UI); its socket is home.zipkin_socket.
     max_spans: int = DEFAULT_MAX_SPANS
     zipkin_port: int | None = None
+    # Istio's MeshConfig (api.mesh_config), already checked: access logs and tracing.
+    mesh_config: MeshConfigFile | None = None
 
 
 def xds_socket(home: MeshHome) -> str:
@@ -88,6 +91,8 @@ async def run_daemon(
         connect_timeout=timedelta(seconds=10),
         service_cidr=options.service_cidr,
     )
+    if options.mesh_config is not None:
+        config = config.with_file(options.mesh_config)
     controller = MeshController(store, config)
     certificates = CertificateService(
         await asyncio.to_thread(

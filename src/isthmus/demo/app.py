@@ -5,6 +5,8 @@
 - GET /admin/knobs?latency=S&error_rate=R -> change behaviour at runtime (outside the pool)
 - GET /call/<host[:port]>/<path> -> calls http://<host>/<path> (through the mesh)
 - GET /headers -> also lists the request headers the app received
+- GET /status/<code> -> answers with that status, 200..599 but 204 and 304 (bodiless);
+                      the knobs apply first
 - GET /<anything>  -> with $UPSTREAM set (a caller such as order-service): calls $UPSTREAM;
                       without it (inventory-service): answers itself
 Every answer is JSON {service, version, pod, path, request_id, trace_id, peer[, upstream]}
@@ -122,13 +124,22 @@ class Handler(BaseHTTPRequestHandler):
             body["error"] = "injected"
             self._send(503, body)
             return
-        if path.startswith("/call/"):
+        if path.startswith("/status/"):
+            self._send_status(path)
+        elif path.startswith("/call/"):
             host, _, rest = path.removeprefix("/call/").partition("/")
             self._call(path, f"http://{host}/{rest}")
         elif UPSTREAM:
             self._call(path, UPSTREAM)
         else:
             self._send(200, self._identity(path))
+
+    def _send_status(self, path: str) -> None:
+        code = path.removeprefix("/status/")
+        if not code.isdigit() or not 200 <= int(code) <= 599 or int(code) in (204, 304):
+            self._send(400, {**self._identity(path), "error": f"not a status: {code}"})
+            return
+        self._send(int(code), self._identity(path))
 
     def _call(self, path: str, target: str) -> None:
         """Call `target` with the seed's application-level timeout and retries."""

@@ -6,12 +6,14 @@ indexes they need. Every index is frozen; the snapshot carries a content version
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Generic, TypeVar
 
 from isthmus.api.authorization import AuthorizationPolicy
+from isthmus.api.mesh_config import MeshConfigFile
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
@@ -47,6 +49,27 @@ class MeshConfig:
     # MeshConfig enableTracing and defaultConfig.tracing.sampling (percent).
     enable_tracing: bool = True
     trace_sampling: float = 1.0
+    # defaultConfig.tracing.zipkin.address: `host:port` of a mesh service that takes the
+    # spans instead of isthmusd's collector.
+    zipkin_address: str | None = None
+
+    def with_file(self, file: MeshConfigFile) -> MeshConfig:
+        """This config with what a MeshConfig file sets (api.mesh_config)."""
+        tracing = file.default_config.tracing if file.default_config else None
+        changes: dict[str, object] = {}
+        if file.access_log_file is not None:
+            changes["access_log_file"] = file.access_log_file
+        if file.access_log_encoding is not None:
+            changes["access_log_encoding"] = file.access_log_encoding.value
+        if file.access_log_format is not None:
+            changes["access_log_format"] = file.access_log_format
+        if file.enable_tracing is not None:
+            changes["enable_tracing"] = file.enable_tracing
+        if tracing is not None and tracing.sampling is not None:
+            changes["trace_sampling"] = tracing.sampling
+        if tracing is not None and tracing.zipkin is not None:
+            changes["zipkin_address"] = tracing.zipkin.address
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

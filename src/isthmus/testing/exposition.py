@@ -3,7 +3,8 @@
 `problems(text)` lists what Prometheus' parser, or a reader that trusts the format's
 rules, would object to: malformed lines, a `# TYPE` line after samples of its family or
 twice, a family whose samples are not together, a series given twice, a histogram bucket
-without `le` or a histogram series without its `+Inf` bucket.
+without `le` or a histogram series without its `+Inf` bucket. `samples(text, name)` reads
+the samples of one name, for tests that check labels and values.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ def _family_of(name: str, types: dict[str, str]) -> str:
             if name == family + suffix:
                 return family
     return name
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples called `name` (a counter, `h_bucket`, ...) in `text`, in order: each its
+    labels (values as written, escapes kept) and its value. Lines that are not samples are
+    skipped; `problems` says what is wrong with them."""
+    found = []
+    for line in text.split("\n"):
+        match = _SAMPLE.match(line)
+        if match is not None and match[1] == name and _value_ok(match[3]):
+            found.append((dict(_LABEL.findall(match[2] or "")), float(match[3])))
+    return found
 
 
 def problems(text: str) -> list[str]:

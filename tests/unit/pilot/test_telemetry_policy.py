@@ -7,6 +7,7 @@ import dataclasses
 
 from _build import mesh_from_yaml
 
+from isthmus.api.mesh_config import parse_mesh_config
 from isthmus.pilot.telemetry.connection import ProxyTelemetry
 from isthmus.pilot.telemetry.metrics import REQUESTS_TOTAL, STANDARD_METRICS, TCP_OPENED
 from isthmus.pilot.telemetry.policy import proxy_telemetry
@@ -98,3 +99,38 @@ def test_metric_overrides_disable_and_rewrite_tags_per_mode() -> None:
 def test_disable_span_reporting_keeps_no_tracer() -> None:
     out = telemetry(doc("istio-system", "mesh", "  tracing: [{disableSpanReporting: true}]"))
     assert out.client.tracing is not None and not out.client.tracing.report
+
+
+JAEGER = """
+apiVersion: v1
+kind: Service
+metadata: {name: jaeger, namespace: observability}
+spec:
+  selector: {app: jaeger}
+  ports: [{name: http-zipkin, port: 9411}]
+---
+"""
+
+
+def with_mesh_config(text: str, yaml: str) -> ProxyTelemetry:
+    mesh, proxy = mesh_from_yaml(PROXY + text)
+    config = mesh.config.with_file(parse_mesh_config(yaml, "mesh.yaml"))
+    mesh = dataclasses.replace(mesh, config=config)
+    return proxy_telemetry(mesh, dataclasses.replace(proxy, zipkin=True))
+
+
+def test_mesh_config_zipkin_address_sends_spans_through_the_services_outbound_cluster() -> None:
+    yaml = "defaultConfig: {tracing: {sampling: 100, zipkin: {address: jaeger.observability:9411}}}"
+    tracing = with_mesh_config(JAEGER, yaml).client.tracing
+    assert tracing is not None
+    assert tracing.cluster == "outbound|9411||jaeger.observability.svc.cluster.local"
+    assert tracing.hostname == "jaeger.observability" and tracing.sampling == 100
+    # No such service (or port): no tracer rather than one Envoy would refuse.
+    assert with_mesh_config("", yaml).client.tracing is None
+    wrong_port = yaml.replace("9411", "9412")
+    assert with_mesh_config(JAEGER, wrong_port).client.tracing is None
+
+
+def test_mesh_config_can_turn_access_logs_and_tracing_off() -> None:
+    out = with_mesh_config("", "accessLogFile: ''\nenableTracing: false")
+    assert out.client.access_log is None and out.client.tracing is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from isthmus.testing.exposition import problems
+from isthmus.testing.exposition import problems, samples
 
 VALID = """\
 # HELP a_total A.
@@ -22,6 +22,13 @@ untyped_thing NaN
 
 def test_a_valid_exposition_has_no_problems() -> None:
     assert problems(VALID) == []
+
+
+def test_samples_are_read_by_name_with_their_labels() -> None:
+    assert samples(VALID, "a_total") == [({"x": "1"}, 1.0), ({"x": "2", "y": 'q\\"uote'}, 2.5)]
+    assert samples(VALID, "h_count") == [({}, 3.0)]
+    assert samples(VALID, "h") == []
+    assert samples('a_total{x="1"} one\nnot a sample\n', "a_total") == []
 
 
 @pytest.mark.parametrize(

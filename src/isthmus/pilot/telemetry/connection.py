@@ -12,14 +12,13 @@ from dataclasses import dataclass
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.data.accesslog.v3 import accesslog_pb2 as access_data
-from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm,
 )
 
 from isthmus.pilot.envoy.http_connection_manager import HcmTelemetry
-from isthmus.pilot.envoy.typed import pack
 from isthmus.pilot.telemetry.access_log import AccessLogSettings, file_access_log
+from isthmus.pilot.telemetry.grpc_messages import grpc_message_filters
 from isthmus.pilot.telemetry.labels import (
     DestinationService,
     destination_reporter,
@@ -27,7 +26,6 @@ from isthmus.pilot.telemetry.labels import (
 )
 from isthmus.pilot.telemetry.metrics import (
     DEFAULT_METRICS,
-    GRPC_STATS_FILTER,
     REQUEST_MESSAGES,
     RESPONSE_MESSAGES,
     MetricsSettings,
@@ -78,9 +76,7 @@ def _grpc_stats(settings: MetricsSettings) -> list[hcm.HttpFilter]:
     """Counts gRPC messages into filter state for the message metrics; only if wanted."""
     if not (settings.enabled(REQUEST_MESSAGES) or settings.enabled(RESPONSE_MESSAGES)):
         return []
-    config = grpc_stats_pb2.FilterConfig(emit_filter_state=True)
-    config.stats_for_all_methods.value = False
-    return [hcm.HttpFilter(name=GRPC_STATS_FILTER, typed_config=pack(config))]
+    return grpc_message_filters()
 
 
 def outbound_http(telemetry: ProxyTelemetry = DEFAULT_TELEMETRY) -> HcmTelemetry:

@@ -7,7 +7,8 @@ agent's merged endpoint on 15020 serves as `istio_*`). Histogram buckets are Env
 defaults, which are Istio's.
 
 HTTP: one access log for gRPC requests (content-type application/grpc: request_protocol
-`grpc`, grpc_response_status and message counts from the grpc_stats filter's filter state)
+`grpc`, grpc_response_status and message counts from the grpc_stats filter, see
+grpc_messages)
 and one for the rest, selected by a header filter, so each request is counted once.
 TCP: `opened` when the upstream connection is established (tcp_proxy flushes its access
 log then), `closed` and the byte counters when the connection ends. Request and response
@@ -26,12 +27,16 @@ from envoy.extensions.access_loggers.stats.v3 import stats_pb2
 from envoy.type.matcher.v3 import string_pb2
 
 from isthmus.pilot.envoy.typed import pack
+from isthmus.pilot.telemetry.grpc_messages import (
+    GRPC_CONTENT_TYPE,
+    MESSAGES_METADATA,
+    REQUEST_MESSAGES_KEY,
+    RESPONSE_MESSAGES_KEY,
+)
 from isthmus.pilot.telemetry.labels import http_labels, tcp_labels
 
 STATS_ACCESS_LOGGER = "envoy.access_loggers.stats"
 STAT_PREFIX = "istio"
-GRPC_STATS_FILTER = "envoy.filters.http.grpc_stats"
-GRPC_CONTENT_TYPE = "application/grpc"
 
 REQUESTS_TOTAL = "requests_total"
 REQUEST_DURATION = "request_duration_milliseconds"
@@ -61,8 +66,8 @@ _HISTOGRAMS = (
     (RESPONSE_BYTES, _Unit.Bytes, "%BYTES_SENT%"),
 )
 _GRPC_MESSAGES = (
-    (REQUEST_MESSAGES, f"%FILTER_STATE({GRPC_STATS_FILTER}:FIELD:request_message_count)%"),
-    (RESPONSE_MESSAGES, f"%FILTER_STATE({GRPC_STATS_FILTER}:FIELD:response_message_count)%"),
+    (REQUEST_MESSAGES, f"%DYNAMIC_METADATA({MESSAGES_METADATA}:{REQUEST_MESSAGES_KEY})%"),
+    (RESPONSE_MESSAGES, f"%DYNAMIC_METADATA({MESSAGES_METADATA}:{RESPONSE_MESSAGES_KEY})%"),
 )
 
 

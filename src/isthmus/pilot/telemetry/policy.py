@@ -9,6 +9,7 @@ applies to the client side (outbound), the server side (inbound) or both, by its
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,8 +26,10 @@ from isthmus.api.telemetry import (
     Telemetry,
     WorkloadMode,
 )
-from isthmus.model.snapshot import ConfigEntry, MeshConfig, MeshSnapshot
+from isthmus.model.hosts import resolve_config_host
+from isthmus.model.snapshot import ConfigEntry, MeshSnapshot
 from isthmus.model.types import Proxy
+from isthmus.pilot.naming import outbound_cluster_name
 from isthmus.pilot.telemetry.access_log import AccessLogSettings
 from isthmus.pilot.telemetry.connection import ProxyTelemetry, SideTelemetry
 from isthmus.pilot.telemetry.metrics import (
@@ -43,7 +46,7 @@ from isthmus.pilot.telemetry.metrics import (
     TCP_SENT,
     MetricsSettings,
 )
-from isthmus.pilot.telemetry.tracing import CustomTag, TracingSettings
+from isthmus.pilot.telemetry.tracing import ZIPKIN_CLUSTER, CustomTag, TracingSettings
 from isthmus.pilot.workload_policies import selects
 
 CLIENT, SERVER = WorkloadMode.CLIENT, WorkloadMode.SERVER
@@ -62,9 +65,26 @@ _METRICS = {
 }
 
 
-def mesh_defaults(config: MeshConfig, zipkin: bool) -> SideTelemetry:
-    """MeshConfig's accessLogFile/Encoding/Format and tracing sampling; a proxy without
-    the `zipkin` cluster gets no tracer."""
+def _collector(mesh: MeshSnapshot, namespace: str, zipkin: bool) -> tuple[str, str] | None:
+    """The cluster (and host name) spans go to; None when there is none to use: no
+    `zipkin` bootstrap cluster, or MeshConfig's zipkin address is no service this
+    proxy's namespace can see."""
+    address = mesh.config.zipkin_address
+    if address is None:
+        return (ZIPKIN_CLUSTER, "") if zipkin else None
+    host, _, port = address.rpartition(":")
+    suffix = mesh.config.domain_suffix
+    known = {svc.hostname: svc for svc in mesh.services.visible_to(namespace)}
+    fqdn = resolve_config_host(host, namespace, known, suffix)
+    service = known.get(fqdn)
+    if service is None or service.port(int(port)) is None:
+        return None
+    return outbound_cluster_name(int(port), "", fqdn), host
+
+
+def mesh_defaults(mesh: MeshSnapshot, namespace: str, zipkin: bool) -> SideTelemetry:
+    """MeshConfig's accessLogFile/Encoding/Format and tracing settings."""
+    config = mesh.config
     access_log = (
         AccessLogSettings(
             config.access_log_file, config.access_log_encoding, config.access_log_format
@@ -72,11 +92,10 @@ def mesh_defaults(config: MeshConfig, zipkin: bool) -> SideTelemetry:
         if config.access_log_file
         else None
     )
-    tracing = (
-        TracingSettings(sampling=config.trace_sampling)
-        if config.enable_tracing and zipkin
-        else None
-    )
+    collector = _collector(mesh, namespace, zipkin) if config.enable_tracing else None
+    tracing = None
+    if collector is not None:
+        tracing = TracingSettings(config.trace_sampling, collector[0], collector[1])
     return SideTelemetry(access_log=access_log, tracing=tracing)
 
 
@@ -200,7 +219,8 @@ class _Side:
             access_log = AccessLogSettings()
         tracing = base.tracing
         if tracing is not None:
-            tracing = TracingSettings(
+            tracing = dataclasses.replace(
+                tracing,
                 sampling=tracing.sampling if self.sampling is None else self.sampling,
                 custom_tags=tuple(self.tags.values()),
                 report=self.report,
@@ -217,7 +237,7 @@ def _side(base: SideTelemetry, levels: Iterable[Telemetry], side: WorkloadMode) 
 
 
 def proxy_telemetry(mesh: MeshSnapshot, proxy: Proxy) -> ProxyTelemetry:
-    base = mesh_defaults(mesh.config, proxy.zipkin)
+    base = mesh_defaults(mesh, proxy.namespace, proxy.zipkin)
     levels = applicable_telemetries(
         mesh.telemetries, proxy.namespace, proxy.label_dict, mesh.config.root_namespace
     )

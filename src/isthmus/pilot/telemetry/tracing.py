@@ -6,7 +6,9 @@ decision to sample is made once, at the first sidecar a request meets, with the
 configured percentage (MeshConfig defaultConfig.tracing.sampling, Istio's default 1%;
 overridden by the Telemetry kind); an incoming sampled B3 or traceparent header is
 honoured. Spans go to the `zipkin` cluster, which the agent points at isthmusd's
-collector; a proxy whose bootstrap has no such cluster gets no tracer.
+collector (a proxy whose bootstrap has no such cluster gets no tracer), or, with
+MeshConfig's defaultConfig.tracing.zipkin.address, to that mesh service through the
+proxy's own outbound cluster for it (with automatic mTLS, as any call).
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class CustomTag:
 @dataclass(frozen=True)
 class TracingSettings:
     sampling: float = DEFAULT_SAMPLING
+    # Where spans go: the bootstrap's `zipkin` cluster (isthmusd's collector), or the
+    # outbound cluster of the mesh service MeshConfig's zipkin.address names.
+    cluster: str = ZIPKIN_CLUSTER
+    hostname: str = ""
     custom_tags: tuple[CustomTag, ...] = ()
     # Telemetry `disableSpanReporting`: no tracer at all, so nothing is reported; the
     # app's own trace headers still pass through untouched.
@@ -70,7 +76,8 @@ def zipkin_tracing(settings: TracingSettings) -> hcm.HttpConnectionManager.Traci
     tracing.overall_sampling.value = 100.0
     tracing.spawn_upstream_span.value = False
     config = zipkin_pb2.ZipkinConfig(
-        collector_cluster=ZIPKIN_CLUSTER,
+        collector_cluster=settings.cluster,
+        collector_hostname=settings.hostname,
         collector_endpoint=ZIPKIN_ENDPOINT,
         collector_endpoint_version=zipkin_pb2.ZipkinConfig.HTTP_JSON,
         trace_id_128bit=True,
