@@ -35,39 +35,14 @@ import httpx
 from isthmus.agent.admin import EnvoyAdmin
 from isthmus.agent.metrics import AgentFacts, MetricsServer, ScrapeCounters, agent_families
 from isthmus.agent.metrics_merge import istio_names, merge, parse_families
+from isthmus.api.telemetry import ISTIO_METRIC_LABELS
 from isthmus.testing.envoy import EnvoyProcess
 from isthmus.testing.ports import LOOPBACK, free_port
 
 NEWLINE = b"\n"
 BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000]
 BUCKETS += [300000, 600000, 1800000, 3600000]
-LABELS = [
-    "reporter",
-    "source_workload",
-    "source_canonical_service",
-    "source_canonical_revision",
-    "source_workload_namespace",
-    "source_principal",
-    "source_app",
-    "source_version",
-    "source_cluster",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_principal",
-    "destination_app",
-    "destination_version",
-    "destination_service",
-    "destination_service_name",
-    "destination_service_namespace",
-    "destination_canonical_service",
-    "destination_canonical_revision",
-    "destination_cluster",
-    "request_protocol",
-    "response_code",
-    "grpc_response_status",
-    "response_flags",
-    "connection_security_policy",
-]
+LABELS = ISTIO_METRIC_LABELS
 
 
 def _label_set(index: int) -> str:

@@ -35,6 +35,7 @@ from aiohttp import web
 from isthmus.agent import _log
 from isthmus.agent.admin import AdminUnavailable, EnvoyAdmin
 from isthmus.agent.certificate_manager import STATUS_FILE_NAME
+from isthmus.agent.http_site import start_site
 from isthmus.agent.metrics_merge import (
     Family,
     Merged,
@@ -284,15 +285,7 @@ class MetricsServer:
         app = web.Application()
         for path in METRICS_PATHS:
             app.router.add_get(path, self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        self._runner = await start_site(app, self.host, self.port)
         _log.log(
             logging.INFO,
             "metrics_listening",

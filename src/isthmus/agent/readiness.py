@@ -17,6 +17,7 @@ from aiohttp import web
 
 from isthmus.agent import _log
 from isthmus.agent.admin import AdminUnavailable, EnvoyAdmin
+from isthmus.agent.http_site import start_site
 
 READY_PATH = "/healthz/ready"
 READINESS_PORT = 15021
@@ -86,15 +87,7 @@ class ReadinessServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get(READY_PATH, self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        self._runner = await start_site(app, self.host, self.port)
         _log.log(
             logging.INFO, "readiness_listening", address=f"{self.host}:{self.port}", path=READY_PATH
         )

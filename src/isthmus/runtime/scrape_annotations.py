@@ -17,18 +17,15 @@ agent's port.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-SCRAPE = "prometheus.io/scrape"
-PORT = "prometheus.io/port"
-PATH = "prometheus.io/path"
+from isthmus.telemetry.annotations import PATH, PORT, SCRAPE, sanitized
+
 MERGE_METRICS = "prometheus.istio.io/merge-metrics"
 AGENT_METRICS_PORT = 15020
 AGENT_METRICS_PATH = "/stats/prometheus"
 
-_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 # Go's strconv.ParseBool, which Istio uses for these annotations.
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -36,7 +33,7 @@ _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 def _sanitized(key: str) -> str:
     """Prometheus' SanitizeLabelName: how Istio matches spellings of an annotation."""
-    return _INVALID_LABEL_CHARS.sub("_", key)
+    return sanitized(key)
 
 
 def parse_bool(value: str) -> bool | None:

@@ -19,21 +19,16 @@ and so is its reason, in `skipped`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from isthmus.model.pods import PodView
+from isthmus.telemetry.annotations import PATH, PORT, SCHEME, SCRAPE, sanitized
 
-SCRAPE = "prometheus.io/scrape"
-PORT = "prometheus.io/port"
-PATH = "prometheus.io/path"
-SCHEME = "prometheus.io/scheme"
 DEFAULT_PATH = "/metrics"
 DEFAULT_PORT = 80
 META = "__meta_kubernetes_"
-_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
 
 @dataclass(frozen=True)
@@ -48,7 +43,7 @@ class ScrapeTargets:
 
 def label_name(name: str) -> str:
     """A Kubernetes label key as the Kubernetes SD spells it in a Prometheus label name."""
-    return _LABEL_CHARS.sub("_", name)
+    return sanitized(name)
 
 
 def _port(pod: PodView) -> list[int]:
