@@ -366,6 +366,46 @@ def test_a_request_across_two_hops_is_one_trace_with_parented_spans(
     assert server["tags"]["http.status_code"] == "200"
 
 
+def spans_of(mesh: E2EMesh, trace_id: str) -> list[dict[str, Any]]:
+    spans = [s for t in traces(mesh, "--limit", "100") for s in t]
+    return [s for s in spans if s["traceId"] == trace_id]
+
+
+def test_sampling_zero_records_nothing_but_a_sampled_caller_is_honoured(
+    mesh: E2EMesh, pods: dict[str, dict[str, Any]]
+) -> None:
+    mesh.apply(SAMPLE_ALL.replace("randomSamplingPercentage: 100", "randomSamplingPercentage: 0"))
+    scraper, client = pods["scraper"], pods["client"]
+    url = f"http://{client['ip']}:8080/call/server:8080/headers"
+    deadline = time.monotonic() + 30
+    sampled = "1"
+    while time.monotonic() < deadline and sampled != "0":
+        answer = fetch(mesh, scraper, url)
+        sampled = answer["body"]["upstream"]["headers"].get("x-b3-sampled", "")
+        time.sleep(0.5)
+    assert sampled == "0", "the proxies never took 0% sampling"
+    unsampled = [fetch(mesh, scraper, url)["body"]["trace_id"] for _ in range(5)]
+    # The caller (no sidecar) decided to sample: the sidecars follow its B3 headers.
+    trace_id = "5" * 16 + "0123456789abcdef"
+    b3 = (f"x-b3-traceid: {trace_id}", "x-b3-spanid: 00000000000000aa", "x-b3-sampled: 1")
+    assert fetch(mesh, scraper, url, *b3)["status"] == 200
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(spans_of(mesh, trace_id)) < 3:
+        time.sleep(0.5)
+    found = spans_of(mesh, trace_id)
+    assert len(found) >= 3, found
+    inbound = next(
+        s
+        for s in found
+        if s.get("kind") == "SERVER" and "client" in s["localEndpoint"]["serviceName"]
+    )
+    assert inbound["parentId"] == "00000000000000aa"
+    # Envoy reports spans at least every 5 s per worker: after two more periods nothing
+    # of the unsampled requests has arrived.
+    time.sleep(11)
+    assert not [t for t in unsampled if spans_of(mesh, t.rjust(32, "0"))]
+
+
 def test_telemetry_turns_a_workloads_access_log_off_and_overrides_its_tags(
     mesh: E2EMesh, pods: dict[str, dict[str, Any]]
 ) -> None:
