@@ -46,6 +46,7 @@ _VALIDATION_NODE = "isthmus-validate"
 # Synthetic listeners sit on pipe paths no real listener uses, so they never collide.
 _SYNTHETIC_PIPE_DIR = "/isthmus-validate"
 _SDS_CLUSTER = "isthmus-validate-sds"
+_ZIPKIN_CLUSTER = "zipkin"
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _TIMEOUT_S = 30.0
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*\])+ \[[^\]]*\] ")
@@ -170,6 +171,9 @@ def validation_bootstrap(
         )
     if bundle.needs_sds_cluster:
         static.clusters.append(_sds_cluster())
+    if not any(c.name == _ZIPKIN_CLUSTER for c in static.clusters):
+        # The sidecar bootstrap's span relay, which pilot's Zipkin tracers name.
+        static.clusters.append(_zipkin_cluster())
     return bootstrap
 
 
@@ -293,6 +297,13 @@ def _sds_cluster() -> cluster_pb2.Cluster:
     options.explicit_http_config.http2_protocol_options.SetInParent()
     cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
     return cluster
+
+
+def _zipkin_cluster() -> cluster_pb2.Cluster:
+    assignment = endpoint_pb2.ClusterLoadAssignment()
+    endpoint = assignment.endpoints.add().lb_endpoints.add().endpoint
+    endpoint.address.pipe.path = f"{_SYNTHETIC_PIPE_DIR}/zipkin"
+    return _static_cluster(_ZIPKIN_CLUSTER, assignment)
 
 
 def _copy(message: _M) -> _M:

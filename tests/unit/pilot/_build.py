@@ -64,4 +64,5 @@ def _proxy(document: dict[str, Any]) -> Proxy:
         ip=ip,
         labels=tuple(sorted(document.get("labels", {}).items())),
         inbound_ports=tuple(document.get("inboundPorts", ())),
+        zipkin=bool(document.get("zipkin", False)),
     )
