@@ -118,6 +118,42 @@ def test_the_seeds_security_section(tour: tuple[dict[str, Any], str, Path, str])
     }
 
 
+@pytest.mark.root
+def test_the_seeds_observability_section(tour: tuple[dict[str, Any], str, Path, str]) -> None:
+    summary, narrative, _, _ = tour
+    observability = summary["observability"]
+    assert observability["sampling_percent"] == 100
+    # Istio's standard metrics at order-service's sidecar, per destination version: the
+    # canary is counted apart, and exactly as the load generator saw the answers.
+    metrics = observability["metrics"]
+    edges = metrics["edges"]
+    assert edges["v1"]["requests"] > 0 and edges["v2"]["requests"] > 0, metrics
+    assert {v: e["requests"] for v, e in edges.items()} == metrics["generated"], metrics
+    assert all(e["error_percent"] == 0.0 and e["p99_ms"] is not None for e in edges.values())
+    # One request order-service's pod -> order-service -> inventory-service: two hops, a
+    # client and a server span each.
+    trace = observability["trace"]
+    assert trace["spans"] >= 4, trace
+    kinds = trace["kinds"]
+    assert kinds.count("order-service.production CLIENT") == 2, kinds
+    assert "order-service.production SERVER" in kinds, kinds
+    assert any(k.startswith("inventory-v") and k.endswith(".production SERVER") for k in kinds)
+    assert f"isthmus traces {trace['trace_id']}" in narrative
+    # Its access-log lines at both sidecars, found by the same x-request-id.
+    log = observability["access_log"]
+    assert log["request_id"]
+    order = summary["pods"]["order-service"][0]
+    inventory = [p for p in log["lines"] if p != order]
+    assert log["lines"][order] >= 2 and len(inventory) == 1, log
+    assert inventory[0].startswith("inventory-") and log["lines"][inventory[0]] >= 1, log
+    # The seed's mitigation: search-service's sidecar stops logging, order-service's goes on.
+    quiet = observability["quiet"]
+    n = quiet["requests"]
+    assert quiet["before"] == {"order-service": n, "search-service": n}, quiet
+    assert quiet["after"] == {"order-service": n, "search-service": 0}, quiet
+    assert quiet["lines_since"] == 0, quiet
+
+
 @pytest.mark.envoy
 def test_without_root_the_control_plane_demo_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -206,3 +206,11 @@ def edges(pairs: Iterable[tuple[Scrape, Scrape]]) -> dict[tuple[str, ...], Traff
     """Per (source workload, its namespace, destination service), as the client sidecars
     saw it (reporter="source")."""
     return _aggregate(pairs, "source", EDGE_KEY)
+
+
+def by_labels(
+    pairs: Iterable[tuple[Scrape, Scrape]], reporter: str, labels: Sequence[str]
+) -> dict[tuple[str, ...], Traffic]:
+    """The same numbers per any of Istio's labels at one reporter, e.g. per edge and
+    `destination_version`, as a canary analysis watches them (`isthmus demo`)."""
+    return _aggregate(pairs, reporter, labels)

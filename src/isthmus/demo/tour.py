@@ -6,7 +6,9 @@ drives traffic from inside order-service's pod and says what it observes: the 95
 canary split, beta users pinned to v2 through order-service, one inventory pod made slow
 (p99 4 s) taking its callers down when only their own 2 s x 3 retries protect them, the
 same storm contained by the seed's timeout, retries, connection pool and outlier
-detection, and the instant rollback by weight. The mesh stays up to explore.
+detection, the instant rollback by weight, the seed's security section (demo.security)
+and its observability section (demo.observability: every request traced from the start).
+The mesh stays up to explore.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from isthmus.demo.manifests import (
     routing_only,
     workloads,
 )
+from isthmus.demo.observability import ObservabilityAct
 from isthmus.demo.security import SecurityAct
 from isthmus.demo.seed import SEED_YAML
 
@@ -74,6 +77,7 @@ class Tour:
         self.summary: dict[str, Any] = {"profile": asdict(profile), "home": str(driver.home.root)}
         self.pods: list[dict[str, Any]] = []
         self.slow: dict[str, Any] | None = None
+        self.observability = ObservabilityAct(driver, self.pod, say)
 
     def pod(self, deployment: str, index: int = 0) -> dict[str, Any]:
         return [p for p in self.pods if p["deployment"] == deployment][index]
@@ -82,6 +86,7 @@ class Tour:
         started = time.monotonic()
         try:
             self.start(mesh)
+            self.observability.sample_everything()
             self.canary_split()
             self.beta_users()
             self.slow_pod()
@@ -90,6 +95,7 @@ class Tour:
             self.heal_slow_pod()
             self.rollback()
             self.security()
+            self.summary["observability"] = self.observability.run()
         finally:
             with contextlib.suppress(DemoError):
                 self.heal_slow_pod()
@@ -401,6 +407,8 @@ class Tour:
             f"isthmus --home {home} exec {order} -n production -- {sys.executable} -m "
             f"isthmus.demo.load {INVENTORY} --count 200",
             f"isthmus --home {home} logs {order} -n production -c istio-proxy",
+            f"isthmus --home {home} traces --service order-service.production --min-duration 1s",
+            f"isthmus --home {home} top -n production",
             f"isthmus --home {home} x authz check {self.pod('inventory-v1')['name']} -n "
             "production --request 'POST /items' --from-principal "
             "cluster.local/ns/production/sa/order-service",

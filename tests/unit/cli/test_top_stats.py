@@ -12,6 +12,7 @@ from isthmus.cli.top_stats import (
     REQUESTS,
     Scrape,
     Traffic,
+    by_labels,
     edges,
     histogram_quantile,
     increase,
@@ -151,6 +152,22 @@ def test_per_edge_from_the_client_sidecars() -> None:
     assert result == {
         ("cart", "unknown", INV): Traffic(rps=1.0, error_ratio=1.0, p50=None, p99=None),
         ("order", "shop", INV): Traffic(rps=9.0, error_ratio=0.0, p50=1.0, p99=1.0),
+    }
+
+
+def test_by_any_labels_such_as_the_destination_version() -> None:
+    v1, v2 = {"destination_version": "v1"}, {"destination_version": "v2"}
+    before = scrape(0.0, requests(0, "200", "source", **v1), requests(0, "503", "source", **v2))
+    after = scrape(
+        2.0,
+        requests(38, "200", "source", **v1),
+        requests(2, "503", "source", **v2),
+        requests(5, "200", "destination", **v1),  # the other reporter: not counted
+    )
+    by = ("destination_service", "destination_version")
+    assert by_labels([(before, after)], "source", by) == {
+        (INV, "v1"): Traffic(rps=19.0, error_ratio=0.0, p50=None, p99=None),
+        (INV, "v2"): Traffic(rps=1.0, error_ratio=1.0, p50=None, p99=None),
     }
 
 

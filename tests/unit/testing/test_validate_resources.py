@@ -111,7 +111,8 @@ def test_bootstrap_wraps_unreferenced_routes_and_endpoints() -> None:
         "isthmus-validate-route|9080"
     ]
     assert [cluster.name for cluster in bootstrap.static_resources.clusters] == [
-        "isthmus-validate-eds|outbound|9080||reviews.default.svc.cluster.local"
+        "isthmus-validate-eds|outbound|9080||reviews.default.svc.cluster.local",
+        "zipkin",  # the sidecar bootstrap's span relay, which tracers may name
     ]
 
 
