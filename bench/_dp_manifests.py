@@ -7,6 +7,14 @@ their server workload: nomtls-service (a PeerAuthentication DISABLE: clients sen
 plaintext), plain-service (no PeerAuthentication: PERMISSIVE, the default) and
 strict-service (a PeerAuthentication STRICT).
 
+For the telemetry scenarios, a client workload and a server workload of their own per
+telemetry setting (Telemetry applies at the client per client workload and at the server
+per server workload): tel-on (no Telemetry: the mesh's defaults, metrics, access logs and a
+Zipkin tracer at 1%) and tel-off (a Telemetry selecting both by label turns all three
+off), both PERMISSIVE like plain-service; with `breakdown`, the six other combinations:
+all but one on (tel-nomet, tel-nolog, tel-notrace) and only one on (tel-met, tel-log,
+tel-trace).
+
 One server workload per mode, not one workload whose policy is switched between slices:
 a switch changes the server sidecar's listener (Envoy drains the old filter chains and
 closes their connections) and, for DISABLE, the client's endpoints, so every slice would
@@ -48,6 +56,56 @@ MTLS_OFF = ModeServer("nomtls-service", "nomtls-v1", "DISABLE")
 PERMISSIVE = ModeServer("plain-service", "plain-v1", None)
 STRICT = ModeServer("strict-service", "strict-v1", "STRICT")
 MODE_SERVERS = (MTLS_OFF, PERMISSIVE, STRICT)
+
+# What a Telemetry can turn off, per workload.
+METRICS, ACCESS_LOG, TRACING = "metrics", "access log", "tracer"
+TELEMETRY_LABEL = "bench-telemetry"
+
+
+@dataclass(frozen=True)
+class TelemetryPath:
+    """A client workload calling a service of its own (one server workload), both
+    labelled `bench-telemetry: <key>`; a Telemetry selecting that label turns `off` off
+    on both sides (none when `off` is empty: the mesh's defaults)."""
+
+    key: str
+    off: frozenset[str]
+
+    @property
+    def client(self) -> str:
+        return f"{self.key}-client"
+
+    @property
+    def server(self) -> str:
+        return f"{self.key}-v1"
+
+    @property
+    def service(self) -> str:
+        return f"{self.key}-service"
+
+    def records(self, part: str) -> bool:
+        return part not in self.off
+
+
+ALL_PARTS = frozenset({METRICS, ACCESS_LOG, TRACING})
+TELEMETRY_ON = TelemetryPath("tel-on", frozenset())
+TELEMETRY_OFF = TelemetryPath("tel-off", ALL_PARTS)
+# --telemetry-breakdown: every other combination, all on but one and only one on.
+TELEMETRY_ALL_BUT = (
+    TelemetryPath("tel-nomet", frozenset({METRICS})),
+    TelemetryPath("tel-nolog", frozenset({ACCESS_LOG})),
+    TelemetryPath("tel-notrace", frozenset({TRACING})),
+)
+TELEMETRY_ONLY = (
+    TelemetryPath("tel-met", ALL_PARTS - {METRICS}),
+    TelemetryPath("tel-log", ALL_PARTS - {ACCESS_LOG}),
+    TelemetryPath("tel-trace", ALL_PARTS - {TRACING}),
+)
+
+
+def telemetry_paths(breakdown: bool) -> tuple[TelemetryPath, ...]:
+    extra = (*TELEMETRY_ALL_BUT, *TELEMETRY_ONLY) if breakdown else ()
+    return (TELEMETRY_ON, TELEMETRY_OFF, *extra)
 
 
 def _deployment(
@@ -115,9 +173,42 @@ spec:
 """
 
 
-def manifests(server_argv: list[str], key_type: str = "RSA") -> str:
+def _telemetry(path: TelemetryPath) -> str:
+    """Istio's way to turn each part off for the workloads labelled with the path's key:
+    the envoy access log disabled, ALL_METRICS disabled, span reporting disabled (which
+    removes the tracer)."""
+    if not path.off:
+        return ""
+    spec = ""
+    if ACCESS_LOG in path.off:
+        spec += """
+  accessLogging:
+  - providers: [{name: envoy}]
+    disabled: true"""
+    if METRICS in path.off:
+        spec += """
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: ALL_METRICS}
+      disabled: true"""
+    if TRACING in path.off:
+        spec += """
+  tracing:
+  - disableSpanReporting: true"""
+    return f"""apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: {path.key}, namespace: {NAMESPACE}}}
+spec:
+  selector: {{matchLabels: {{{TELEMETRY_LABEL}: {path.key}}}}}{spec}
+---
+"""
+
+
+def manifests(server_argv: list[str], key_type: str = "RSA", breakdown: bool = False) -> str:
     """Every object of the bench's mesh, as one YAML stream. `key_type` ECDSA gives every
-    sidecar an ECDSA P-256 key (proxyMetadata ECC_SIGNATURE_ALGORITHM, as Istio)."""
+    sidecar an ECDSA P-256 key (proxyMetadata ECC_SIGNATURE_ALGORITHM, as Istio);
+    `breakdown` adds the telemetry paths with one part off each."""
     sleep = ["sleep", "infinity"]
     k = key_type
     parts = [
@@ -135,6 +226,16 @@ def manifests(server_argv: list[str], key_type: str = "RSA") -> str:
             _deployment(server.deployment, labels, server_argv, True, True, k),
             _service(server.service),
             _peer_authentication(server),
+        ]
+    for path in telemetry_paths(breakdown):
+        label = {TELEMETRY_LABEL: path.key}
+        client_labels = {"app": path.client, "version": "v1", **label}
+        server_labels = {"app": path.service, "version": "v1", **label}
+        parts += [
+            _deployment(path.client, client_labels, sleep, True, False, k),
+            _deployment(path.server, server_labels, server_argv, True, True, k),
+            _service(path.service),
+            _telemetry(path),
         ]
     return "".join(parts)
 

@@ -4,6 +4,7 @@ printed), the machine facts the numbers depend on, and a JSON form of every numb
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import platform
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from _dp_counters import Counters, ModeCheck
+from _dp_scrape import Scrape
 from _dp_stats import PhaseTotals
 from _dp_syscalls import EVENTS
+from _dp_telemetry import TelemetryCheck
 from _proc import Memory
 
 DIRECT, PAIR, PAIR_MTLS, MESH = "direct", "envoy pair", "envoy pair, mTLS", "isthmus"
@@ -25,11 +28,36 @@ MTLS_OFF, PERMISSIVE, STRICT = "isthmus, mTLS off", "isthmus, PERMISSIVE", "isth
 # Each mTLS scenario's plaintext twin: what TLS adds is the difference between the two.
 TWINS = {PAIR_MTLS: PAIR, PAIR_XFCC: PAIR, PERMISSIVE: MTLS_OFF, STRICT: MTLS_OFF}
 MTLS_ROWS = (PAIR, PAIR_MTLS, PAIR_XFCC, MTLS_OFF, PERMISSIVE, STRICT)
+# Telemetry (PERMISSIVE, a client and a server workload of their own each): the mesh's
+# defaults (metrics, access logs, Zipkin tracer at 1%), all three off by a Telemetry, and
+# (--telemetry-breakdown) one of them off each.
+TEL_ON, TEL_OFF = "isthmus, mTLS, telemetry on", "isthmus, mTLS, telemetry off"
+TEL_ALL_BUT = {  # part -> the scenario with every part on but that one
+    "metrics": "isthmus, mTLS, telemetry on but metrics",
+    "access log": "isthmus, mTLS, telemetry on but access log",
+    "tracer": "isthmus, mTLS, telemetry on but tracer",
+}
+TEL_ONLY = {  # part -> the scenario with only that part on
+    "metrics": "isthmus, mTLS, only metrics",
+    "access log": "isthmus, mTLS, only access log",
+    "tracer": "isthmus, mTLS, only tracer",
+}
+TELEMETRY_ROWS = (
+    PAIR_MTLS,
+    PAIR_XFCC,
+    PERMISSIVE,
+    TEL_ON,
+    *TEL_ALL_BUT.values(),
+    *TEL_ONLY.values(),
+    TEL_OFF,
+)
 CLIENT_PROXY = "client proxy"
 SERVER_PROXY = "server proxy"
 AGENTS = "agents"
 APP = "app"
+ISTHMUSD = "isthmusd"  # the control plane, with the embedded Zipkin collector
 PROXIES = [CLIENT_PROXY, SERVER_PROXY]
+WITH_AGENTS = [CLIENT_PROXY, SERVER_PROXY, AGENTS]
 
 
 @dataclass(frozen=True)
@@ -42,6 +70,21 @@ class ProcessRow:
     process: str
     idle_vcpu: float
     memory: Memory
+
+
+@dataclass(frozen=True)
+class ScrapeCost:
+    """CPU of one sidecar's agent and Envoy per scrape of its :15020, measured without
+    traffic: their CPU over `count` scrapes minus their idle CPU over the same time."""
+
+    scenario: str
+    pod: str
+    count: int
+    failed: int
+    bytes: int  # median body
+    seconds: float  # median, as the scraper saw it
+    agent_ms: float  # CPU per scrape
+    envoy_ms: float
 
 
 LoadAverage = tuple[float, float, float]
@@ -61,6 +104,11 @@ class Results:
     churn: dict[str, PhaseTotals] = field(default_factory=dict)
     tls_churn: dict[str, Counters] = field(default_factory=dict)
     churn_inbound: bool = False  # the DestinationRule also churns server sidecar -> app
+    telemetry_checks: list[TelemetryCheck] = field(default_factory=list)
+    scrape_interval: float = 0.0
+    scrapes: list[Scrape] = field(default_factory=list)  # while measuring
+    scrape_targets: list[str] = field(default_factory=list)
+    scrape_costs: list[ScrapeCost] = field(default_factory=list)
     load_before: LoadAverage = (0.0, 0.0, 0.0)
     load_during: list[LoadAverage] = field(default_factory=list)  # at its start and end
     run_seconds: float = 0.0
@@ -101,6 +149,7 @@ def fixed_rate(totals: dict[str, PhaseTotals]) -> str:
                 _f(t.vcpu_per_krps(PROXIES)) if proxied else "-",
                 f"{t.system_share(PROXIES):.0%}" if proxied else "-",
                 _f(t.vcpu(AGENTS)) if AGENTS in t.cpu else "-",
+                _f(t.vcpu(ISTHMUSD)) if ISTHMUSD in t.cpu else "-",
                 _f(t.vcpu(APP)),
                 _f(t.vcpu_loadgen),
                 _f(t.vcpu_others, 2),
@@ -120,6 +169,7 @@ def fixed_rate(totals: dict[str, PhaseTotals]) -> str:
         "proxy vCPU/1000 rps",
         "of it kernel",
         "agents vCPU",
+        "isthmusd vCPU",
         "app vCPU",
         "loadgen vCPU",
         "others vCPU",
@@ -238,6 +288,223 @@ def mtls_cost(totals: dict[str, PhaseTotals]) -> str:
         "CPU vs mTLS off twin",
     ]
     return table(header, rows)
+
+
+def telemetry_baseline(totals: dict[str, PhaseTotals]) -> str:
+    """The bare pair closest to the mesh's mTLS chains: with XFCC when it ran."""
+    return PAIR_XFCC if PAIR_XFCC in totals else PAIR_MTLS
+
+
+def telemetry_cost(totals: dict[str, PhaseTotals]) -> str:
+    """The telemetry scenarios with their agents' CPU included, against the bare mTLS
+    pair and against telemetry off (same mTLS mode, pods of their own)."""
+    base_name = telemetry_baseline(totals)
+    base, off = totals.get(base_name), totals.get(TEL_OFF)
+    quantiles = (0.50, 0.90, 0.99)
+    rows = []
+    for name in TELEMETRY_ROWS:
+        t = totals.get(name)
+        if t is None or base is None:
+            continue
+        full = t.vcpu_per_krps(WITH_AGENTS)
+        off_full = off.vcpu_per_krps(WITH_AGENTS) if off else math.nan
+        compare = off is not None and name not in (PAIR_MTLS, PAIR_XFCC, TEL_OFF)
+        rows.append(
+            [
+                name,
+                *(_f(t.percentile_ms(q)) for q in quantiles),
+                _f(t.vcpu_per_krps(PROXIES)),
+                _f(t.vcpu_per_krps([AGENTS])) if AGENTS in t.cpu else "-",
+                _f(full),
+                _ratio(t.percentile_ms(0.9), base.percentile_ms(0.9)),
+                _ratio(full, base.vcpu_per_krps(WITH_AGENTS)),
+                _ratio(full, off_full) if compare else "-",
+                *(
+                    f"{t.percentile_ms(q) - off.percentile_ms(q):+.3f}" if compare and off else "-"
+                    for q in (0.5, 0.9)
+                ),
+                f"{full - off_full:+.3f}" if compare else "-",
+            ]
+        )
+    header = [
+        "scenario",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "proxy vCPU/1000 rps",
+        "agents vCPU/1000 rps",
+        "proxy+agents vCPU/1000 rps",
+        f"p90 vs {base_name}",
+        f"CPU vs {base_name}",
+        "CPU vs telemetry off",
+        "adds p50 ms",
+        "adds p90 ms",
+        "adds vCPU/1000 rps",
+    ]
+    return table(header, rows)
+
+
+def scrape_share(costs: Sequence[ScrapeCost], scenario: str, interval: float) -> float:
+    """vCPU the scenario's sidecars spend on scrapes every `interval` seconds, from the
+    per-scrape cost measured without traffic."""
+    if not interval:
+        return 0.0
+    per_round = sum(c.agent_ms + c.envoy_ms for c in costs if c.scenario == scenario) / 1000
+    return per_round / interval
+
+
+def telemetry_parts(
+    totals: dict[str, PhaseTotals], costs: Sequence[ScrapeCost], interval: float
+) -> str:
+    """--telemetry-breakdown: what each part costs alone (only it on, minus telemetry off)
+    and last (telemetry on, minus all but it); the difference between the whole and the
+    parts alone is what they cost together beyond their sum; the agents' scrapes from their
+    per-scrape cost. proxy+agents vCPU per 1000 rps and p90."""
+    on, off = totals.get(TEL_ON), totals.get(TEL_OFF)
+    if on is None or off is None:
+        return ""
+
+    def cpu(t: PhaseTotals) -> float:
+        return t.vcpu_per_krps(WITH_AGENTS)
+
+    def p90(t: PhaseTotals) -> float:
+        return t.percentile_ms(0.9)
+
+    total, total_p90 = cpu(on) - cpu(off), p90(on) - p90(off)
+    rows = []
+    alone_sum = alone_p90 = 0.0
+    for part in TEL_ALL_BUT:
+        only, but = totals.get(TEL_ONLY[part]), totals.get(TEL_ALL_BUT[part])
+        if only is None and but is None:
+            continue
+        cells = [part]
+        if only is not None:
+            alone_sum += cpu(only) - cpu(off)
+            alone_p90 += p90(only) - p90(off)
+            cells += [f"{cpu(only) - cpu(off):+.3f}", f"{p90(only) - p90(off):+.3f}"]
+        else:
+            cells += ["-", "-"]
+        if but is not None:
+            cells += [f"{cpu(on) - cpu(but):+.3f}", f"{p90(on) - p90(but):+.3f}"]
+        else:
+            cells += ["-", "-"]
+        rows.append(cells)
+    if all(name in totals for name in TEL_ONLY.values()):
+        rows.append(
+            [
+                "together beyond the sum of each alone",
+                f"{total - alone_sum:+.3f}",
+                f"{total_p90 - alone_p90:+.3f}",
+                "-",
+                "-",
+            ]
+        )
+    if interval and on.rps:
+        scrapes = scrape_share(costs, TEL_ON, interval) / (on.rps / 1000)
+        rows.append(
+            [
+                f"of it: agent scrapes every {interval:g} s (per-scrape cost without traffic)",
+                f"{scrapes:+.3f}",
+                "-",
+                "-",
+                "-",
+            ]
+        )
+    rows.append(
+        ["all of it (telemetry on minus off)", f"{total:+.3f}", f"{total_p90:+.3f}", "-", "-"]
+    )
+    header = [
+        "part",
+        "alone: vCPU/1000 rps",
+        "alone: p90 ms",
+        "last: vCPU/1000 rps",
+        "last: p90 ms",
+    ]
+    return table(header, rows)
+
+
+def telemetry_checks(checks: Sequence[TelemetryCheck]) -> str:
+    def pair(values: tuple[int | None, int | None]) -> str:
+        return " / ".join("none" if v is None else str(v) for v in values)
+
+    rows = [
+        [
+            c.scenario,
+            ", ".join(
+                part
+                for part, on in (
+                    ("metrics", c.claim.metrics),
+                    ("access log", c.claim.access_log),
+                    ("tracer", c.claim.tracing),
+                )
+                if on
+            )
+            or "nothing",
+            f"{c.sent} ({c.ok} 2xx)",
+            pair(c.requests),
+            pair(c.series),
+            pair(c.log_lines),
+            pair(c.spans),
+            str(c.scrapes),
+            "ok" if c.passed else "WRONG: " + "; ".join(c.problems),
+        ]
+        for c in checks
+    ]
+    header = [
+        "scenario",
+        "claims",
+        "sent by the generator",
+        "istio_requests_total grew, client / server",
+        "series at the end",
+        "access log lines",
+        "spans sent",
+        "scrapes in its windows",
+        "check",
+    ]
+    return table(header, rows)
+
+
+def scrape_costs(costs: Sequence[ScrapeCost]) -> str:
+    return table(
+        [
+            "scenario",
+            "pod",
+            "scrapes",
+            "failed",
+            "body bytes",
+            "scrape ms",
+            "agent CPU ms/scrape",
+            "Envoy CPU ms/scrape",
+        ],
+        [
+            [
+                c.scenario,
+                c.pod,
+                str(c.count),
+                str(c.failed),
+                str(c.bytes),
+                f"{c.seconds * 1000:.1f}",
+                f"{c.agent_ms:.1f}",
+                f"{c.envoy_ms:.1f}",
+            ]
+            for c in costs
+        ],
+    )
+
+
+def scrapes_summary(r: Results) -> str:
+    if not r.scrapes:
+        return "no scrapes while measuring"
+    failed = [s for s in r.scrapes if not s.ok]
+    sizes = sorted(s.bytes for s in r.scrapes if s.ok) or [0]
+    times = sorted(s.seconds for s in r.scrapes if s.ok) or [0.0]
+    return (
+        f"{len(r.scrapes)} scrapes of {len(r.scrape_targets)} sidecars every "
+        f"{r.scrape_interval:g} s while measuring, {len(failed)} failed"
+        + (f" ({', '.join(sorted({s.status for s in failed}))})" if failed else "")
+        + f"; median body {sizes[len(sizes) // 2]} bytes, "
+        f"median {times[len(times) // 2] * 1000:.1f} ms"
+    )
 
 
 def tls_counters(deltas: dict[str, Counters]) -> str:
@@ -359,6 +626,42 @@ def machine_facts(envoy: str) -> dict[str, str]:
     }
 
 
+def telemetry_section(r: Results, totals: dict[str, PhaseTotals], with_checks: bool) -> list[str]:
+    if TEL_ON not in totals:
+        return []
+    lines = [
+        f"Telemetry: agents' CPU included, against {telemetry_baseline(totals)} and against "
+        'telemetry off ("adds": telemetry on minus off):',
+        "",
+        telemetry_cost(totals),
+        "",
+    ]
+    parts = telemetry_parts(totals, r.scrape_costs, r.scrape_interval)
+    if parts:
+        lines += [
+            "What each part adds, agents included: alone (only it on, minus telemetry off) "
+            "and last (telemetry on, minus all but it):",
+            "",
+            parts,
+            "",
+        ]
+    if not with_checks:
+        return lines
+    return [
+        *lines,
+        "Telemetry checks over the fixed-rate phase (warmups included): client / server "
+        "sidecar; access log lines are those of the scenario's authority in the pod's "
+        "istio-proxy log:",
+        "",
+        telemetry_checks(r.telemetry_checks),
+        "",
+        scrapes_summary(r) + ". Per-scrape cost without traffic:",
+        "",
+        scrape_costs(r.scrape_costs),
+        "",
+    ]
+
+
 def render(args: argparse.Namespace, command: str, r: Results, facts: dict[str, str]) -> str:
     during = r.load_during or [r.load_before]
     lines = [
@@ -382,13 +685,13 @@ def render(args: argparse.Namespace, command: str, r: Results, facts: dict[str, 
         "",
         fixed_rate(r.fixed),
         "",
-        overhead(r.fixed, DIRECT, PAIR),
-        "",
+        *([overhead(r.fixed, DIRECT, PAIR), ""] if DIRECT in r.fixed and PAIR in r.fixed else []),
         "mTLS: against the bare pair with the mesh's TLS settings, and what TLS adds over "
         "the plaintext twin (envoy pair; isthmus, mTLS off):",
         "",
         mtls_cost(r.fixed),
         "",
+        *telemetry_section(r, r.fixed, with_checks=True),
         "The hop between the proxies over the fixed-rate phase (the proxies' own counters, "
         "warmups included):",
         "",
@@ -409,12 +712,15 @@ def render(args: argparse.Namespace, command: str, r: Results, facts: dict[str, 
         "",
         mode_checks(r.checks),
         "",
-        f"### Maximum throughput: closed loop, {args.connections} connections, "
-        f"{args.max_duration:g} s per scenario in {args.rounds} rounds",
-        "",
-        max_throughput(r.maximum, DIRECT),
-        "",
     ]
+    if r.maximum:
+        lines += [
+            f"### Maximum throughput: closed loop, {args.connections} connections, "
+            f"{args.max_duration:g} s per scenario in {args.rounds} rounds",
+            "",
+            *([max_throughput(r.maximum, DIRECT), ""] if DIRECT in r.maximum else []),
+            *telemetry_section(r, r.maximum, with_checks=False),
+        ]
     if r.churn:
         inbound = (
             "and server proxy -> app (as the DestinationRule does to the server sidecar's "
@@ -466,6 +772,8 @@ def _phase_json(totals: dict[str, PhaseTotals]) -> dict[str, Any]:
             "loadgen_late_over_1ms_share": t.late_share,
             "loadgen_latest_wake_ms": t.late_max_ms,
             "proxy_vcpu_per_1000_rps": t.vcpu_per_krps(PROXIES),
+            "proxy_and_agents_vcpu_per_1000_rps": t.vcpu_per_krps(WITH_AGENTS),
+            "windows": t.windows,
         }
         for name, t in totals.items()
     }
@@ -505,6 +813,36 @@ def to_json(command: str, r: Results) -> dict[str, Any]:
             }
             for c in r.checks
         ],
+        "telemetry_checks": [
+            {
+                "scenario": c.scenario,
+                "metrics": c.claim.metrics,
+                "access_log": c.claim.access_log,
+                "tracer": c.claim.tracing,
+                "sent": c.sent,
+                "ok": c.ok,
+                "istio_requests_total_grew": c.requests,
+                "series_at_end": c.series,
+                "access_log_lines": c.log_lines,
+                "spans_sent": c.spans,
+                "scrapes_in_windows": c.scrapes,
+                "problems": c.problems,
+            }
+            for c in r.telemetry_checks
+        ],
+        "scrape_interval": r.scrape_interval,
+        "scrape_targets": r.scrape_targets,
+        "scrapes": [
+            {
+                "target": x.target,
+                "started": x.started,
+                "seconds": x.seconds,
+                "bytes": x.bytes,
+                "status": x.status,
+            }
+            for x in r.scrapes
+        ],
+        "scrape_costs": [dataclasses.asdict(c) for c in r.scrape_costs],
         "churn": _phase_json(r.churn),
         "proxy_counters_churn": r.tls_churn,
         "churn_inbound": r.churn_inbound,

@@ -45,12 +45,20 @@ class PhaseTotals:
     late_over_1ms: int = 0
     late_max_ms: float = 0.0
     cpu: dict[str, Cpu] = field(default_factory=dict)  # group -> CPU seconds
+    windows: list[tuple[float, float]] = field(default_factory=list)  # wall clock, measured
     # --syscalls: group -> syscall -> count, and the requests served while perf counted
     syscalls: dict[str, dict[str, int]] = field(default_factory=dict)
     syscall_requests: dict[str, float] = field(default_factory=dict)
     _sorted: list[int] | None = None
 
-    def add(self, result: LoadResult, cpu: dict[str, Cpu], machine_busy: float) -> None:
+    def add(
+        self,
+        result: LoadResult,
+        cpu: dict[str, Cpu],
+        machine_busy: float,
+        window: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        self.windows.append(window)
         self.latencies.append(result.latencies_ns)
         self.recorded += len(result.latencies_ns)
         self.sent += result.count("sent")
@@ -123,6 +131,10 @@ class PhaseTotals:
             return 0.0
         ours = sum(c.total for c in self.cpu.values()) + self.loadgen_cpu
         return (self.machine_busy - ours) / self.seconds
+
+    def within(self, moment: float) -> bool:
+        """Whether a wall-clock moment fell in one of the measured windows."""
+        return any(start <= moment < end for start, end in self.windows)
 
     def vcpu_per_krps(self, groups: list[str]) -> float:
         """Cores the groups used per 1000 requests/s actually served."""

@@ -19,6 +19,12 @@ Scenarios between the same kinds of pods of one mesh (`isthmus up`):
   envoy pair, mTLS + XFCC (--pair-xfcc)
               the mTLS pair whose server also fills x-forwarded-client-cert for the app,
               the one per-request step the mesh's mTLS chains add
+  isthmus, mTLS, telemetry on / off
+              a client workload -> a service of its own (PERMISSIVE, no DestinationRule
+              or VirtualService), one such pair of workloads each: the mesh's default
+              telemetry (Istio's metrics, access logs, Zipkin tracer at 1%), and all of it
+              off by a Telemetry selecting both workloads; with --telemetry-breakdown,
+              the six other combinations (all parts but one, only one part)
 
 The application is `dp serve` (C, 1 KB answers) and the load generator `dp load` (C, open
 loop at a fixed rate, latency from the intended send time), run inside the client pod's
@@ -34,12 +40,17 @@ pairs' clusters), so TLS handshakes are part of the cost.
 Each proxy's Envoy counters (requests, connections, TLS handshakes, resumed sessions) are
 read per phase, and each scenario's mTLS mode is checked against them and against a
 plaintext request from a pod without a sidecar (STRICT must refuse it). With --syscalls
-the proxies' system calls per request are counted too (perf stat).
+the proxies' system calls per request are counted too (perf stat). The telemetry
+scenarios are checked against Istio's request count in their sidecars' Envoys, the spans
+their tracers sent and the access log lines in their istio-proxy logs. While measuring, a
+Prometheus-like scraper in the pod without a sidecar reads every sidecar whose metrics are
+on (the agent's :15020) every --scrape-interval seconds, so the agents' per-scrape work is
+part of what is measured; the per-scrape CPU is also measured alone, without traffic.
 
-CPU is utime+stime of the Envoy processes (found with `ip netns pids`) over exactly the
-measured windows; each Envoy's and agent's idle CPU (no traffic) and memory (VmRSS/VmHWM)
-are reported per process. Everything is bounded in time (--timeout, SIGALRM) and
-`isthmus down` always runs at the end.
+CPU is utime+stime of the Envoy processes and the agents (found with `ip netns pids`), and
+of isthmusd, over exactly the measured windows; each Envoy's and agent's idle CPU (no
+traffic) and memory (VmRSS/VmHWM) are reported per process. Everything is bounded in
+time (--timeout, SIGALRM) and `isthmus down` always runs at the end.
 
     .venv/bin/python bench/dataplane.py --rate 1000 --duration 20 --churn 10
 """
@@ -68,6 +79,8 @@ import _dp_envoy as bare
 import _dp_manifests as manifests
 import _dp_proc as proc
 import _dp_report as report
+import _dp_scrape as scrape
+import _dp_telemetry as telemetry
 import _proc
 from _dp_certs import TlsFiles, pair_certificates
 from _dp_counters import Counted, Side
@@ -75,12 +88,14 @@ from _dp_mesh import BenchMesh
 from _dp_native import LoadResult, LoadSpec, build, run_load, serve_argv
 from _dp_stats import PhaseTotals, machine_busy_seconds
 from _dp_syscalls import SyscallCount
+from _dp_telemetry import Sidecar, TelemetryClaim
 
 from isthmus.agent.envoy_process import envoy_binary
 from isthmus.pilot.security.tls import outbound_sni
 
 CEILING_PORT = 18090
 SIDECAR_ADMIN = 15000
+AGENT_METRICS = 15020  # the agent's merged metrics, what Prometheus scrapes
 INBOUND = "listener.0.0.0.0_15006."  # the sidecar's virtualInbound (its stat prefix)
 Pod = dict[str, Any]
 
@@ -106,6 +121,15 @@ MODE_SCENARIOS = {
     manifests.PERMISSIVE: report.PERMISSIVE,
     manifests.STRICT: report.STRICT,
 }
+TELEMETRY_SCENARIOS = {
+    manifests.TELEMETRY_ON: report.TEL_ON,
+    manifests.TELEMETRY_OFF: report.TEL_OFF,
+    **{path: report.TEL_ALL_BUT[next(iter(path.off))] for path in manifests.TELEMETRY_ALL_BUT},
+    **{
+        path: report.TEL_ONLY[next(iter(manifests.ALL_PARTS - path.off))]
+        for path in manifests.TELEMETRY_ONLY
+    },
+}
 
 
 class Timeout(Exception):
@@ -127,6 +151,7 @@ class Scenario:
     host_header: str
     groups: dict[str, Callable[[], list[int]]]  # CPU group -> pids (looked up per slice)
     counted: Counted | None = None  # its proxies' counters and claimed mTLS mode
+    claim: TelemetryClaim | None = None  # what its sidecars' telemetry records
 
 
 class CpuWindow:
@@ -136,13 +161,17 @@ class CpuWindow:
         self.pids = pids
         self.before: dict[str, proc.Cpu] = {}
         self.busy_before = 0.0
+        self.opened_at = 0.0  # wall clock, to place the scrapes
+        self.closed_at = 0.0
 
     def open(self) -> None:
+        self.opened_at = time.time()
         self.busy_before = machine_busy_seconds()
         self.before = {group: proc.total_cpu(pids) for group, pids in self.pids.items()}
 
     def close(self) -> tuple[dict[str, proc.Cpu], float]:
         busy = machine_busy_seconds() - self.busy_before
+        self.closed_at = time.time()
         return {g: proc.total_cpu(p) - self.before[g] for g, p in self.pids.items()}, busy
 
 
@@ -151,7 +180,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--rate", type=float, default=1000, help="fixed rate, requests/s in total")
     add("--duration", type=float, default=20, help="measured seconds per scenario at --rate")
-    add("--max-duration", type=float, default=8, help="measured seconds per scenario at max")
+    add(
+        "--max-duration",
+        type=float,
+        default=8,
+        help="measured seconds per scenario at max (0: no maximum-throughput phase)",
+    )
     add("--connections", type=int, default=16, help="the generator's keep-alive connections")
     add("--body", type=int, default=1024, help="response body bytes")
     add("--rounds", type=int, default=4, help="rounds per phase (scenarios rotate)")
@@ -174,12 +208,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "x-forwarded-client-cert for the app, as the mesh's mTLS chains do",
     )
     add(
+        "--telemetry-breakdown",
+        action="store_true",
+        help="add the six other telemetry combinations (all but one part on, only one part "
+        "on; parts: metrics, access log, tracer), each with its own client and server workload",
+    )
+    add(
+        "--telemetry-only",
+        action="store_true",
+        help="measure only the bare mTLS pair(s), isthmus PERMISSIVE and the telemetry "
+        "scenarios (e.g. with more --rounds for the breakdown); not with --churn",
+    )
+    add(
+        "--scrape-interval",
+        type=float,
+        default=15.0,
+        help="seconds between scrapes of each metrics-on sidecar's :15020 while measuring "
+        "(Prometheus's default; 0: no scrapes)",
+    )
+    add(
         "--key-type",
         choices=["RSA", "ECDSA"],
         default="RSA",
         help="workload keys of the sidecars and the mTLS bare pair (RSA 2048, or ECDSA P-256)",
     )
-    add("--timeout", type=float, default=600, help="hard limit for the whole run, seconds")
+    add("--timeout", type=float, default=1200, help="hard limit for the whole run, seconds")
     add("--wait-quiet", type=float, default=0, help="first wait up to this long for low load")
     add("--quiet-load", type=float, default=0.5, help="1-minute load average deemed low")
     add(
@@ -198,13 +251,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--json", type=Path, help="also write every number to this file")
     add("--keep-home", action="store_true", help="keep the mesh's home (logs) under /tmp")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.telemetry_only and args.churn:
+        parser.error("--telemetry-only measures no churn phase")
+    return args
 
 
 def wait_quiet(limit: float, threshold: float) -> None:
     deadline = time.monotonic() + limit
+    begin = time.monotonic()
     while time.monotonic() < deadline and os.getloadavg()[0] >= threshold:
         time.sleep(5)
+    load = os.getloadavg()[0]
+    quiet = "quiet" if load < threshold else "NOT quiet"
+    waited = time.monotonic() - begin
+    print(f"waited {waited:.0f} s for load < {threshold}: {quiet} ({load:.2f})", file=sys.stderr)
 
 
 def processes(pods: Sequence[Pod], wanted: str) -> Callable[[], list[int]]:
@@ -231,6 +292,8 @@ class Bench:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.envoys: list[bare.BareEnvoy] = []
         self.tls: tuple[TlsFiles, TlsFiles] | None = None  # the mTLS pair's client, server
+        self.scraper: scrape.Scraper | None = None
+        self.paths = manifests.telemetry_paths(args.telemetry_breakdown)
 
     def in_pod(self, pod: Pod) -> Callable[[Sequence[str]], list[str]]:
         return lambda argv: self.mesh.in_pod(pod, argv)
@@ -264,15 +327,17 @@ class Bench:
     def start_pods(self) -> dict[str, Pod]:
         self.mesh.up()
         server = serve_argv(self.binary, manifests.APP_PORT, self.args.body)
-        self.mesh.apply(manifests.manifests(server, self.args.key_type))
+        breakdown = self.args.telemetry_breakdown
+        self.mesh.apply(manifests.manifests(server, self.args.key_type, breakdown))
         names = [
             manifests.DIRECT_SERVER,
             manifests.DIRECT_CLIENT,
             *manifests.MESH_SERVERS,
             manifests.MESH_CLIENT,
             *(s.deployment for s in manifests.MODE_SERVERS),
+            *(name for path in self.paths for name in (path.client, path.server)),
         ]
-        return self.mesh.wait_ready(names, timeout=120)
+        return self.mesh.wait_ready(names, timeout=120 + 10 * len(names))
 
     def make_certificates(self) -> None:
         directory = self.workdir / "tls"
@@ -385,10 +450,11 @@ class Bench:
         servers: list[Pod],
         subsets: Sequence[str],
         mode: str | None,
+        client_name: str = manifests.MESH_CLIENT,
     ) -> Scenario:
         """The client sidecar -> `service`, served by `servers` under PeerAuthentication
         `mode` (None: no policy, PERMISSIVE)."""
-        client = pods[manifests.MESH_CLIENT]
+        client = pods[client_name]
         port = manifests.APP_PORT
         host = f"{service}.{manifests.NAMESPACE}.svc.cluster.local"
         counted = Counted(
@@ -418,6 +484,65 @@ class Bench:
             )
             for s in manifests.MODE_SERVERS
         ]
+
+    def log_of(self, pod: Pod) -> Path:
+        """The pod's istio-proxy log: the sidecar's stdout, its access log among it."""
+        return (
+            self.mesh.home / "pods" / str(pod["namespace"]) / str(pod["name"]) / "istio-proxy.log"
+        )
+
+    def telemetry_scenarios(self, pods: dict[str, Pod]) -> list[Scenario]:
+        """Each telemetry path: its own client sidecar -> its own service (PERMISSIVE)."""
+        out = []
+        for path in self.paths:
+            client, server = pods[path.client], pods[path.server]
+            scenario = self.mesh_scenario(
+                TELEMETRY_SCENARIOS[path], pods, path.service, [server], [""], None, path.client
+            )
+            scenario.claim = TelemetryClaim(
+                client=Sidecar(self.admin(client), self.log_of(client), "source"),
+                server=Sidecar(self.admin(server), self.log_of(server), "destination"),
+                service=path.service,
+                pods=(client["name"], server["name"]),
+                metrics=path.records(manifests.METRICS),
+                access_log=path.records(manifests.ACCESS_LOG),
+                tracing=path.records(manifests.TRACING),
+            )
+            out.append(scenario)
+        return out
+
+    def scrape_targets(self, pods: dict[str, Pod]) -> dict[str, str]:
+        """Every sidecar whose metrics are on: pod name -> its agent's merged metrics."""
+        names = [
+            manifests.MESH_CLIENT,
+            *manifests.MESH_SERVERS,
+            *(s.deployment for s in manifests.MODE_SERVERS),
+            *(
+                name
+                for path in self.paths
+                if path.records(manifests.METRICS)
+                for name in (path.client, path.server)
+            ),
+        ]
+        return {
+            pods[n]["name"]: f"http://{pods[n]['ip']}:{AGENT_METRICS}/stats/prometheus"
+            for n in names
+        }
+
+    def start_scraper(self, pods: dict[str, Pod], interval: float) -> list[str]:
+        """The periodic scraper, in the pod without a sidecar; returns its targets."""
+        targets = self.scrape_targets(pods)
+        argv = scrape.script_argv(sys.executable, ["--interval", str(interval)], targets)
+        self.scraper = scrape.Scraper(self.mesh.in_pod(pods[manifests.DIRECT_CLIENT], argv))
+        self.scraper.start()
+        return list(targets)
+
+    def stop_scraper(self) -> list[scrape.Scrape]:
+        scraper, self.scraper = self.scraper, None
+        if scraper is None:
+            return []
+        scraper.stop()
+        return scraper.records
 
     def scenarios(
         self,
@@ -449,6 +574,7 @@ class Bench:
                 report.MESH, pods, manifests.SERVICE, seed_servers, ["v1", "v2"], None
             ),
             *self.mode_scenarios(pods),
+            *self.telemetry_scenarios(pods),
         ]
 
     # --- measuring -------------------------------------------------------------------
@@ -483,7 +609,11 @@ class Bench:
         for r in range(rounds):
             shift = r % len(scenarios)
             for scenario in scenarios[shift:] + scenarios[:shift]:
-                window = CpuWindow({g: find() for g, find in scenario.groups.items()})
+                pids = {g: find() for g, find in scenario.groups.items()}
+                daemon = self.mesh.daemon_pid()
+                if daemon is not None:
+                    pids[report.ISTHMUSD] = [daemon]
+                window = CpuWindow(pids)
                 counting: dict[str, SyscallCount] = {}
 
                 def measuring(
@@ -497,7 +627,7 @@ class Bench:
 
                 result = self.load(scenario, rate, duration / rounds, self.args.warmup, measuring)
                 cpu, busy = window.close()
-                totals[scenario.name].add(result, cpu, busy)
+                totals[scenario.name].add(result, cpu, busy, (window.opened_at, window.closed_at))
                 for group, count in counting.items():
                     totals[scenario.name].add_syscalls(group, *count.stop(), result)
         return totals
@@ -514,7 +644,10 @@ class Watched:
 
 
 def watched_processes(
-    mesh: BenchMesh, pods: dict[str, Pod], pairs: dict[str, tuple[bare.BareEnvoy, bare.BareEnvoy]]
+    mesh: BenchMesh,
+    pods: dict[str, Pod],
+    pairs: dict[str, tuple[bare.BareEnvoy, bare.BareEnvoy]],
+    paths: Sequence[manifests.TelemetryPath],
 ) -> list[Watched]:
     """Every proxy-side process: the bare pairs, each sidecar's Envoy, agent and shim,
     isthmusd and the node runtime."""
@@ -526,6 +659,7 @@ def watched_processes(
         (report.MESH, manifests.MESH_CLIENT),
         *((report.MESH, name) for name in manifests.MESH_SERVERS),
         *((MODE_SCENARIOS[s], s.deployment) for s in manifests.MODE_SERVERS),
+        *((TELEMETRY_SCENARIOS[p], n) for p in paths for n in (p.client, p.server)),
     ]
     for scenario, name in sidecar_pods:
         pod = pods[name]
@@ -656,6 +790,85 @@ def churn(
     )
 
 
+def scrape_costs(
+    bench: Bench, pods: dict[str, Pod], idle: dict[int, float], count: int = 40
+) -> list[report.ScrapeCost]:
+    """CPU per scrape of the agent and Envoy of the telemetry on and off sidecars, without
+    traffic: `count` scrapes 0.1 s apart from the pod without a sidecar, their CPU minus
+    what they use idle over the same time."""
+    rows = []
+    for path in (manifests.TELEMETRY_ON, manifests.TELEMETRY_OFF):
+        for name in (path.client, path.server):
+            pod = pods[name]
+            groups = {role: proc.pids_by_role(pod["netns"], role) for role in ("agent", "envoy")}
+            url = f"http://{pod['ip']}:{AGENT_METRICS}/stats/prometheus"
+            argv = scrape.script_argv(
+                sys.executable, ["--count", str(count), "--gap", "0.1"], {pod["name"]: url}
+            )
+            before = {role: proc.total_cpu(pids) for role, pids in groups.items()}
+            begin = time.monotonic()
+            done = scrape.scrape_times(bench.in_pod(pods[manifests.DIRECT_CLIENT])(argv), 120)
+            elapsed = time.monotonic() - begin
+            ms = {
+                role: 1000
+                * (
+                    (proc.total_cpu(pids) - before[role]).total
+                    - elapsed * sum(idle.get(pid, 0.0) for pid in pids)
+                )
+                / max(1, len(done))
+                for role, pids in groups.items()
+            }
+            ok = [d for d in done if d.ok]
+            sizes = sorted(d.bytes for d in ok) or [0]
+            seconds = sorted(d.seconds for d in ok) or [0.0]
+            rows.append(
+                report.ScrapeCost(
+                    TELEMETRY_SCENARIOS[path],
+                    pod["name"],
+                    len(done),
+                    len(done) - len(ok),
+                    sizes[len(sizes) // 2],
+                    seconds[len(seconds) // 2],
+                    ms["agent"],
+                    ms["envoy"],
+                )
+            )
+    return rows
+
+
+def telemetry_phase(
+    scenarios: list[Scenario], run: Callable[[], dict[str, PhaseTotals]]
+) -> tuple[dict[str, PhaseTotals], list[telemetry.TelemetryCheck]]:
+    """`run` (the fixed-rate phase) between two readings of the telemetry scenarios'
+    counters and logs; the second waits until Envoy has flushed its access logs (on a
+    timer or a full buffer; at most 15 s)."""
+    claims = {s.name: s.claim for s in scenarios if s.claim is not None}
+    before = telemetry.snapshot(claims)
+    totals = run()
+    least = {name: totals[name].ok for name in claims}
+    deadline = time.monotonic() + 15
+    while not telemetry.logs_settled(claims, before, least) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    after = telemetry.snapshot(claims)
+    checks = [
+        telemetry.check(name, claim, before, after, totals[name].sent, totals[name].ok)
+        for name, claim in claims.items()
+    ]
+    return totals, checks
+
+
+def count_scrapes(
+    checks: list[telemetry.TelemetryCheck],
+    totals: dict[str, PhaseTotals],
+    scrapes: list[scrape.Scrape],
+) -> None:
+    """How many scrapes of each telemetry scenario's sidecars fell in its measured windows."""
+    for found in checks:
+        pods = set(found.claim.pods)
+        window = totals[found.scenario]
+        found.scrapes = sum(1 for x in scrapes if x.target in pods and window.within(x.started))
+
+
 def measure(bench: Bench, args: argparse.Namespace, started: float) -> report.Results:
     pods = bench.start_pods()
     concurrency = sidecar_concurrency(pods[manifests.MESH_CLIENT])
@@ -666,6 +879,8 @@ def measure(bench: Bench, args: argparse.Namespace, started: float) -> report.Re
     if args.pair_xfcc:
         xfcc = bench.start_pair("xfcc-pair", pods, concurrency, XFCC_PAIR, True, xfcc=True)
     scenarios = bench.scenarios(pods, plain, mtls, xfcc)
+    if args.telemetry_only:
+        scenarios = [s for s in scenarios if s.name in report.TELEMETRY_ROWS]
     for scenario in scenarios:
         bare.wait_serving(functools.partial(bench.probe, scenario), bench.envoys, timeout=30)
     results = report.Results(setup_seconds=time.monotonic() - started, concurrency=concurrency)
@@ -674,23 +889,36 @@ def measure(bench: Bench, args: argparse.Namespace, started: float) -> report.Re
     pairs = {report.PAIR: plain, report.PAIR_MTLS: mtls}
     if xfcc is not None:
         pairs[report.PAIR_XFCC] = xfcc
-    watched = watched_processes(bench.mesh, pods, pairs)
+    watched = watched_processes(bench.mesh, pods, pairs, bench.paths)
     results.idle_seconds = args.idle_duration
     idle = idle_cpu(watched, args.idle_duration)
+    results.scrape_costs = scrape_costs(bench, pods, idle)
+    if args.scrape_interval > 0:
+        results.scrape_interval = args.scrape_interval
+        results.scrape_targets = bench.start_scraper(pods, args.scrape_interval)
     results.load_during.append(os.getloadavg())
+    deltas: dict[str, counters.Counters] = {}
+
+    def fixed() -> dict[str, PhaseTotals]:
+        totals, found = counted_phase(bench, scenarios, args.rate, args.duration, args.syscalls)
+        deltas.update(found)
+        return totals
+
     with niceness(args.nice, pods, bench.envoys):
-        results.fixed, results.tls_fixed = counted_phase(
-            bench, scenarios, args.rate, args.duration, args.syscalls
-        )
+        results.fixed, results.telemetry_checks = telemetry_phase(scenarios, fixed)
+    results.tls_fixed = deltas
     results.checks = mode_checks(bench, scenarios, pods)
     results.processes = [
         report.ProcessRow(w.scenario, w.pod, w.process, idle[w.pid], _proc.memory(w.pid))
         for w in watched
     ]
-    results.maximum = bench.phase(scenarios, 0, args.max_duration)
+    if args.max_duration > 0:
+        results.maximum = bench.phase(scenarios, 0, args.max_duration)
     if args.churn > 0:
         churn(bench, args, pods, results)
     results.load_during.append(os.getloadavg())
+    results.scrapes = bench.stop_scraper()
+    count_scrapes(results.telemetry_checks, results.fixed, results.scrapes)
     return results
 
 
@@ -704,6 +932,7 @@ def run(args: argparse.Namespace) -> report.Results:
         with time_limit(args.timeout):
             results = measure(bench, args, started)
     finally:
+        bench.stop_scraper()
         for envoy in bench.envoys:
             envoy.stop()
         mesh.down()
@@ -730,9 +959,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.render(args, command, results, report.machine_facts(envoy_binary())))
     if args.json:
         args.json.write_text(json.dumps(report.to_json(command, results), indent=2) + "\n")
-    wrong = [c for c in results.checks if not c.ok]
-    for found in wrong:
-        print(f"error: {found.scenario}: {'; '.join(found.problems)}", file=sys.stderr)
+    wrong = [(c.scenario, c.problems) for c in results.checks if c.problems]
+    wrong += [(c.scenario, c.problems) for c in results.telemetry_checks if c.problems]
+    for scenario, problems in wrong:
+        print(f"error: {scenario}: {'; '.join(problems)}", file=sys.stderr)
     return 1 if wrong else 0
 
 
