@@ -18,15 +18,13 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from isthmus.model.identity import PeerLabels
 from isthmus.model.types import Endpoint
+from isthmus.pilot.envoy.cluster import ISTIO_METADATA
 
 ClusterLoadAssignment: TypeAlias = endpoint_pb2.ClusterLoadAssignment
 LbEndpoint: TypeAlias = endpoint_components_pb2.LbEndpoint
 LocalityLbEndpoints: TypeAlias = endpoint_components_pb2.LocalityLbEndpoints
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
 TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
-# Who the endpoint is, for the client's telemetry (destination_workload, ...): Istio's
-# PeerLabels under the `istio` filter metadata namespace.
-ENDPOINT_TELEMETRY_METADATA = "istio"
 # Whether an endpoint's own PeerAuthentication DISABLEs mTLS on its port: then clients
 # must not send it mTLS, whatever its tlsMode label says (Istio's mtlsChecker).
 MtlsDisabled: TypeAlias = Callable[[Endpoint], bool]
@@ -46,12 +44,14 @@ def lb_endpoint(endpoint: Endpoint, mtls_disabled: MtlsDisabled | None = None) -
     address.address = endpoint.address
     address.port_value = endpoint.port
     out.load_balancing_weight.value = endpoint.weight or 1
-    tls_mode = dict(endpoint.labels).get(TLS_MODE_LABEL)
+    labels = dict(endpoint.labels)
+    tls_mode = labels.get(TLS_MODE_LABEL)
     if tls_mode and not (mtls_disabled and mtls_disabled(endpoint)):
         out.metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].update({"tlsMode": tls_mode})
     if endpoint.workload_name:
-        peer = PeerLabels.of(dict(endpoint.labels), endpoint.workload_name, endpoint.namespace)
-        out.metadata.filter_metadata[ENDPOINT_TELEMETRY_METADATA].update(peer.as_dict())
+        peer = PeerLabels.of(labels, endpoint.workload_name, endpoint.namespace)
+        # Who the endpoint is, for the client's telemetry (destination_workload, ...).
+        out.metadata.filter_metadata[ISTIO_METADATA].update(peer.as_dict())
     return out
 
 

@@ -30,7 +30,7 @@ from google.protobuf import duration_pb2
 
 from isthmus.api.security import MtlsMode
 from isthmus.model.snapshot import MeshSnapshot
-from isthmus.model.types import Protocol, Proxy
+from isthmus.model.types import Protocol, Proxy, Service
 from isthmus.pilot.authz.rbac import http_rbac_filters, network_rbac_filters
 from isthmus.pilot.authz.selection import policies_for_workload
 from isthmus.pilot.envoy.http_connection_manager import inline_connection_manager
@@ -95,15 +95,22 @@ def workload_filters(mesh: MeshSnapshot, proxy: Proxy) -> InboundFilters:
     )
 
 
-def inbound_port_protocols(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, Protocol]:
-    """Protocol of each port the workload serves, from the services selecting it."""
+def _workload_services(mesh: MeshSnapshot, proxy: Proxy) -> list[Service]:
+    """The services of the workload's namespace whose selector picks it."""
     labels = proxy.label_dict
+    return [
+        svc
+        for svc in mesh.services.visible_to(proxy.namespace)
+        if svc.namespace == proxy.namespace
+        and svc.selector
+        and all(labels.get(k) == v for k, v in svc.selector)
+    ]
+
+
+def inbound_port_protocols(proxy: Proxy, services: Sequence[Service]) -> dict[int, Protocol]:
+    """Protocol of each port the workload serves, from the services selecting it."""
     out: dict[int, Protocol] = {port: Protocol.UNSUPPORTED for port in proxy.inbound_ports}
-    for svc in mesh.services.visible_to(proxy.namespace):
-        if svc.namespace != proxy.namespace or not svc.selector:
-            continue
-        if not all(labels.get(k) == v for k, v in svc.selector):
-            continue
+    for svc in services:
         for p in svc.ports:
             target = p.target_port or p.port
             if target in out and out[target] is Protocol.UNSUPPORTED:
@@ -111,16 +118,11 @@ def inbound_port_protocols(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, Protoc
     return out
 
 
-def inbound_port_services(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, DestinationService]:
+def inbound_port_services(services: Sequence[Service]) -> dict[int, DestinationService]:
     """The service each served port belongs to, for telemetry's destination_service: the
     first (by host name) of the workload's services whose target port it is."""
-    labels = proxy.label_dict
     out: dict[int, DestinationService] = {}
-    for svc in sorted(mesh.services.visible_to(proxy.namespace), key=lambda s: s.hostname):
-        if svc.namespace != proxy.namespace or not svc.selector:
-            continue
-        if not all(labels.get(k) == v for k, v in svc.selector):
-            continue
+    for svc in sorted(services, key=lambda s: s.hostname):
         for p in svc.ports:
             out.setdefault(
                 p.target_port or p.port, DestinationService(svc.hostname, svc.name, svc.namespace)
@@ -368,8 +370,9 @@ def generate_inbound_listener(
     trust_domain = mesh.config.trust_domain if sds else None
     chains: list[lc.FilterChain] = []
     sniff = False
-    services = inbound_port_services(mesh, proxy)
-    for port, protocol in sorted(inbound_port_protocols(mesh, proxy).items()):
+    selecting = _workload_services(mesh, proxy)
+    services = inbound_port_services(selecting)
+    for port, protocol in sorted(inbound_port_protocols(proxy, selecting).items()):
         mode = policy.for_port(port)
         sniff = sniff or (protocol is Protocol.UNSUPPORTED and mode is not MtlsMode.STRICT)
         service = services.get(port, DestinationService())

@@ -58,7 +58,6 @@ ISTIO_JSON_FORMAT = {
     "requested_server_name": "%REQUESTED_SERVER_NAME%",
     "route_name": "%ROUTE_NAME%",
 }
-ENCODINGS = ("TEXT", "JSON")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from isthmus.pilot.envoy.cluster import (
     SERVICE_NAME_KEY,
     SERVICE_NAMESPACE_KEY,
 )
-from isthmus.pilot.envoy.endpoint import ENDPOINT_TELEMETRY_METADATA
 
 PEER_METADATA_NAMESPACE = "isthmus.peer"
 PEER_KEYS = ("workload", "canonical_service", "canonical_revision", "app", "version", "cluster")
@@ -40,7 +39,7 @@ def _env(key: str) -> str:
 
 
 def _host(key: str) -> str:
-    return f"%METADATA(UPSTREAM_HOST:{ENDPOINT_TELEMETRY_METADATA}:{key})%"
+    return f"%METADATA(UPSTREAM_HOST:{ISTIO_METADATA}:{key})%"
 
 
 def _cluster(key: str) -> str:

@@ -94,10 +94,6 @@ class MetricsSettings:
                 out[tag] = value
         return out
 
-    @property
-    def any_enabled(self) -> bool:
-        return not set(STANDARD_METRICS) <= self.disabled
-
 
 DEFAULT_METRICS = MetricsSettings()
 
