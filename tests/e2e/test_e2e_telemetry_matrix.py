@@ -415,16 +415,25 @@ def test_connection_pool_overflow_is_UO_with_no_destination_workload(
     ok, overflowed = result["statuses"].get("200", 0), result["statuses"].get("503", 0)
     assert ok + overflowed == N_OVERFLOW and ok > 0 and overflowed > 0, result
     stats = envoy_stats(mesh, client)
-    assert stats[f"{outbound('slow')}.upstream_rq_pending_overflow"] == overflowed
-    check(
-        mesh,
-        client,
-        "istio_requests_total",
-        [
-            (labels("source", "slow", "200"), ok),
-            (labels("source", "slow", "503", flags="UO", endpoint=False), overflowed),
-        ],
-    )
+    pending_overflow = stats[f"{outbound('slow')}.upstream_rq_pending_overflow"]
+    assert 0 < pending_overflow <= overflowed, (pending_overflow, result)
+    # Each overflow is one UO sample with no destination workload. Once in CI (13 of 14)
+    # one more request of the burst got a 503 that was not a pending overflow; such a
+    # request is counted with its own flags, still as a 503.
+    uo = labels("source", "slow", "503", flags="UO", endpoint=False)
+    expected = [(labels("source", "slow", "200"), ok), (uo, pending_overflow)]
+
+    def all_counted() -> Series | None:
+        seen = series(
+            mesh, client, "istio_requests_total", reporter="source", destination_service_name="slow"
+        )
+        return seen if sum(seen.values()) >= N_OVERFLOW else None
+
+    seen = wait_until(all_counted, 30, f"{N_OVERFLOW} requests counted at the source")
+    assert {k: seen.get(k) for k in table(expected)} == table(expected), seen
+    others = {k: v for k, v in seen.items() if k not in table(expected)}
+    assert sum(others.values()) == overflowed - pending_overflow, seen
+    assert all(dict(k)["response_code"] == "503" for k in others), seen
     # Only what reached the server is counted there.
     check(mesh, server, "istio_requests_total", [(labels("destination", "slow", "200"), ok)])
 
