@@ -130,7 +130,7 @@ def build_snapshot(
         jwks=_referenced_jwks(ras, jwks or {}),
         namespaces=frozenset(namespaces),
     )
-    return _with_version(snapshot)
+    return snapshot
 
 
 def _referenced_jwks(
@@ -177,11 +177,6 @@ def _precedence_key(obj: ConfigObject) -> tuple[int, str, str]:
     """Istio orders config by creation time, then namespace/name."""
     meta = obj.resource.metadata
     return (obj.created_revision, meta.namespace or "", meta.name)
-
-
-def _with_version(snapshot: MeshSnapshot) -> MeshSnapshot:
-    h = hashlib.blake2b(repr(snapshot).encode(), digest_size=8)
-    return replace(snapshot, version=h.hexdigest())
 
 
 def _service_from_kube(

@@ -7,6 +7,8 @@ indexes they need. Every index is frozen; the snapshot carries a content version
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,7 +21,7 @@ from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
 from isthmus.api.telemetry import Telemetry
 from isthmus.model.jwks import JwksSource
-from isthmus.model.types import Endpoint, Service
+from isthmus.model.types import Endpoint, Resolution, Service
 
 T = TypeVar("T")
 
@@ -121,6 +123,59 @@ class EndpointIndex:
         return self.by_service_port.get((hostname, port), ())
 
 
+# The endpoint label that says a workload runs a sidecar (Istio's tlsMode: "istio").
+TLS_MODE_LABEL = "security.istio.io/tlsMode"
+
+
+@dataclass(frozen=True)
+class EndpointFacts:
+    """What clusters and routes need to know of a service port's endpoints, short of the
+    endpoints themselves. Kept apart from EndpointIndex so that a pod coming, going or
+    changing readiness rebuilds only the endpoint assignments (Istio pushes CDS for an
+    endpoint change only when the service's accounts change)."""
+
+    # (namespace, service account) of every endpoint: the identities clients accept.
+    service_accounts: tuple[tuple[str, str], ...] = ()
+    # There are endpoints and every one runs a sidecar (tlsMode "istio").
+    all_sidecars: bool = False
+    # The endpoints of a DNS-resolved service: its clusters carry them inline.
+    dns_endpoints: tuple[Endpoint, ...] = ()
+
+    @classmethod
+    def of(cls, endpoints: Iterable[Endpoint], dns: bool) -> EndpointFacts:
+        found = tuple(endpoints)
+        return cls(
+            service_accounts=tuple(
+                sorted({(e.namespace, e.service_account) for e in found if e.service_account})
+            ),
+            all_sidecars=bool(found)
+            and all(dict(e.labels).get(TLS_MODE_LABEL) == "istio" for e in found),
+            dns_endpoints=found if dns else (),
+        )
+
+
+NO_ENDPOINTS = EndpointFacts()
+
+
+@dataclass(frozen=True)
+class EndpointFactsIndex:
+    """EndpointFacts of (FQDN host, service port number)."""
+
+    by_service_port: Mapping[tuple[str, int], EndpointFacts]
+
+    def of(self, hostname: str, port: int) -> EndpointFacts:
+        return self.by_service_port.get((hostname, port), NO_ENDPOINTS)
+
+    @classmethod
+    def build(cls, services: ServiceIndex, endpoints: EndpointIndex) -> EndpointFactsIndex:
+        out = {}
+        for (host, port), found in endpoints.by_service_port.items():
+            service = services.get(host)
+            dns = service is not None and service.resolution is Resolution.DNS
+            out[host, port] = EndpointFacts.of(found, dns)
+        return cls(out)
+
+
 @dataclass(frozen=True)
 class MeshSnapshot:
     config: MeshConfig
@@ -136,5 +191,29 @@ class MeshSnapshot:
     # The fetched key set (JWKS text) of each source the RequestAuthentications name; None
     # when fetching failed, absent when not fetched yet. Both fail closed (see pilot jwt).
     jwks: Mapping[JwksSource, str | None] = field(default_factory=dict)
-    version: str = ""
     namespaces: frozenset[str] = field(default_factory=frozenset)
+    # Derived from services and endpoints (see EndpointFacts).
+    endpoint_facts: EndpointFactsIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        facts = EndpointFactsIndex.build(self.services, self.endpoints)
+        object.__setattr__(self, "endpoint_facts", facts)
+
+    @functools.cached_property
+    def input_versions(self) -> Mapping[str, str]:
+        """A content hash per input field, so a cache can keep what was built only from
+        fields that did not change (pilot.views)."""
+        return {name: _digest(repr(getattr(self, name))) for name in INPUT_FIELDS}
+
+    @functools.cached_property
+    def version(self) -> str:
+        """A content hash of every input: equal meshes have equal versions."""
+        return _digest("\0".join(f"{k}={v}" for k, v in self.input_versions.items()))
+
+
+# MeshSnapshot's fields that are inputs to translation: all of them.
+INPUT_FIELDS = tuple(f.name for f in dataclasses.fields(MeshSnapshot))
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

@@ -2,15 +2,15 @@
 
 Most of a sidecar's config depends only on its namespace (outbound clusters, listeners,
 endpoints) or on its namespace and labels (routes, when some VirtualService uses
-sourceLabels). Those parts are built and packed once per mesh version and view key, and
-the same PreparedResource objects are handed to every proxy that shares the view.
+sourceLabels). Those parts are built and packed once per view key, kept across mesh
+versions while the mesh fields they were built from are unchanged (pilot.views), and the
+same PreparedResource objects are handed to every proxy that shares the view.
 Generators run in a fixed order; a failure names the generator that failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -28,7 +28,7 @@ from isthmus.pilot.generators.clusters import (
     generate_outbound_clusters,
     inbound_ports,
 )
-from isthmus.pilot.generators.endpoints import generate_endpoints
+from isthmus.pilot.generators.endpoints import AssignmentInputs, endpoint_inputs
 from isthmus.pilot.generators.inbound_listener import generate_inbound_listener
 from isthmus.pilot.generators.listeners import (
     generate_http_proxy_listener,
@@ -51,6 +51,7 @@ from isthmus.pilot.resources import (
 )
 from isthmus.pilot.telemetry.connection import ProxyTelemetry
 from isthmus.pilot.telemetry.policy import proxy_telemetry
+from isthmus.pilot.views import Memo, Views
 from isthmus.pilot.virtual_service import visible_virtual_services
 
 V = TypeVar("V")
@@ -72,35 +73,19 @@ def _prepare(messages: Iterable[Message]) -> Layer:
     return Layer(out)
 
 
-@dataclass
-class _Views:
-    """Caches of one mesh version, keyed by view (namespace, labels, port, ...)."""
-
-    mesh_version: str
-    entries: dict[tuple[object, ...], object] = field(default_factory=dict)
-
-    def get(self, key: tuple[object, ...], build: Callable[[], V]) -> V:
-        if key not in self.entries:
-            self.entries[key] = build()
-        return self.entries[key]  # type: ignore[return-value]
-
-
 class ConfigGenerator:
     """Builds Snapshots for proxies from the current MeshSnapshot (pure, cached)."""
 
     def __init__(self) -> None:
-        self._views = _Views(mesh_version="")
-
-    def _cache(self, mesh: MeshSnapshot) -> _Views:
-        if self._views.mesh_version != mesh.version:
-            self._views = _Views(mesh_version=mesh.version)
-        return self._views
+        self.views = Views()
+        self._assignments: Memo[AssignmentInputs, PreparedResource] = Memo(self.views)
 
     def snapshot(self, mesh: MeshSnapshot, proxy: Proxy) -> Snapshot:
         """The proxy's Snapshot. Proxies with the same view (namespace, labels, served ports,
         explicit proxy port, capture) get the very same Snapshot object: its versions are
         hashed once and its resources packed once, however many pods share it."""
-        views = self._cache(mesh)
+        views = self.views
+        mesh = views.bind(mesh)
         key = (
             "snapshot",
             proxy.sds,
@@ -113,7 +98,7 @@ class ConfigGenerator:
         )
         return views.get(key, lambda: self._build(views, mesh, proxy))
 
-    def _build(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Snapshot:
+    def _build(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Snapshot:
         steps: Sequence[tuple[str, Callable[[], Layers]]] = (
             ("clusters", lambda: self._clusters(views, mesh, proxy)),
             ("listeners", lambda: self._listeners(views, mesh, proxy)),
@@ -137,22 +122,24 @@ class ConfigGenerator:
                     f"generator {name} failed for proxy {proxy.id}: {exc!r}"
                 ) from exc
         snapshot = Snapshot(resources=out)
-        errors = self._consistency(views, proxy, snapshot)
+        errors = self._consistency(views, mesh, proxy, snapshot)
         if errors:
             raise GeneratorError(f"inconsistent snapshot for proxy {proxy.id}: {'; '.join(errors)}")
         return snapshot
 
-    def _consistency(self, views: _Views, proxy: Proxy, snapshot: Snapshot) -> list[str]:
+    def _consistency(
+        self, views: Views, mesh: MeshSnapshot, proxy: Proxy, snapshot: Snapshot
+    ) -> list[str]:
         """The shared consistency check, fed with the names each cached view already knows,
         so nothing is unpacked per proxy."""
         return dangling_references(
             snapshot,
             rds_by_listener=self._rds_by_listener(views, snapshot.of_type(LISTENER)),
-            eds_clusters=self._cds(views, proxy)[1],
+            eds_clusters=self._cds(views, mesh, proxy)[1],
         )
 
     def _rds_by_listener(
-        self, views: _Views, listeners: Mapping[str, PreparedResource]
+        self, views: Views, listeners: Mapping[str, PreparedResource]
     ) -> dict[str, frozenset[str]]:
         return {
             name: views.get(("rds-names", res.version), lambda res=res: listener_rds_names(res))  # type: ignore[misc]
@@ -161,18 +148,19 @@ class ConfigGenerator:
 
     # --- clusters ------------------------------------------------------------------
 
-    def _cds(self, views: _Views, proxy: Proxy) -> tuple[Layer, list[str]]:
+    def _cds(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> tuple[Layer, list[str]]:
         """The namespace's outbound clusters, packed, and the EDS ones among them."""
-        return views.entries[("cds", proxy.namespace, proxy.sds)]  # type: ignore[return-value]  # built by _clusters
-
-    def _clusters(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
-        rules = _rules(views, mesh)
 
         def outbound_clusters() -> tuple[Layer, list[str]]:
+            rules = _rules(views, mesh)
             clusters = generate_outbound_clusters(mesh, proxy.namespace, rules, proxy.sds)
             return _prepare(clusters), eds_cluster_names(clusters)
 
-        outbound, _ = views.get(("cds", proxy.namespace, proxy.sds), outbound_clusters)
+        return views.get(("cds", proxy.namespace, proxy.sds), outbound_clusters)
+
+    def _clusters(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
+        rules = _rules(views, mesh)
+        outbound, _ = self._cds(views, mesh, proxy)
         ports = proxy.inbound_ports
         inbound = views.get(
             ("cds-in", proxy.namespace, proxy.labels, ports),
@@ -184,13 +172,18 @@ class ConfigGenerator:
         )
         return Layers(outbound, inbound)
 
-    def _endpoints(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
-        _, eds_names = self._cds(views, proxy)
+    def _endpoints(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
+        _, eds_names = self._cds(views, mesh, proxy)
         return Layers(
             views.get(
                 ("eds", proxy.namespace),
-                lambda: _prepare(
-                    generate_endpoints(mesh, proxy.namespace, eds_names, _rules(views, mesh))
+                lambda: Layer(
+                    {
+                        inputs.cluster_name: self._assignments.get(inputs, _prepare_assignment)
+                        for inputs in endpoint_inputs(
+                            mesh, proxy.namespace, eds_names, _rules(views, mesh)
+                        )
+                    }
                 ),
             )
         )
@@ -198,7 +191,7 @@ class ConfigGenerator:
     # --- listeners and routes -------------------------------------------------------
 
     def _labels_key(
-        self, views: _Views, mesh: MeshSnapshot, proxy: Proxy
+        self, views: Views, mesh: MeshSnapshot, proxy: Proxy
     ) -> tuple[tuple[str, str], ...]:
         uses = views.get(
             ("uses-source-labels", proxy.namespace),
@@ -206,13 +199,13 @@ class ConfigGenerator:
         )
         return proxy.labels if uses else ()
 
-    def _telemetry(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> ProxyTelemetry:
+    def _telemetry(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> ProxyTelemetry:
         return views.get(
             ("telemetry", proxy.namespace, proxy.labels, proxy.zipkin),
             lambda: proxy_telemetry(mesh, proxy),
         )
 
-    def _listeners(self, views: _Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
+    def _listeners(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         labels = self._labels_key(views, mesh, proxy)
         telemetry = self._telemetry(views, mesh, proxy)
         outbound = views.get(
@@ -250,16 +243,18 @@ class ConfigGenerator:
 
     def _routes(
         self,
-        views: _Views,
+        views: Views,
         mesh: MeshSnapshot,
         proxy: Proxy,
         listeners: Layers,
     ) -> Layers:
         labels = self._labels_key(views, mesh, proxy)
-        hashes = views.get(
-            ("hash-lookup", proxy.namespace),
-            lambda: _hash_lookup(mesh, proxy.namespace, _rules(views, mesh)),
-        )
+
+        def hashes() -> Callable[[str], Sequence[rc.RouteAction.HashPolicy]]:
+            # A new lookup per route configuration: it reads the mesh as routes are built,
+            # so it must not outlive the build (see pilot.views).
+            return _hash_lookup(mesh, proxy.namespace, _rules(views, mesh))
+
         wanted = set().union(*self._rds_by_listener(views, listeners).values())
         out: list[Layer] = []
         for name in sorted(wanted):
@@ -269,7 +264,7 @@ class ConfigGenerator:
                     views.get(
                         ("rds", proxy.namespace, labels, port),
                         lambda port=port: _prepare(
-                            [generate_port_route_config(mesh, proxy, port, hashes)]
+                            [generate_port_route_config(mesh, proxy, port, hashes())]
                         ),  # type: ignore[misc]
                     )
                 )
@@ -277,10 +272,14 @@ class ConfigGenerator:
                 out.append(
                     views.get(
                         ("rds-proxy", proxy.namespace, labels),
-                        lambda: _prepare([generate_http_proxy_route_config(mesh, proxy, hashes)]),
+                        lambda: _prepare([generate_http_proxy_route_config(mesh, proxy, hashes())]),
                     )
                 )
         return Layers(*out)
+
+
+def _prepare_assignment(inputs: AssignmentInputs) -> PreparedResource:
+    return PreparedResource.of(inputs.cluster_name, inputs.build())
 
 
 def _uses_source_labels(mesh: MeshSnapshot, namespace: str) -> bool:
@@ -293,7 +292,7 @@ def _uses_source_labels(mesh: MeshSnapshot, namespace: str) -> bool:
     return False
 
 
-def _rules(views: _Views, mesh: MeshSnapshot) -> DestinationRuleIndex:
+def _rules(views: Views, mesh: MeshSnapshot) -> DestinationRuleIndex:
     return views.get(("dr-index",), lambda: DestinationRuleIndex.of(mesh))
 
 

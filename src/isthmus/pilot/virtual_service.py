@@ -45,31 +45,63 @@ def visible_virtual_services(
     ]
 
 
+class VirtualServiceIndex:
+    """Candidate VirtualServices by resolved host, built once per view: each service's
+    lookup is then a dict hit plus the wildcards, instead of resolving every
+    VirtualService's hosts again for every service (quadratic at 1000 services)."""
+
+    __slots__ = ("_exact", "_wildcards")
+
+    def __init__(
+        self,
+        candidates: Sequence[ConfigEntry[VirtualService]],
+        domain_suffix: str,
+        known_hosts: Collection[str] = (),
+    ) -> None:
+        self._exact: dict[str, list[ConfigEntry[VirtualService]]] = {}
+        self._wildcards: list[tuple[str, ConfigEntry[VirtualService]]] = []
+        for entry in candidates:
+            for host in dict.fromkeys(resolved_hosts(entry, domain_suffix, known_hosts)):
+                if host.startswith("*"):
+                    self._wildcards.append((host, entry))
+                else:
+                    self._exact.setdefault(host, []).append(entry)
+
+    def for_host(self, hostname: str) -> list[ConfigEntry[VirtualService]]:
+        """The VirtualServices that may route `hostname`, in the order Istio tries them.
+
+        Every VirtualService naming the host exactly, oldest first (the first that yields
+        routes for a proxy wins); with none, the one most specific wildcard (oldest for the
+        same wildcard). A wildcard never applies to a host some VirtualService names
+        exactly.
+        """
+        exact = self._exact.get(hostname)
+        if exact:
+            return list(exact)
+        wildcard: tuple[int, ConfigEntry[VirtualService]] | None = None
+        for host, entry in self._wildcards:
+            if host_matches(host, hostname) and (wildcard is None or len(host) > wildcard[0]):
+                wildcard = (len(host), entry)
+        return [wildcard[1]] if wildcard else []
+
+
+def virtual_service_index(mesh: MeshSnapshot, namespace: str) -> VirtualServiceIndex:
+    """The mesh-bound VirtualServices a proxy in `namespace` sees, by host."""
+    return VirtualServiceIndex(
+        visible_virtual_services(mesh, namespace),
+        mesh.config.domain_suffix,
+        mesh.services.by_host,
+    )
+
+
 def virtual_services_for(
     hostname: str,
     candidates: Sequence[ConfigEntry[VirtualService]],
     domain_suffix: str,
     known_hosts: Collection[str] = (),
 ) -> list[ConfigEntry[VirtualService]]:
-    """The VirtualServices that may route `hostname`, in the order Istio tries them.
-
-    Every VirtualService naming the host exactly, oldest first (the first that yields
-    routes for a proxy wins); with none, the one most specific wildcard (oldest for the
-    same wildcard). A wildcard never applies to a host some VirtualService names exactly.
-    """
-    exact: list[ConfigEntry[VirtualService]] = []
-    wildcard: tuple[int, ConfigEntry[VirtualService]] | None = None
-    for entry in candidates:
-        hosts = resolved_hosts(entry, domain_suffix, known_hosts)
-        if hostname in hosts:
-            exact.append(entry)
-            continue
-        for host in hosts:
-            if host_matches(host, hostname) and (wildcard is None or len(host) > wildcard[0]):
-                wildcard = (len(host), entry)
-    if exact:
-        return exact
-    return [wildcard[1]] if wildcard else []
+    """VirtualServiceIndex.for_host for a one-off lookup."""
+    return VirtualServiceIndex(candidates, domain_suffix, known_hosts).for_host(hostname)
 
 
 def virtual_service_for(

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from isthmus.api.core import Deployment
-from isthmus.pilot.envoy.endpoint import TLS_MODE_LABEL
+from isthmus.model.snapshot import TLS_MODE_LABEL
 from isthmus.runtime.cache import ObjectCache
 from isthmus.runtime.naming import pod_name, pod_template_hash
 from isthmus.runtime.pod import INJECT_ANNOTATION, Pod, PodContext

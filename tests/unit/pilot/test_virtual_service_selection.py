@@ -20,6 +20,7 @@ from isthmus.pilot.generators.routes import service_routes, vs_routes
 from isthmus.pilot.virtual_service import (
     applies_to_mesh,
     virtual_service_for,
+    virtual_service_index,
     virtual_services_for,
     visible_virtual_services,
 )
@@ -65,8 +66,8 @@ def _names(entries: list[ConfigEntry[VirtualService]]) -> list[str]:
 def _route_names(mesh: MeshSnapshot, proxy: Proxy, host: str, port: int = 8080) -> list[str]:
     svc = mesh.services.get(host)
     assert svc is not None
-    candidates = visible_virtual_services(mesh, proxy.namespace)
-    return [r.name for r in service_routes(svc, mesh, proxy, port, candidates)]
+    index = virtual_service_index(mesh, proxy.namespace)
+    return [r.name for r in service_routes(svc, mesh, proxy, port, index)]
 
 
 ROUTE_ALL = "{hosts: [%s], http: [{name: %s, route: [{destination: {host: %s}}]}]}"
@@ -246,5 +247,6 @@ def test_namespace_qualified_hosts_resolve_to_the_service() -> None:
     found = virtual_service_for(INVENTORY, candidates, SUFFIX, mesh.services.by_host)
     assert found is not None and found.name == "by-ns"
     assert virtual_service_for(INVENTORY, candidates, SUFFIX) is None  # literal without known hosts
-    routes = service_routes(mesh.services.get(INVENTORY), mesh, proxy, 8080, candidates)  # type: ignore[arg-type]
+    index = virtual_service_index(mesh, "production")
+    routes = service_routes(mesh.services.get(INVENTORY), mesh, proxy, 8080, index)  # type: ignore[arg-type]
     assert routes[0].route.cluster == f"outbound|8080|v1|{PRICING}"

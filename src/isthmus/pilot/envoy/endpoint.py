@@ -17,13 +17,13 @@ from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from isthmus.model.identity import PeerLabels
+from isthmus.model.snapshot import TLS_MODE_LABEL
 from isthmus.model.types import Endpoint
 from isthmus.pilot.envoy.cluster import ISTIO_METADATA
 
 ClusterLoadAssignment: TypeAlias = endpoint_pb2.ClusterLoadAssignment
 LbEndpoint: TypeAlias = endpoint_components_pb2.LbEndpoint
 LocalityLbEndpoints: TypeAlias = endpoint_components_pb2.LocalityLbEndpoints
-TLS_MODE_LABEL = "security.istio.io/tlsMode"
 TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
 # Whether an endpoint's own PeerAuthentication DISABLEs mTLS on its port: then clients
 # must not send it mTLS, whatever its tlsMode label says (Istio's mtlsChecker).

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from isthmus.api.networking import ConnectionPoolSettings, SimpleLB, TrafficPolicy
-from isthmus.model.snapshot import MeshConfig, MeshSnapshot
+from isthmus.model.snapshot import EndpointFacts, MeshConfig, MeshSnapshot
 from isthmus.model.types import Endpoint, Protocol, Proxy, Resolution, Service, ServicePort
 from isthmus.pilot.destination_rule import (
     DestinationRuleIndex,
@@ -75,8 +75,8 @@ def generate_outbound_clusters(
         for port in service.ports:
             if port.protocol == Protocol.UDP:
                 continue
-            endpoints = mesh.endpoints.of(service.hostname, port.port)
-            clusters += service_port_clusters(service, port, rule, endpoints, mesh.config, sds)
+            facts = mesh.endpoint_facts.of(service.hostname, port.port)
+            clusters += service_port_clusters(service, port, rule, facts, mesh.config, sds)
     return _unique_sorted(clusters)
 
 
@@ -84,13 +84,16 @@ def service_port_clusters(
     service: Service,
     port: ServicePort,
     rule: MergedDestinationRule | None,
-    endpoints: Sequence[Endpoint],
+    facts: EndpointFacts,
     config: MeshConfig,
     sds: bool = True,
 ) -> list[Cluster]:
-    """`outbound|port||host` and one `outbound|port|subset|host` per subset of `rule`."""
+    """`outbound|port||host` and one `outbound|port|subset|host` per subset of `rule`.
+    Only a DNS cluster holds endpoints (inline); EDS clusters know their endpoints only
+    by the service accounts behind them, so a pod coming or going leaves them alone."""
     discovery = _DISCOVERY[service.resolution]
-    identities = service_identities(endpoints, config.trust_domain) if sds else None
+    identities = service_identities(facts.service_accounts, config.trust_domain) if sds else None
+    endpoints: Sequence[Endpoint] = facts.dns_endpoints
     if discovery == Cluster.STRICT_DNS and not endpoints:
         endpoints = [_host_endpoint(service, port)]
     name = outbound_cluster_name(port.port, None, service.hostname)

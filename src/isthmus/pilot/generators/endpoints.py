@@ -10,6 +10,7 @@ warming until it receives one.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from isthmus.api.security import MtlsMode
 from isthmus.model.snapshot import MeshSnapshot, is_exported_to
@@ -25,13 +26,28 @@ from isthmus.pilot.naming import ClusterKey, TrafficDirection, parse_cluster_nam
 from isthmus.pilot.security.peer_authentication import MtlsPolicy, compose_mtls
 
 
-def generate_endpoints(
+@dataclass(frozen=True)
+class AssignmentInputs:
+    """Everything one ClusterLoadAssignment is built from: equal inputs, equal bytes, so
+    a cache can reuse the assignment across namespaces and mesh versions."""
+
+    cluster_name: str
+    endpoints: tuple[Endpoint, ...]
+    mtls_disabled: tuple[bool, ...]
+
+    def build(self) -> ClusterLoadAssignment:
+        flags = dict(zip(self.endpoints, self.mtls_disabled, strict=True))
+        return cluster_load_assignment(self.cluster_name, self.endpoints, flags.__getitem__)
+
+
+def endpoint_inputs(
     mesh: MeshSnapshot,
     namespace: str,
     cluster_names: Iterable[str],
     rules: DestinationRuleIndex | None = None,
-) -> list[ClusterLoadAssignment]:
-    """Assignments for the outbound names among `cluster_names`, sorted by name."""
+) -> list[AssignmentInputs]:
+    """The inputs of the assignments for the outbound names among `cluster_names`, sorted
+    by name."""
     rules = rules if rules is not None else DestinationRuleIndex.of(mesh)
     disabled = mtls_disabled_checker(mesh)
     out = []
@@ -39,9 +55,19 @@ def generate_endpoints(
         key = parse_cluster_name(name)
         if key is None or key.direction != TrafficDirection.OUTBOUND:
             continue
-        endpoints = cluster_endpoints(mesh, rules, namespace, key)
-        out.append(cluster_load_assignment(name, endpoints, disabled))
+        endpoints = tuple(cluster_endpoints(mesh, rules, namespace, key))
+        out.append(AssignmentInputs(name, endpoints, tuple(disabled(e) for e in endpoints)))
     return out
+
+
+def generate_endpoints(
+    mesh: MeshSnapshot,
+    namespace: str,
+    cluster_names: Iterable[str],
+    rules: DestinationRuleIndex | None = None,
+) -> list[ClusterLoadAssignment]:
+    """Assignments for the outbound names among `cluster_names`, sorted by name."""
+    return [i.build() for i in endpoint_inputs(mesh, namespace, cluster_names, rules)]
 
 
 def mtls_disabled_checker(mesh: MeshSnapshot) -> MtlsDisabled:

@@ -40,7 +40,7 @@ from isthmus.pilot.telemetry.connection import (
     outbound_http,
     outbound_tcp,
 )
-from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
+from isthmus.pilot.virtual_service import VirtualServiceIndex, virtual_service_index
 
 # The capture listeners own 0.0.0.0 on these ports; Envoy rejects a second listener
 # there (even one that does not bind), so, as Istio does for ports that conflict with
@@ -73,13 +73,16 @@ def _l4_applies(
 
 
 def tcp_destinations(
-    mesh: MeshSnapshot, svc: Service, port: int, namespace: str, labels: dict[str, str]
+    mesh: MeshSnapshot,
+    virtual_services: VirtualServiceIndex,
+    svc: Service,
+    port: int,
+    namespace: str,
+    labels: dict[str, str],
 ) -> list[tuple[str, int]]:
     """Clusters (and weights) for a TCP service port: the first `tcp` rule that applies,
     from the VirtualServices of the host in Istio's order, or the service's own cluster."""
-    candidates = visible_virtual_services(mesh, namespace)
-    known = mesh.services.by_host
-    for entry in virtual_services_for(svc.hostname, candidates, mesh.config.domain_suffix, known):
+    for entry in virtual_services.for_host(svc.hostname):
         for rule in entry.resource.spec.tcp:
             if rule.match and not any(_l4_applies(m, labels, namespace, port) for m in rule.match):
                 continue
@@ -104,6 +107,7 @@ def generate_outbound_listeners(
     http_ports: dict[int, list[Service]] = defaultdict(list)
     sniffed: dict[int, list[Service]] = defaultdict(list)
     tcp_listeners: dict[str, listener_pb2.Listener] = {}
+    virtual_services = virtual_service_index(mesh, namespace)
     for svc in mesh.services.visible_to(namespace):
         for p in svc.ports:
             if p.protocol is Protocol.UDP:
@@ -116,7 +120,7 @@ def generate_outbound_listeners(
             elif svc.address and f"{svc.address}_{p.port}" not in tcp_listeners:
                 # Hosts may share an address (one ServiceEntry's hosts do): the first
                 # service (by host name) keeps address:port, as Istio keeps the first chain.
-                clusters = tcp_destinations(mesh, svc, p.port, namespace, labels)
+                clusters = tcp_destinations(mesh, virtual_services, svc, p.port, namespace, labels)
                 stat = f"outbound|{p.port}||{svc.hostname}"
                 chain = tcp_chain(stat, weighted_tcp_proxy(stat, clusters, outbound_tcp(telemetry)))
                 listener = outbound_port_listener(svc.address, p.port, [chain])
@@ -126,7 +130,15 @@ def generate_outbound_listeners(
         if port in RESERVED_WILDCARD_PORTS:
             continue
         listeners.append(
-            _http_port_listener(mesh, port, sniffed.get(port, []), namespace, labels, telemetry)
+            _http_port_listener(
+                mesh,
+                virtual_services,
+                port,
+                sniffed.get(port, []),
+                namespace,
+                labels,
+                telemetry,
+            )
         )
     listeners.append(
         virtual_listener(
@@ -141,6 +153,7 @@ def generate_outbound_listeners(
 
 def _http_port_listener(
     mesh: MeshSnapshot,
+    virtual_services: VirtualServiceIndex,
     port: int,
     sniffed: list[Service],
     namespace: str,
@@ -164,7 +177,7 @@ def _http_port_listener(
     for svc in sniffed:
         if svc.address and svc.address not in addresses:
             addresses.add(svc.address)
-            clusters = tcp_destinations(mesh, svc, port, namespace, labels)
+            clusters = tcp_destinations(mesh, virtual_services, svc, port, namespace, labels)
             cluster_stat = f"outbound|{port}||{svc.hostname}"
             chains.append(http_chain(f"{stat}|{svc.address}", hcm(), True, svc.address))
             tcp = weighted_tcp_proxy(cluster_stat, clusters, outbound_tcp(telemetry))

@@ -20,7 +20,6 @@ from isthmus.model.hosts import kubernetes_alt_names
 from isthmus.model.snapshot import ConfigEntry, MeshSnapshot
 from isthmus.model.types import Protocol, Proxy, Service
 from isthmus.pilot.destinations import destination_cluster
-from isthmus.pilot.envoy.endpoint import TLS_MODE_LABEL
 from isthmus.pilot.envoy.route_action import (
     WeightedDestination,
     build_route,
@@ -30,7 +29,7 @@ from isthmus.pilot.envoy.route_action import (
 from isthmus.pilot.envoy.route_match import route_match
 from isthmus.pilot.naming import PASSTHROUGH_CLUSTER, outbound_cluster_name
 from isthmus.pilot.telemetry.peer_metadata import peer_headers_to_add
-from isthmus.pilot.virtual_service import virtual_services_for, visible_virtual_services
+from isthmus.pilot.virtual_service import VirtualServiceIndex, virtual_service_index
 
 HTTP_PROXY_ROUTE = "http_proxy"
 MESH_GATEWAY = "mesh"
@@ -160,13 +159,12 @@ def service_routes(
     mesh: MeshSnapshot,
     proxy: Proxy,
     port: int,
-    vs_candidates: Sequence[ConfigEntry[VirtualService]],
+    virtual_services: VirtualServiceIndex,
     hash_lookup: HashPolicyLookup = _no_hash,
 ) -> list[rc.Route]:
     """Routes of the first VirtualService that yields any for this proxy and port (Istio
     skips a VirtualService whose rules all fail sourceLabels/port); else the default."""
-    known = mesh.services.by_host
-    for vs in virtual_services_for(svc.hostname, vs_candidates, mesh.config.domain_suffix, known):
+    for vs in virtual_services.for_host(svc.hostname):
         routes = vs_routes(vs, mesh, proxy, port, hash_lookup)
         if routes:
             return routes
@@ -198,10 +196,7 @@ def _unused(domains: list[str], used: set[str]) -> list[str]:
 def _peer_headers(mesh: MeshSnapshot, svc: Service, port: int) -> list[HeaderValueOption]:
     """The client's peer metadata headers, only towards a service every endpoint of
     which runs a sidecar (which removes them): a sidecar-less app never sees them."""
-    endpoints = mesh.endpoints.of(svc.hostname, port)
-    if svc.mesh_external or not endpoints:
-        return []
-    if not all(dict(e.labels).get(TLS_MODE_LABEL) == "istio" for e in endpoints):
+    if svc.mesh_external or not mesh.endpoint_facts.of(svc.hostname, port).all_sidecars:
         return []
     return peer_headers_to_add()
 
@@ -219,7 +214,7 @@ def generate_port_route_config(
     mesh: MeshSnapshot, proxy: Proxy, port: int, hash_lookup: HashPolicyLookup = _no_hash
 ) -> route_pb2.RouteConfiguration:
     """Route config "PORT" used by the outbound listener 0.0.0.0_PORT."""
-    vs_candidates = visible_virtual_services(mesh, proxy.namespace)
+    virtual_services = virtual_service_index(mesh, proxy.namespace)
     used: set[str] = set()
     vhosts = []
     for svc in http_services_on_port(mesh, proxy.namespace, port):
@@ -230,7 +225,7 @@ def generate_port_route_config(
             rc.VirtualHost(
                 name=f"{svc.hostname}:{port}",
                 domains=domains,
-                routes=service_routes(svc, mesh, proxy, port, vs_candidates, hash_lookup),
+                routes=service_routes(svc, mesh, proxy, port, virtual_services, hash_lookup),
                 include_request_attempt_count=True,
                 request_headers_to_add=_peer_headers(mesh, svc, port),
             )
@@ -259,7 +254,7 @@ def generate_http_proxy_route_config(
     """Route config for the explicit HTTP proxy listener: every HTTP service on every port,
     selected by Host header `name[:port]`. A bare name (no port) means the service's first
     HTTP port."""
-    vs_candidates = visible_virtual_services(mesh, proxy.namespace)
+    virtual_services = virtual_service_index(mesh, proxy.namespace)
     used: set[str] = set()
     vhosts = []
     for svc in mesh.services.visible_to(proxy.namespace):
@@ -274,7 +269,7 @@ def generate_http_proxy_route_config(
                 rc.VirtualHost(
                     name=f"{svc.hostname}:{p.port}",
                     domains=domains,
-                    routes=service_routes(svc, mesh, proxy, p.port, vs_candidates, hash_lookup),
+                    routes=service_routes(svc, mesh, proxy, p.port, virtual_services, hash_lookup),
                     include_request_attempt_count=True,
                     request_headers_to_add=_peer_headers(mesh, svc, p.port),
                 )

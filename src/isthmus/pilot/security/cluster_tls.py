@@ -8,7 +8,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 
 from isthmus.api.networking import ClientTLSSettings, TLSMode
 from isthmus.model.identity import spiffe_uri
-from isthmus.model.types import Endpoint, Service
+from isthmus.model.types import Service
 from isthmus.pilot.security.tls import (
     auto_mtls_matches,
     outbound_sni,
@@ -17,16 +17,10 @@ from isthmus.pilot.security.tls import (
 )
 
 
-def service_identities(endpoints: Iterable[Endpoint], trust_domain: str) -> list[str]:
-    """SPIFFE ids of the service accounts behind a service port: the identities a client
-    accepts from its servers (Istio's ServiceAccounts of the service)."""
-    return sorted(
-        {
-            spiffe_uri(trust_domain, e.namespace, e.service_account)
-            for e in endpoints
-            if e.service_account
-        }
-    )
+def service_identities(accounts: Iterable[tuple[str, str]], trust_domain: str) -> list[str]:
+    """SPIFFE ids of the (namespace, service account) pairs behind a service port: the
+    identities a client accepts from its servers (Istio's ServiceAccounts of the service)."""
+    return sorted({spiffe_uri(trust_domain, namespace, sa) for namespace, sa in accounts if sa})
 
 
 def _server_name(hostname: str) -> str:
