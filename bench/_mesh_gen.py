@@ -64,6 +64,16 @@ spec:
 """
 
 
+def service_host(shape: MeshShape, k: int) -> str:
+    """The FQDN of `svc-K`, as cluster names spell it."""
+    return f"svc-{k}.{shape.namespace_of(k)}.svc.cluster.local"
+
+
+def eds_cluster(shape: MeshShape, k: int, port: int = HTTP_PORT, subset: str = "") -> str:
+    """The outbound EDS cluster of `svc-K` for `port` and `subset` ("" for the default)."""
+    return f"outbound|{port}|{subset}|{service_host(shape, k)}"
+
+
 def _workload_entry(shape: MeshShape, workload: int) -> str:
     k, subset = divmod(workload, len(SUBSETS))
     return f"""apiVersion: networking.istio.io/v1
@@ -74,6 +84,24 @@ spec:
   labels: {{app: svc-{k}, version: {SUBSETS[subset]}}}
   ports: {{http: {HTTP_PORT}, grpc: {GRPC_PORT}}}
 """
+
+
+def extra_workload_entry(shape: MeshShape, k: int, n: int) -> tuple[str, str]:
+    """A third pod of `svc-K` (labels of its v1 entry, the `n`th new address): YAML, address.
+
+    Applying it adds one endpoint to the default and v1 clusters of both ports, deleting
+    it takes the endpoint away again: an endpoint-only change (a pod becomes ready, goes).
+    """
+    address = _address(11, n + 1)
+    text = f"""apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: svc-{k}-v1-extra, namespace: {shape.namespace_of(k)}}}
+spec:
+  address: {address}
+  labels: {{app: svc-{k}, version: v1}}
+  ports: {{http: {HTTP_PORT}, grpc: {GRPC_PORT}}}
+"""
+    return text, address
 
 
 def _destination_rule(shape: MeshShape, k: int) -> str:

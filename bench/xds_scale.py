@@ -4,15 +4,23 @@
 
 A synthetic mesh (see `_mesh_gen`: per service two ports, a DestinationRule with subsets
 v1/v2, two WorkloadEntries and a VirtualService splitting v1/v2) is applied to a real
-isthmusd over its HTTP API, and fake sidecars (`_ads_load`: real gRPC SotW ADS streams
-that ACK at once and only count what they receive) connect from separate processes.
+isthmusd over its HTTP API, and fake sidecars (`_ads_load`: real gRPC ADS streams, SotW
+and later Delta, that ACK at once and only count what they receive) connect from
+separate processes.
 Measured, for a baseline size and the requested size in the same run:
 
 1. VirtualService weight change (HTTP apply) -> every proxy ACKed the new routes;
-2. full push after an isthmusd restart: wall time and isthmusd CPU seconds
+2. endpoint change (a WorkloadEntry of a service applied, then deleted, over HTTP) ->
+   every proxy ACKed an EDS response holding the new endpoint set, and which types
+   isthmusd pushed for it;
+3. full push after an isthmusd restart: wall time and isthmusd CPU seconds
    (utime+stime from /proc) until every proxy ACKed CDS, EDS, LDS and RDS;
-3. isthmusd RSS at steady state and peak (VmRSS / VmHWM);
-4. the transport floor: the same sidecars against a trivial server (`_floor`) that
+4. isthmusd RSS at steady state and peak (VmRSS / VmHWM);
+5. Delta resume: the sidecars switch to Delta ADS (one more restart: a full Delta push),
+   then isthmusd restarts once more with nothing changed and the sidecars reconnect with
+   `initial_resource_versions`: wall time, isthmusd CPU and what was sent (ideally no
+   resource at all), against the SotW restart push;
+6. the transport floor: the same sidecars against a trivial server (`_floor`) that
    sends shared, ready bytes, i.e. the cost of moving the bytes without a control plane.
 
 Everything runs on unix sockets. Each phase has a timeout and the whole run a hard
@@ -42,13 +50,23 @@ from typing import Any
 
 from _ads_load import client_main
 from _floor import floor_main
-from _mesh_gen import MeshShape, mesh_documents, virtual_service
+from _mesh_gen import (
+    HTTP_PORT,
+    MeshShape,
+    eds_cluster,
+    extra_workload_entry,
+    mesh_documents,
+    virtual_service,
+)
 from _proc import Memory, Profiler, cpu_seconds, machine_facts, memory
 from _profile import summarize
 
-from isthmus.testing.daemon import DaemonProcess
+from isthmus.testing.daemon import DaemonError, DaemonProcess
 
 DEBOUNCE = 0.1  # isthmusd's default quiet window (Istio's PILOT_DEBOUNCE_AFTER)
+SETTLE = 1.0  # seconds to let late responses of a phase arrive before counting them
+# Release epochs of the client fleet: which (re)connect a retried stream belonged to.
+EPOCH_INITIAL, EPOCH_RESTART, EPOCH_DELTA_FULL, EPOCH_DELTA_RESUME = 1, 2, 3, 4
 
 
 class PhaseTimeout(Exception):
@@ -72,6 +90,9 @@ class Result:
     change_proxy_p50_s: list[float] = field(default_factory=list)
     change_cpu_s: list[float] = field(default_factory=list)
     change_responses: dict[str, float] = field(default_factory=dict)  # per change
+    endpoint_all_s: list[float] = field(default_factory=list)
+    endpoint_cpu_s: list[float] = field(default_factory=list)
+    endpoint_responses: dict[str, float] = field(default_factory=dict)  # per change
     steady: Memory | None = None
     first_peak: Memory | None = None
     startup_cpu_s: float | None = None
@@ -81,12 +102,21 @@ class Result:
     restart_resources_per_proxy: float | None = None
     restart_after: Memory | None = None
     server_synced: str | None = None
+    delta_ran: bool = False
+    delta_full_s: float | None = None
+    delta_full_cpu_s: float | None = None
+    delta_resume_s: float | None = None
+    delta_resume_cpu_s: float | None = None
+    delta_resume_resources: int | None = None
+    delta_resume_removed: int | None = None
+    delta_resume_responses: dict[str, int] = field(default_factory=dict)
+    delta_server_synced: str | None = None
     client_errors: list[str] = field(default_factory=list)
     client_error_count: int = 0
     stream_errors: list[str] = field(default_factory=list)
     stream_error_count: int = 0
-    stream_errors_by_epoch: dict[int, int] = field(default_factory=dict)  # 1 initial, 2 restart
-    streams_cut: int = 0
+    stream_errors_by_epoch: dict[int, int] = field(default_factory=dict)  # see EPOCH_*
+    streams_cut: int | None = None  # by the SotW restart's stop
     floor_push_s: float | None = None
     floor_cpu_s: float | None = None
     incomplete: str | None = None
@@ -136,7 +166,8 @@ class Clients:
         out: dict[str, Any] = {"connected": 0, "errors": [], "stream_errors": []}
         for key in ("error_count", "streams_cut", "stream_error_count"):
             out[key] = 0
-        for key in ("responses", "resources", "bytes"):
+        out["held_own"] = sum(reply["held_own"] for reply in replies)
+        for key in ("responses", "resources", "removed", "bytes"):
             out[key] = {}
             for reply in replies:
                 for t, v in reply[key].items():
@@ -211,6 +242,43 @@ def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: after.get(k, 0) - before.get(k, 0) for k in after}
 
 
+def _total(after: dict[str, Any], before: dict[str, Any], key: str) -> int:
+    """How many `key` (responses, resources, ...) the proxies received between two stats."""
+    return sum(_delta(after[key], before[key]).values())
+
+
+def _server_synced(daemon: DaemonProcess) -> str:
+    """isthmusd's own view, after the measurements: does it see every proxy synced?"""
+    proxies = daemon.proxies()
+    synced = sum(1 for p in proxies if p["synced"])
+    return f"{synced}/{len(proxies)}"
+
+
+def _delete(daemon: DaemonProcess, text: str, source: str) -> None:
+    """Delete the objects `text` describes over the HTTP API (`isthmus delete -f`)."""
+    response = daemon.client.request(
+        "DELETE", "/v1/objects", json={"documents": [{"source": source, "text": text}]}
+    )
+    if response.status_code != 200:
+        raise DaemonError("\n".join(response.json().get("errors", [response.text])))
+
+
+@dataclass(frozen=True)
+class ExtraEndpoint:
+    """One more pod of a service (`_mesh_gen.extra_workload_entry`) and the EDS cluster
+    whose assignment shows whether the proxies have it."""
+
+    service: int
+    text: str
+    address: str
+    cluster: str
+
+    @classmethod
+    def of(cls, shape: MeshShape, k: int, n: int) -> ExtraEndpoint:
+        text, address = extra_workload_entry(shape, k, n)
+        return cls(k, text, address, eds_cluster(shape, k, HTTP_PORT, "v1"))
+
+
 class Scenario:
     """One mesh size, start to finish, on its own isthmusd home."""
 
@@ -249,8 +317,11 @@ class Scenario:
             clients.command("stats", timeout=self.timeout(120))  # processes are up
             self._initial_sync(self.daemon, clients)
             self._changes(self.daemon, clients)
+            self._endpoint_changes(self.daemon, clients)
             self._restart(clients)
-            self._server_check(self.daemon)
+            self.result.server_synced = _server_synced(self.daemon)
+            if self.args.delta:
+                self._delta_phases(clients)
         except (PhaseTimeout, Deadline) as exc:
             self.result.incomplete = str(exc)
         finally:
@@ -263,7 +334,6 @@ class Scenario:
                     self.result.stream_errors = final["stream_errors"]
                     self.result.stream_error_count = final["stream_error_count"]
                     self.result.stream_errors_by_epoch = final.get("stream_errors_by_epoch", {})
-                    self.result.streams_cut = final["streams_cut"]
                 clients.close()
             self.daemon.stop()
             if not self.args.keep_home:
@@ -391,31 +461,80 @@ class Scenario:
             )
             time.sleep(2 * DEBOUNCE)
 
+    def _endpoint_changes(self, daemon: DaemonProcess, clients: Clients) -> None:
+        """Endpoint-only changes: time EDS to every proxy, count what else was pushed."""
+        pid = _daemon_pid(daemon)
+        before = clients.stats()["responses"]
+        profiler = self._profiler(pid, "endpoints")
+        try:
+            extra = self._endpoint_loop(daemon, clients, pid)
+        finally:
+            self._profile_done(profiler, "endpoint changes")
+        time.sleep(SETTLE)  # responses of the last change sent after its EDS still count
+        after = clients.stats()["responses"]
+        changes = max(1, len(self.result.endpoint_all_s))
+        self.result.endpoint_responses = {
+            t: v / changes for t, v in _delta(after, before).items() if v
+        }
+        if extra is not None:  # the budget ended between an add and its remove: restore
+            self._endpoint_change(daemon, clients, extra, present=False)
+            log(f"  endpoint restored, untimed: svc-{extra.service} -{extra.address}")
+
+    def _endpoint_loop(
+        self, daemon: DaemonProcess, clients: Clients, pid: int
+    ) -> ExtraEndpoint | None:
+        """Add an endpoint to a random service, remove it on the next change, and so on.
+
+        Returns the endpoint still applied when the budget ended, if any.
+        """
+        rng = random.Random(11)
+        extra: ExtraEndpoint | None = None
+        budget_end = time.monotonic() + self.args.change_budget
+        total = self.args.endpoint_changes
+        for n in range(total):
+            if n >= 3 and time.monotonic() > budget_end:
+                log(f"  change budget of {self.args.change_budget:.0f}s used: {n} changes timed")
+                break
+            present = extra is None
+            if extra is None:
+                extra = ExtraEndpoint.of(self.shape, rng.randrange(self.shape.services), n)
+            cpu0 = cpu_seconds(pid)
+            started = time.monotonic()
+            times = self._endpoint_change(daemon, clients, extra, present)
+            self.result.endpoint_cpu_s.append(cpu_seconds(pid) - cpu0)
+            self.result.endpoint_all_s.append(max(times) - started)
+            log(
+                f"  endpoint change {n + 1}/{total}: svc-{extra.service} "
+                f"{'+' if present else '-'}{extra.address} -> EDS all ACKed in "
+                f"{self.result.endpoint_all_s[-1]:.2f}s, CPU {self.result.endpoint_cpu_s[-1]:.2f}s"
+            )
+            if not present:
+                extra = None
+            time.sleep(2 * DEBOUNCE)
+        return extra
+
+    def _endpoint_change(
+        self, daemon: DaemonProcess, clients: Clients, extra: ExtraEndpoint, present: bool
+    ) -> list[float]:
+        """Apply (present) or delete `extra`; each proxy's time of ACKing EDS with it."""
+        clients.command("watch_eds", extra.cluster, extra.address, present)
+        if present:
+            daemon.apply(extra.text, source="bench-endpoint.yaml")
+        else:
+            _delete(daemon, extra.text, source="bench-endpoint.yaml")
+        return _wait_all(clients, "wait_eds", self.timeout(self.args.phase_timeout))
+
     def _restart(self, clients: Clients) -> None:
         """Stop isthmusd, start it again and time the full push to the returning proxies."""
         self.result.first_peak = memory(_daemon_pid(self.daemon))
-        clients.command("hold")
-        self.daemon.stop()
-        replies = clients.command("wait_disconnected", 30.0, timeout=60)
-        if not all(r["ok"] for r in replies):
-            raise PhaseTimeout("proxies did not see isthmusd go away within 30s")
-        daemon = self.daemon = DaemonProcess(self.daemon.home, debounce=DEBOUNCE)
-        with _pinned(self.server_cpu):
-            daemon.start()
-        pid = _daemon_pid(daemon)
-        self.guard.watch(pid)
+        cut = clients.stats()["streams_cut"]
+        pid = self._restart_daemon(clients)
         self.result.startup_cpu_s = cpu_seconds(pid)
-        profiler = self._profiler(pid, "restart")
         before = clients.stats()
-        cpu0 = cpu_seconds(pid)
-        started = clients.command("release")[0]["at"]
-        try:
-            times = _wait_all(clients, "wait_synced", self.timeout(self.args.phase_timeout))
-            self.result.restart_cpu_s = cpu_seconds(pid) - cpu0
-            self.result.restart_push_s = max(times) - started
-        finally:
-            self._profile_done(profiler, "restart full push")
+        wall, cpu = self._timed_sync(clients, pid, "restart full push")
+        self.result.restart_push_s, self.result.restart_cpu_s = wall, cpu
         after = clients.stats()
+        self.result.streams_cut = after["streams_cut"] - cut
         sent = sum(_delta(after["bytes"], before["bytes"]).values())
         count = sum(_delta(after["resources"], before["resources"]).values())
         self.result.restart_bytes_per_proxy = sent / self.shape.proxies
@@ -426,6 +545,66 @@ class Scenario:
         )
         time.sleep(1.0)
         self.result.restart_after = memory(pid)
+
+    def _delta_phases(self, clients: Clients) -> None:
+        """Switch the proxies to Delta (a full push), then time their resume after a
+        restart of isthmusd in which nothing changed."""
+        self.result.delta_ran = True
+        clients.command("mode", "delta")  # streams opened from now on speak Delta
+        pid = self._restart_daemon(clients)
+        before = clients.stats()
+        wall, cpu = self._timed_sync(clients, pid, "delta full push")
+        self.result.delta_full_s, self.result.delta_full_cpu_s = wall, cpu
+        after = clients.stats()
+        per_proxy = _total(after, before, "resources") / self.shape.proxies
+        held = after["held_own"] / self.shape.proxies
+        log(
+            f"  delta full push to {self.shape.proxies} proxies in {wall:.1f}s, isthmusd CPU "
+            f"{cpu:.1f}s, {per_proxy:.0f} resources per proxy (each keeps {held:.1f} versions "
+            "of its own beyond the shared ones)"
+        )
+        pid = self._restart_daemon(clients)
+        before = clients.stats()
+        wall, cpu = self._timed_sync(clients, pid, "delta resume")
+        self.result.delta_resume_s, self.result.delta_resume_cpu_s = wall, cpu
+        time.sleep(SETTLE)  # anything sent after the last proxy synced counts too
+        after = clients.stats()
+        self.result.delta_resume_resources = _total(after, before, "resources")
+        self.result.delta_resume_removed = _total(after, before, "removed")
+        self.result.delta_resume_responses = _delta(after["responses"], before["responses"])
+        self.result.delta_server_synced = _server_synced(self.daemon)
+        log(
+            f"  delta resume of {self.shape.proxies} proxies in {wall:.2f}s, isthmusd CPU "
+            f"{cpu:.2f}s, {self.result.delta_resume_resources} resources sent"
+        )
+
+    def _restart_daemon(self, clients: Clients) -> int:
+        """Hold the proxies, stop isthmusd, start it on the same home; its new pid.
+
+        The proxies stay held (not reconnecting) until `_timed_sync` releases them.
+        """
+        clients.command("hold")
+        self.daemon.stop()
+        replies = clients.command("wait_disconnected", 30.0, timeout=60)
+        if not all(r["ok"] for r in replies):
+            raise PhaseTimeout("proxies did not see isthmusd go away within 30s")
+        daemon = self.daemon = DaemonProcess(self.daemon.home, debounce=DEBOUNCE)
+        with _pinned(self.server_cpu):
+            daemon.start()
+        pid = _daemon_pid(daemon)
+        self.guard.watch(pid)
+        return pid
+
+    def _timed_sync(self, clients: Clients, pid: int, phase: str) -> tuple[float, float]:
+        """Release the held proxies; wall time and isthmusd CPU until all are synced."""
+        profiler = self._profiler(pid, phase.replace(" ", "-"))
+        cpu0 = cpu_seconds(pid)
+        started = clients.command("release")[0]["at"]
+        try:
+            times = _wait_all(clients, "wait_synced", self.timeout(self.args.phase_timeout))
+            return max(times) - started, cpu_seconds(pid) - cpu0
+        finally:
+            self._profile_done(profiler, phase)
 
     def _profiler(self, pid: int, phase: str) -> Profiler | None:
         """py-spy on isthmusd for one phase, if asked for and this is the profiled size."""
@@ -443,12 +622,6 @@ class Scenario:
             self.result.profiles[phase] = summarize(profiler.output)
         else:
             self.result.profiles[phase] = f"py-spy wrote nothing: {err[-500:]}"
-
-    def _server_check(self, daemon: DaemonProcess) -> None:
-        """isthmusd's own view, after the measurements: does it see every proxy synced?"""
-        proxies = daemon.proxies()
-        synced = sum(1 for p in proxies if p["synced"])
-        self.result.server_synced = f"{synced}/{len(proxies)}"
 
 
 class RssGuard:
@@ -507,13 +680,50 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def _p(values: list[float], q: float) -> float | None:
+    return percentile(values, q) if values else None
+
+
+def _by_type(counts: dict[str, float] | dict[str, int]) -> str | None:
+    """`CDS 1, EDS 200`: counts per xDS type, the types with none left out."""
+    return ", ".join(f"{t} {v:.0f}" for t, v in sorted(counts.items()) if v) or None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _endpoint_rows(r: Result) -> dict[str, float | str | None]:
+    return {
+        "endpoint changes timed": len(r.endpoint_all_s),
+        "endpoint change -> all ACKed EDS, p50 (s)": _p(r.endpoint_all_s, 50),
+        "endpoint change -> all ACKed EDS, p99 (s)": _p(r.endpoint_all_s, 99),
+        "endpoint change: isthmusd CPU, p50 (s)": _p(r.endpoint_cpu_s, 50),
+        "endpoint change: responses sent per change": _by_type(r.endpoint_responses),
+    }
+
+
+def _delta_rows(r: Result) -> dict[str, float | str | None]:
+    return {
+        "delta full push after restart: all synced (s)": r.delta_full_s,
+        "delta full push after restart: isthmusd CPU (s)": r.delta_full_cpu_s,
+        "delta restart resume: all synced (s)": r.delta_resume_s,
+        "delta restart resume: isthmusd CPU (s)": r.delta_resume_cpu_s,
+        "delta restart resume: responses sent": _by_type(r.delta_resume_responses),
+        "delta restart resume: resources sent to proxies": r.delta_resume_resources,
+        "delta restart resume: removals sent to proxies": r.delta_resume_removed,
+        "delta resume CPU / SotW restart push CPU": _ratio(r.delta_resume_cpu_s, r.restart_cpu_s),
+        "isthmusd sees proxies synced after delta resume": r.delta_server_synced,
+    }
+
+
 def _rows(r: Result) -> dict[str, float | str | None]:
     def mem(m: Memory | None, attr: str) -> float | None:
         return None if m is None else float(getattr(m, attr))
 
     changes = r.change_all_s
     per_proxy_ms = None if r.restart_cpu_s is None else 1000 * r.restart_cpu_s / r.shape.proxies
-    responses = ", ".join(f"{t} {v:.0f}" for t, v in sorted(r.change_responses.items()))
+    epochs = r.stream_errors_by_epoch
     return {
         "config objects applied": r.objects,
         "apply all objects (s)": r.apply_s,
@@ -528,7 +738,8 @@ def _rows(r: Result) -> dict[str, float | str | None]:
         "VS change: isthmusd CPU, p50 (s)": (
             percentile(r.change_cpu_s, 50) if r.change_cpu_s else None
         ),
-        "VS change: responses sent per change": responses or None,
+        "VS change: responses sent per change": _by_type(r.change_responses),
+        **_endpoint_rows(r),
         "isthmusd RSS steady (MiB)": mem(r.steady, "rss_mib"),
         "isthmusd RSS peak, first run (MiB)": mem(r.first_peak, "hwm_mib"),
         "isthmusd startup CPU, no proxies (s)": r.startup_cpu_s,
@@ -542,14 +753,18 @@ def _rows(r: Result) -> dict[str, float | str | None]:
         "isthmusd RSS after restart push (MiB)": mem(r.restart_after, "rss_mib"),
         "isthmusd RSS peak after restart (MiB)": mem(r.restart_after, "hwm_mib"),
         "isthmusd sees proxies synced": r.server_synced,
+        **_delta_rows(r),
         "transport floor: all synced (s)": r.floor_push_s,
         "transport floor: server CPU (s)": r.floor_cpu_s,
-        "restart push CPU / floor CPU": (
-            r.restart_cpu_s / r.floor_cpu_s if r.restart_cpu_s and r.floor_cpu_s else None
-        ),
+        "restart push CPU / floor CPU": _ratio(r.restart_cpu_s, r.floor_cpu_s),
         "protocol errors seen by clients": r.client_error_count,
         "streams failed and retried (initial/restart)": (
-            f"{r.stream_errors_by_epoch.get(1, 0)} / {r.stream_errors_by_epoch.get(2, 0)}"
+            f"{epochs.get(EPOCH_INITIAL, 0)} / {epochs.get(EPOCH_RESTART, 0)}"
+        ),
+        "streams failed and retried (delta full/resume)": (
+            f"{epochs.get(EPOCH_DELTA_FULL, 0)} / {epochs.get(EPOCH_DELTA_RESUME, 0)}"
+            if r.delta_ran
+            else None
         ),
         "streams cut while isthmusd stopped": r.streams_cut,
     }
@@ -609,14 +824,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-baseline", action="store_true", help="only the requested size")
     p.add_argument("--changes", type=int, default=20, help="VirtualService changes to time")
     p.add_argument(
+        "--endpoint-changes",
+        type=int,
+        default=20,
+        help="endpoint changes to time (an added endpoint, then its removal, and so on)",
+    )
+    p.add_argument(
         "--change-budget",
         type=float,
         default=300.0,
-        help="seconds; after at least 3 changes, stop timing changes once this is used",
+        help="seconds per kind of change; after at least 3, stop timing once this is used",
     )
     p.add_argument("--client-processes", type=int, default=2)
     p.add_argument("--phase-timeout", type=float, default=420.0, help="seconds per wait")
-    p.add_argument("--timeout", type=float, default=1500.0, help="hard limit for the run")
+    p.add_argument("--timeout", type=float, default=2700.0, help="hard limit for the run")
     p.add_argument(
         "--no-pin",
         dest="pin",
@@ -634,6 +855,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=_default_rss_limit(),
         help="MiB; isthmusd is killed above it (default: 60%% of the machine's RAM)",
+    )
+    p.add_argument(
+        "--no-delta",
+        dest="delta",
+        action="store_false",
+        help="skip the Delta phases (a full Delta push, then a resume after a restart)",
     )
     p.add_argument("--profile", type=Path, help="py-spy the largest size into this directory")
     p.add_argument("--keep-home", action="store_true", help="keep isthmusd homes (logs)")
@@ -681,8 +908,9 @@ def main(argv: list[str] | None = None) -> int:
     pinned = "isthmusd pinned to CPU 0, clients to CPU 1" if args.pin else "no CPU pinning"
     print(
         f"setup: {args.namespaces} namespaces, {args.client_processes} client processes, "
-        f"debounce {DEBOUNCE}s, up to {args.changes} VS changes (budget "
-        f"{args.change_budget:.0f}s), {pinned}"
+        f"debounce {DEBOUNCE}s, up to {args.changes} VS changes and "
+        f"{args.endpoint_changes} endpoint changes (budget {args.change_budget:.0f}s each), "
+        f"{pinned}"
     )
     if len(results) == 2:
         a, b = (r.shape for r in results)
