@@ -41,13 +41,13 @@ def rss_mib() -> float:
 def _drive(connection: SotwConnection, names: list[str]) -> None:
     """Subscribe and ACK every type as Envoy does, with the connection's own answers."""
 
-    def request(
-        type_url: str, wanted: list[str], answer: discovery_pb2.DiscoveryResponse | None
-    ) -> list[discovery_pb2.DiscoveryResponse]:
+    def request(type_url: str, wanted: list[str], answer: bytes | None) -> list[bytes]:
         message = discovery_pb2.DiscoveryRequest(type_url=type_url, resource_names=wanted)
         if answer is not None:
-            message.version_info = answer.version_info
-            message.response_nonce = answer.nonce
+            # ACK what the connection recorded as sent (its responses are encoded bytes).
+            state = connection.types[type_url]
+            message.version_info = state.sent_version or ""
+            message.response_nonce = state.sent_nonce or ""
         connection.handle_request(message)
         affected = {type_url, EDS} if type_url == CDS else {type_url}
         return connection.responses(affected)

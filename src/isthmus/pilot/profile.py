@@ -159,21 +159,22 @@ class ConfigGenerator:
         return views.get(("cds", proxy.namespace, proxy.sds), outbound_clusters)
 
     def _clusters(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
-        rules = _rules(views, mesh)
         outbound, _ = self._cds(views, mesh, proxy)
         ports = proxy.inbound_ports
+        # Everything a build uses is fetched inside it, so its reads are its dependencies.
         inbound = views.get(
             ("cds-in", proxy.namespace, proxy.labels, ports),
             lambda: _prepare(
                 generate_inbound_clusters(
-                    ports, inbound_ports(mesh, proxy, rules), mesh.config.connect_timeout
+                    ports,
+                    inbound_ports(mesh, proxy, _rules(views, mesh)),
+                    mesh.config.connect_timeout,
                 )
             ),
         )
         return Layers(outbound, inbound)
 
     def _endpoints(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
-        _, eds_names = self._cds(views, mesh, proxy)
         return Layers(
             views.get(
                 ("eds", proxy.namespace),
@@ -181,7 +182,10 @@ class ConfigGenerator:
                     {
                         inputs.cluster_name: self._assignments.get(inputs, _prepare_assignment)
                         for inputs in endpoint_inputs(
-                            mesh, proxy.namespace, eds_names, _rules(views, mesh)
+                            mesh,
+                            proxy.namespace,
+                            self._cds(views, mesh, proxy)[1],
+                            _rules(views, mesh),
                         )
                     }
                 ),

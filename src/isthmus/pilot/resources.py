@@ -1,8 +1,10 @@
 """Envoy resources as pilot hands them to xds: serialized once, versioned by content.
 
-A `PreparedResource` carries the packed `google.protobuf.Any` and a content hash. The
+A `PreparedResource` carries the encoded `google.protobuf.Any` and a content hash. The
 same instance is shared by every proxy whose view contains it, so a resource is
-serialized once however many proxies receive it.
+serialized once however many proxies receive it. Shared `Layer`s also keep their
+resources encoded as a SotW response carries them, so a response to any number of
+proxies is those bytes plus a few per-proxy fields (see `isthmus.pilot.wire`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from isthmus.pilot import wire
+
+_TYPE_URL_PREFIX = "type.googleapis.com/"
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -26,22 +32,44 @@ PUSH_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
 
 @dataclass(frozen=True)
 class PreparedResource:
-    """One named resource, packed once, with a version that is a hash of its bytes."""
+    """One named resource, packed once into its `Any`'s bytes, with a version that is a
+    hash of the message's bytes."""
 
     name: str
     type_url: str
-    any: any_pb2.Any
+    encoded: bytes  # the serialized google.protobuf.Any
     version: str
 
     @classmethod
     def of(cls, name: str, message: Message) -> PreparedResource:
-        packed = any_pb2.Any()
-        packed.Pack(message)
         # Deterministic serialization so equal messages give equal versions.
         data = message.SerializeToString(deterministic=True)
-        packed.value = data
+        type_url = _TYPE_URL_PREFIX + message.DESCRIPTOR.full_name
+        encoded = any_pb2.Any(type_url=type_url, value=data).SerializeToString()
         digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-        return cls(name=name, type_url=packed.type_url, any=packed, version=digest)
+        return cls(name=name, type_url=type_url, encoded=encoded, version=digest)
+
+    @property
+    def any(self) -> any_pb2.Any:
+        """The packed message, parsed on each use: only checks and tools unpack
+        resources, so no parsed copy is kept next to the bytes."""
+        return any_pb2.Any.FromString(self.encoded)
+
+    @property
+    def sotw_entry(self) -> bytes:
+        """This resource as one ``resources`` entry of a SotW DiscoveryResponse."""
+        return wire.length_delimited(wire.SOTW_RESOURCES, self.encoded)
+
+    @cached_property
+    def delta_entry(self) -> bytes:
+        """This resource as one ``resources`` entry (a `Resource`) of a
+        DeltaDiscoveryResponse; encoded once, on first use, for every Delta stream."""
+        resource = (
+            wire.string_field(wire.RESOURCE_VERSION, self.version)
+            + wire.length_delimited(wire.RESOURCE_BODY, self.encoded)
+            + wire.string_field(wire.RESOURCE_NAME, self.name)
+        )
+        return wire.length_delimited(wire.DELTA_RESOURCES, resource)
 
 
 def content_digest(resources: Mapping[str, PreparedResource]) -> str:
@@ -57,11 +85,12 @@ def content_digest(resources: Mapping[str, PreparedResource]) -> str:
 class Layer(Mapping[str, PreparedResource]):
     """An immutable set of resources shared by many proxies, hashed once."""
 
-    __slots__ = ("_digest", "_items")
+    __slots__ = ("_digest", "_items", "_sotw_entries")
 
     def __init__(self, items: Mapping[str, PreparedResource]) -> None:
         self._items = dict(items)
         self._digest: str | None = None
+        self._sotw_entries: bytes | None = None
 
     def __getitem__(self, name: str) -> PreparedResource:
         return self._items[name]
@@ -80,6 +109,14 @@ class Layer(Mapping[str, PreparedResource]):
         if self._digest is None:
             self._digest = content_digest(self._items)
         return self._digest
+
+    @property
+    def sotw_entries(self) -> bytes:
+        """Every resource, in iteration order, as ``resources`` entries of a SotW
+        DiscoveryResponse: encoded on first use, then the same bytes for every proxy."""
+        if self._sotw_entries is None:
+            self._sotw_entries = b"".join(r.sotw_entry for r in self._items.values())
+        return self._sotw_entries
 
 
 class Layers(Mapping[str, PreparedResource]):
@@ -109,6 +146,12 @@ class Layers(Mapping[str, PreparedResource]):
 
     def __len__(self) -> int:
         return sum(len(layer) for layer in self._layers)
+
+    @property
+    def sotw_chunks(self) -> tuple[bytes, ...]:
+        """Each layer's cached SotW entries, in order; joined, they are this union's, so
+        a response costs one copy of them and no encoding."""
+        return tuple(layer.sotw_entries for layer in self._layers)
 
     @property
     def digest(self) -> str:

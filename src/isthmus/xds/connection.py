@@ -36,7 +36,6 @@ from isthmus.xds.status import NackRecord, ProxyStatus, StreamKind, TypeStatus
 WILDCARD_TYPES = frozenset({CLUSTER, LISTENER})
 
 RequestT = TypeVar("RequestT", bound=Message)
-ResponseT = TypeVar("ResponseT", bound=Message)
 StateT = TypeVar("StateT", bound="TypeState")
 
 
@@ -93,7 +92,7 @@ _SNAPSHOT_CHANGED = _SnapshotChanged()
 _END = _EndOfStream()
 
 
-class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
+class Connection(ABC, Generic[RequestT, StateT]):
     """A connected proxy; subclasses implement one xDS protocol variant."""
 
     kind: StreamKind
@@ -142,7 +141,7 @@ class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
         self,
         first: RequestT,
         read: Callable[[], Awaitable[object]],
-        write: Callable[[ResponseT], Awaitable[None]],
+        write: Callable[[bytes], Awaitable[None]],
         abort: Callable[[grpc.StatusCode, str], Awaitable[None]],
     ) -> None:
         """Run the stream until the proxy goes away or the server closes it."""
@@ -188,8 +187,9 @@ class Connection(ABC, Generic[RequestT, ResponseT, StateT]):
         """Apply one request (subscription change, ACK or NACK) to the type state."""
 
     @abstractmethod
-    def responses(self, type_urls: Iterable[str]) -> list[ResponseT]:
-        """Responses owed now for these types, in push order; marks them as sent."""
+    def responses(self, type_urls: Iterable[str]) -> list[bytes]:
+        """Responses owed now for these types, in push order and serialized (the server
+        writes them as they are); marks them as sent."""
 
     @abstractmethod
     def describe(self, request: RequestT) -> dict[str, object]:

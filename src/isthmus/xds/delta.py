@@ -7,6 +7,9 @@ response per type is in flight at a time: the next diff is computed only after t
 ACK or NACK, so it is always relative to what the proxy really accepted. A NACKed diff
 is not sent again unchanged. After a CDS response that adds or changes EDS clusters, their
 subscribed assignments are sent again even if unchanged (cluster warming).
+
+Responses are written as encoded bytes: the per-response fields around each resource's
+cached entry (`encode_response`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
 
+from isthmus.pilot import wire
 from isthmus.pilot.resources import CLUSTER, ENDPOINT, PreparedResource
 from isthmus.xds.connection import (
     Connection,
@@ -39,11 +43,7 @@ class DeltaTypeState(TypeState):
     resend: set[str] = field(default_factory=set)  # sent again even if unchanged
 
 
-class DeltaConnection(
-    Connection[
-        discovery_pb2.DeltaDiscoveryRequest, discovery_pb2.DeltaDiscoveryResponse, DeltaTypeState
-    ]
-):
+class DeltaConnection(Connection[discovery_pb2.DeltaDiscoveryRequest, DeltaTypeState]):
     """An ADS stream speaking DeltaAggregatedResources."""
 
     kind = "delta"
@@ -93,7 +93,7 @@ class DeltaConnection(
                     # An explicit (re-)subscribe asks for the current copy.
                     state.known.pop(name, None)
 
-    def responses(self, type_urls: Iterable[str]) -> list[discovery_pb2.DeltaDiscoveryResponse]:
+    def responses(self, type_urls: Iterable[str]) -> list[bytes]:
         out = []
         for type_url in ordered_types(t for t in type_urls if t in self.types):
             state = self.types[type_url]
@@ -106,19 +106,9 @@ class DeltaConnection(
             version = version_of(self.snapshot, state, chosen)
             nonce = self.new_nonce()
             added = sorted(name for name, v in diff.items() if v is not None)
+            removed = sorted(name for name, v in diff.items() if v is None)
             out.append(
-                discovery_pb2.DeltaDiscoveryResponse(
-                    system_version_info=version,
-                    type_url=type_url,
-                    nonce=nonce,
-                    resources=[
-                        discovery_pb2.Resource(
-                            name=name, version=chosen[name].version, resource=chosen[name].any
-                        )
-                        for name in added
-                    ],
-                    removed_resources=sorted(name for name, v in diff.items() if v is None),
-                )
+                encode_response(version, type_url, nonce, [chosen[n] for n in added], removed)
             )
             state.in_flight = diff
             state.resend.clear()
@@ -152,3 +142,22 @@ class DeltaConnection(
             ]
         diff.update(dict.fromkeys(gone))
         return diff
+
+
+def encode_response(
+    version: str,
+    type_url: str,
+    nonce: str,
+    added: Iterable[PreparedResource],
+    removed: Iterable[str],
+) -> bytes:
+    """A serialized DeltaDiscoveryResponse, assembled from the resources' cached entries."""
+    return b"".join(
+        (
+            wire.string_field(wire.DELTA_SYSTEM_VERSION_INFO, version),
+            *(resource.delta_entry for resource in added),
+            wire.string_field(wire.DELTA_TYPE_URL, type_url),
+            wire.string_field(wire.DELTA_NONCE, nonce),
+            *(wire.length_delimited(wire.DELTA_REMOVED_RESOURCES, n.encode()) for n in removed),
+        )
+    )

@@ -5,7 +5,8 @@ comes from a `SnapshotSource`, which is called from a worker thread (translation
 work the event loop must not wait for), so sources must be thread-safe. `request_push` is
 debounced; a push recomputes every connected proxy's snapshot, in batches off the loop,
 and hands it to that proxy's own queue, so a slow proxy delays nobody else and a proxy
-whose snapshot did not change is sent nothing.
+whose snapshot did not change is sent nothing. Connections hand over responses already
+serialized, so the ADS methods are registered with a pass-through response serializer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import grpc
 from envoy.config.core.v3 import base_pb2
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 
 from isthmus.pilot.resources import Snapshot
 from isthmus.xds import _log
@@ -32,7 +33,7 @@ from isthmus.xds.sotw import SotwConnection
 from isthmus.xds.source import ProxyRejected, SnapshotSource
 from isthmus.xds.status import ProxyStatus
 
-AnyConnection = Connection[Any, Any, Any]
+AnyConnection = Connection[Any, Any]
 
 _LOOPBACK = "127.0.0.1"
 PUSH_BATCH = 64  # proxies translated per worker-thread hop
@@ -68,7 +69,7 @@ class AdsServer:
         if unix_path is None and tcp_address is None:
             raise ValueError("AdsServer needs a unix socket path or a TCP address")
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
+        _add_ads_handlers(self, server)
         if extra_handlers:
             server.add_generic_rpc_handlers(tuple(extra_handlers))
         if unix_path is not None:
@@ -190,25 +191,42 @@ class AdsServer:
             _log.log(logging.INFO, "disconnect", node=node.id, stream=connection.kind)
 
 
-class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
-    """Binds the generated service to `AdsServer.serve_stream`."""
+_ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 
-    def __init__(self, server: AdsServer) -> None:
-        self._server = server
 
-    async def StreamAggregatedResources(
-        self,
-        request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> None:
-        await self._server.serve_stream(SotwConnection, context)
+def _add_ads_handlers(ads: AdsServer, server: grpc.aio.Server) -> None:
+    """Register both ADS methods as the generated code does, except that responses are
+    written as they are: the connections hand them over already serialized."""
+    handlers = {
+        "StreamAggregatedResources": _stream_handler(
+            ads, SotwConnection, discovery_pb2.DiscoveryRequest
+        ),
+        "DeltaAggregatedResources": _stream_handler(
+            ads, DeltaConnection, discovery_pb2.DeltaDiscoveryRequest
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_ADS_SERVICE, handlers),))
+    server.add_registered_method_handlers(_ADS_SERVICE, handlers)
 
-    async def DeltaAggregatedResources(
-        self,
-        request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> None:
-        await self._server.serve_stream(DeltaConnection, context)
+
+def _stream_handler(
+    ads: AdsServer,
+    kind: type[SotwConnection] | type[DeltaConnection],
+    request_type: type[discovery_pb2.DiscoveryRequest] | type[discovery_pb2.DeltaDiscoveryRequest],
+) -> grpc.RpcMethodHandler:
+    """One ADS method: requests parsed as usual, responses passed through as bytes."""
+
+    async def serve(_requests: AsyncIterator[Any], context: Any) -> None:
+        await ads.serve_stream(kind, context)
+
+    return grpc.stream_stream_rpc_method_handler(
+        serve, request_deserializer=request_type.FromString, response_serializer=_as_is
+    )
+
+
+def _as_is(response: bytes) -> bytes:
+    """The response serializer of the ADS methods: responses arrive encoded."""
+    return response
 
 
 def _prepare_socket_path(path: str) -> None:

@@ -6,15 +6,19 @@ get differs from what it was last sent. Content that was NACKed is therefore not
 again: the proxy stays on its last accepted config until the content changes. One
 exception: after a CDS response that adds or changes EDS clusters, the EDS response is
 sent even if unchanged, because Envoy keeps those clusters warming until it arrives.
+
+Responses are written as encoded bytes: the per-proxy fields around the resources'
+entries, which shared layers encode once for every proxy (`encode_response`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
 
+from isthmus.pilot import wire
 from isthmus.pilot.resources import CLUSTER, ENDPOINT, Layers, PreparedResource
 from isthmus.xds.connection import (
     Connection,
@@ -39,9 +43,7 @@ class SotwTypeState(TypeState):
     sent_resources: Mapping[str, PreparedResource] = field(default_factory=dict)
 
 
-class SotwConnection(
-    Connection[discovery_pb2.DiscoveryRequest, discovery_pb2.DiscoveryResponse, SotwTypeState]
-):
+class SotwConnection(Connection[discovery_pb2.DiscoveryRequest, SotwTypeState]):
     """An ADS stream speaking StreamAggregatedResources."""
 
     kind = "sotw"
@@ -80,7 +82,7 @@ class SotwConnection(
                 state.subscribed = set(names)
                 state.subscription += 1
 
-    def responses(self, type_urls: Iterable[str]) -> list[discovery_pb2.DiscoveryResponse]:
+    def responses(self, type_urls: Iterable[str]) -> list[bytes]:
         out = []
         for type_url in ordered_types(t for t in type_urls if t in self.types):
             state = self.types[type_url]
@@ -93,14 +95,7 @@ class SotwConnection(
             if not state.must_respond and key == state.sent_key:
                 continue
             nonce = self.new_nonce()
-            out.append(
-                discovery_pb2.DiscoveryResponse(
-                    version_info=version,
-                    type_url=type_url,
-                    nonce=nonce,
-                    resources=_in_order(chosen),
-                )
-            )
+            out.append(encode_response(version, type_url, nonce, chosen))
             state.sent_key = key
             self.record_sent(state, version, nonce, len(chosen))
             previous, state.sent_resources = state.sent_resources, chosen
@@ -124,8 +119,23 @@ def _version(resources: Mapping[str, PreparedResource], name: str) -> str | None
     return found.version if found is not None else None
 
 
-def _in_order(chosen: Mapping[str, PreparedResource]) -> list[object]:
-    """Shared layers keep their (sorted) build order; ad-hoc selections are sorted."""
+def encode_response(
+    version: str, type_url: str, nonce: str, chosen: Mapping[str, PreparedResource]
+) -> bytes:
+    """A serialized DiscoveryResponse, assembled from the resources' cached entries."""
+    return b"".join(
+        (
+            wire.string_field(wire.SOTW_VERSION_INFO, version),
+            *_entries(chosen),
+            wire.string_field(wire.SOTW_TYPE_URL, type_url),
+            wire.string_field(wire.SOTW_NONCE, nonce),
+        )
+    )
+
+
+def _entries(chosen: Mapping[str, PreparedResource]) -> Sequence[bytes]:
+    """Shared layers keep their (sorted) build order and their cached bytes; ad-hoc
+    selections are sorted and encoded now."""
     if isinstance(chosen, Layers):
-        return [r.any for r in chosen.values()]
-    return [chosen[name].any for name in sorted(chosen)]
+        return chosen.sotw_chunks
+    return [chosen[name].sotw_entry for name in sorted(chosen)]

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from envoy.config.cluster.v3 import cluster_pb2
+from google.protobuf import any_pb2
 
 from isthmus.pilot.resources import PreparedResource
 
@@ -20,16 +21,16 @@ def eds_names(clusters: Iterable[PreparedResource]) -> set[str]:
     """The EDS resource names (service_name, else cluster name) of the EDS clusters."""
     names = set()
     for cluster in clusters:
-        name = _eds_name(cluster.any.value)
+        name = _eds_name(cluster.encoded)
         if name is not None:
             names.add(name)
     return names
 
 
 @lru_cache(maxsize=8192)
-def _eds_name(serialized: bytes) -> str | None:
+def _eds_name(packed: bytes) -> str | None:
     # Cached by content: every proxy that gets the same cluster shares one parse.
-    cluster = cluster_pb2.Cluster.FromString(serialized)
+    cluster = cluster_pb2.Cluster.FromString(any_pb2.Any.FromString(packed).value)
     if cluster.type != cluster_pb2.Cluster.EDS:
         return None
     return str(cluster.eds_cluster_config.service_name or cluster.name)
