@@ -7,7 +7,7 @@ import time
 import pytest
 
 from isthmus.testing.daemon import start_sidecar, wait_for
-from isthmus.testing.load import SteadyLoad
+from isthmus.testing.load import SteadyLoad, run_requests
 from isthmus.testing.mesh import NAMESPACE, Mesh
 from isthmus.testing.ports import free_port
 
@@ -108,8 +108,6 @@ def test_envoy_rejection_is_a_nack_visible_in_status(mesh: Mesh) -> None:
     )
     try:
         strict.wait_ready(timeout=20)
-        from isthmus.testing.load import run_requests
-
         def via_strict(headers: dict[str, str] | None = None, count: int = 1) -> dict[str, int]:
             url = f"http://{host}/"
             proxy = f"http://127.0.0.1:{port}"
@@ -174,8 +172,6 @@ def test_delta_xds_sidecar_gets_the_same_routing(mesh: Mesh) -> None:
     try:
         sidecar.wait_ready(timeout=20)
         proxy = f"http://127.0.0.1:{port}"
-        from isthmus.testing.load import run_requests
-
         url = f"http://{fqdn('deltasvc')}/"
         wait_for(
             lambda: (
@@ -193,5 +189,72 @@ def test_delta_xds_sidecar_gets_the_same_routing(mesh: Mesh) -> None:
             lambda: run_requests(url, 1, 1, proxy=proxy).upstreams == {"deltasvc-v2": 1},
             what="delta update",
         )
+    finally:
+        sidecar.stop()
+
+
+_CONFIG_CHANGES = (
+    "cluster_manager.cluster_added",
+    "cluster_manager.cluster_modified",
+    "cluster_manager.cluster_removed",
+    "listener_manager.listener_added",
+    "listener_manager.listener_modified",
+    "listener_manager.listener_removed",
+)
+
+
+def test_delta_resume_after_a_restart_sends_nothing_the_proxy_holds(mesh: Mesh) -> None:
+    """isthmusd restarts while nothing changes: the Delta sidecar reconnects with its
+    initial_resource_versions and is sent no resource (isthmusd's counters), Envoy changes
+    no cluster or listener (its own counters), and no request fails meanwhile."""
+    mesh.apply(_two_versions(mesh, "resume"))
+    port = free_port()
+    sidecar = start_sidecar(
+        mesh.daemon,
+        mesh.workdir / "resume",
+        pod="resume-client-5c6d7f8b9-abcde",
+        namespace=NAMESPACE,
+        http_proxy_port=port,
+        labels={"app": "resume-client"},
+        delta=True,
+    )
+    try:
+        sidecar.wait_ready(timeout=20)
+        proxy = f"http://127.0.0.1:{port}"
+        url = f"http://{fqdn('resume')}/"
+        wait_for(
+            lambda: run_requests(url, 1, 1, proxy=proxy).upstreams == {"resume-v1": 1},
+            what="delta sidecar routed",
+        )
+        wait_for(lambda: bool(_proxy_status(mesh, "resume-client").get("synced")), timeout=20)
+        held = _proxy_status(mesh, "resume-client")["types"]
+        before = {name: sidecar.stat(name, 0) for name in _CONFIG_CHANGES}
+
+        load = SteadyLoad(url, rate=100, max_duration=30, proxy=proxy, workers=2)
+        load.start()
+        try:
+            mesh.daemon.stop()
+            mesh.daemon.start()
+            wait_for(lambda: bool(_proxy_status(mesh, "resume-client")), timeout=20)
+            wait_for(
+                lambda: bool(_proxy_status(mesh, "resume-client").get("synced")),
+                timeout=20,
+                what="Envoy resynced",
+            )
+            time.sleep(0.5)
+        finally:
+            result = load.stop()
+        status = _proxy_status(mesh, "resume-client")
+        assert status["stream"] == "delta"
+        types = status["types"]
+        assert set(types) == set(held)
+        for type_url, entry in types.items():
+            assert entry["resources_sent"] == 0, (type_url, entry)
+            # It holds what it held before the restart.
+            assert entry["resources"] == held[type_url]["resources"] > 0, (type_url, entry)
+            assert entry["bytes"] == held[type_url]["bytes"], (type_url, entry)
+        assert {name: sidecar.stat(name, 0) for name in _CONFIG_CHANGES} == before
+        assert result.count > 100
+        assert result.failed == 0, (result.statuses, result.errors)
     finally:
         sidecar.stop()

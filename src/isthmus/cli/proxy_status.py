@@ -1,6 +1,7 @@
 """`isthmus proxy-status`: every connected Envoy and whether it has what it should (as
 `istioctl proxy-status`): per type SYNCED (last push ACKed), STALE (push not yet ACKed)
-or NACKED (Envoy rejected the last push; the message says why)."""
+or NACKED (Envoy rejected the last push; the message says why), and how many resources,
+of how many bytes, the proxy holds."""
 
 from __future__ import annotations
 
@@ -50,8 +51,17 @@ def proxy_status_command(cli: CliContext, output: str | None) -> None:
     rows = []
     for p in proxies:
         types = p.get("types", {})
-        rows.append([p.get("node_id", ""), *(_state(types, suffix) for _, suffix in _TYPES)])
-    click.echo(_table(["NAME", *(name for name, _ in _TYPES)], rows))
+        held = sum(int(t.get("resources", 0)) for t in types.values())
+        size = sum(int(t.get("bytes", 0)) for t in types.values())
+        rows.append(
+            [
+                p.get("node_id", ""),
+                *(_state(types, suffix) for _, suffix in _TYPES),
+                str(held),
+                _size(size),
+            ]
+        )
+    click.echo(_table(["NAME", *(name for name, _ in _TYPES), "RESOURCES", "SIZE"], rows))
     for p in proxies:
         for type_url, entry in p.get("types", {}).items():
             nack = entry.get("last_nack")
@@ -59,6 +69,15 @@ def proxy_status_command(cli: CliContext, output: str | None) -> None:
                 click.echo(
                     f"{p.get('node_id')} {type_url.rsplit('.', 1)[-1]} NACK: {nack.get('message')}"
                 )
+
+
+def _size(size: int) -> str:
+    """Bytes as a short human figure (KiB and MiB are 1024-based)."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -72,6 +72,15 @@ class PreparedResource:
         return wire.length_delimited(wire.DELTA_RESOURCES, resource)
 
 
+def encoded_size(resources: Mapping[str, PreparedResource]) -> int:
+    """Bytes of the encoded resources; shared layers answer from their cache."""
+    if isinstance(resources, Layer):
+        return resources.size
+    if isinstance(resources, Layers):
+        return sum(layer.size for layer in resources.layers)
+    return sum(len(r.encoded) for r in resources.values())
+
+
 def content_digest(resources: Mapping[str, PreparedResource]) -> str:
     """A hash of names and resource versions, independent of insertion order."""
     h = hashlib.blake2b(digest_size=8)
@@ -85,12 +94,20 @@ def content_digest(resources: Mapping[str, PreparedResource]) -> str:
 class Layer(Mapping[str, PreparedResource]):
     """An immutable set of resources shared by many proxies, hashed once."""
 
-    __slots__ = ("_digest", "_items", "_sotw_entries")
+    __slots__ = ("_digest", "_items", "_size", "_sotw_entries")
 
     def __init__(self, items: Mapping[str, PreparedResource]) -> None:
         self._items = dict(items)
         self._digest: str | None = None
+        self._size: int | None = None
         self._sotw_entries: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of the encoded resources, summed once (proxy-status shows them)."""
+        if self._size is None:
+            self._size = sum(len(r.encoded) for r in self._items.values())
+        return self._size
 
     def __getitem__(self, name: str) -> PreparedResource:
         return self._items[name]
@@ -126,10 +143,32 @@ class Layers(Mapping[str, PreparedResource]):
     the layers' cached digests, so a proxy costs a few references, not thousands.
     """
 
-    __slots__ = ("_layers",)
+    __slots__ = ("_layers", "_names", "_versions")
 
     def __init__(self, *layers: Layer) -> None:
         self._layers = layers
+        self._names: frozenset[str] | None = None
+        self._versions: dict[str, str] | None = None
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        return self._layers
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every name, computed once: a proxy's subscription is compared with it in one
+        set comparison instead of a lookup per name across the layers."""
+        if self._names is None:
+            self._names = frozenset(self)
+        return self._names
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Version by name, computed once: a reconnecting Delta proxy's
+        initial_resource_versions is compared with it in one dict comparison."""
+        if self._versions is None:
+            self._versions = {name: res.version for name, res in self.items()}
+        return self._versions
 
     def __getitem__(self, name: str) -> PreparedResource:
         for layer in self._layers:

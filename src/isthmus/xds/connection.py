@@ -26,8 +26,10 @@ from isthmus.pilot.resources import (
     ENDPOINT,
     LISTENER,
     PUSH_ORDER,
+    Layers,
     PreparedResource,
     Snapshot,
+    encoded_size,
 )
 from isthmus.xds import _log
 from isthmus.xds.status import NackRecord, ProxyStatus, StreamKind, TypeStatus
@@ -52,8 +54,12 @@ class TypeState:
     acked_version: str | None = None
     acked_nonce: str | None = None
     last_nack: NackRecord | None = None
+    # Since the stream opened: resources put in responses and the responses' bytes.
+    resources_sent: int = 0
+    bytes_sent: int = 0
 
-    def status(self) -> TypeStatus:
+    def status(self, held: Mapping[str, PreparedResource]) -> TypeStatus:
+        """This type's status; `held` is what the proxy holds of it (see `Connection.held`)."""
         names = None if self.subscribed is None else tuple(sorted(self.subscribed))
         return TypeStatus(
             type_url=self.type_url,
@@ -63,6 +69,10 @@ class TypeState:
             acked_nonce=self.acked_nonce,
             last_nack=self.last_nack,
             subscribed=names,
+            resources=len(held),
+            bytes=encoded_size(held),
+            resources_sent=self.resources_sent,
+            bytes_sent=self.bytes_sent,
         )
 
 
@@ -134,7 +144,10 @@ class Connection(ABC, Generic[RequestT, StateT]):
             cluster=self.node.cluster,
             connected_since=self.connected_since,
             stream=self.kind,
-            types={url: self.types[url].status() for url in ordered_types(list(self.types))},
+            types={
+                url: self.types[url].status(self.held(self.types[url]))
+                for url in ordered_types(list(self.types))
+            },
         )
 
     async def serve(
@@ -192,6 +205,11 @@ class Connection(ABC, Generic[RequestT, StateT]):
         writes them as they are); marks them as sent."""
 
     @abstractmethod
+    def held(self, state: StateT) -> Mapping[str, PreparedResource]:
+        """What the proxy holds of the type: what it was last sent (and, once synced,
+        ACKed), each resource as the current snapshot has it."""
+
+    @abstractmethod
     def describe(self, request: RequestT) -> dict[str, object]:
         """Log fields for one request."""
 
@@ -243,10 +261,14 @@ class Connection(ABC, Generic[RequestT, StateT]):
             error=message,
         )
 
-    def record_sent(self, state: TypeState, version: str, nonce: str, count: int) -> None:
+    def record_sent(
+        self, state: TypeState, version: str, nonce: str, count: int, size: int
+    ) -> None:
         state.sent_version = version
         state.sent_nonce = nonce
         state.must_respond = False
+        state.resources_sent += count
+        state.bytes_sent += size
         _log.log(
             logging.DEBUG,
             "push",
@@ -285,7 +307,7 @@ def selected(snapshot: Snapshot, state: TypeState) -> Mapping[str, PreparedResou
     if state.subscribed is None:
         return available
     subscribed = state.subscribed
-    if len(subscribed) == len(available) and all(name in available for name in subscribed):
+    if isinstance(available, Layers) and subscribed == available.names:
         return available  # the usual case for EDS: everything, shared and already hashed
     return {name: available[name] for name in subscribed if name in available}
 

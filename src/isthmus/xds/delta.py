@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from envoy.service.discovery.v3 import discovery_pb2
 
 from isthmus.pilot import wire
-from isthmus.pilot.resources import CLUSTER, ENDPOINT, PreparedResource
+from isthmus.pilot.resources import CLUSTER, ENDPOINT, Layers, PreparedResource
 from isthmus.xds.connection import (
     Connection,
     TypeState,
@@ -107,12 +107,11 @@ class DeltaConnection(Connection[discovery_pb2.DeltaDiscoveryRequest, DeltaTypeS
             nonce = self.new_nonce()
             added = sorted(name for name, v in diff.items() if v is not None)
             removed = sorted(name for name, v in diff.items() if v is None)
-            out.append(
-                encode_response(version, type_url, nonce, [chosen[n] for n in added], removed)
-            )
+            data = encode_response(version, type_url, nonce, [chosen[n] for n in added], removed)
+            out.append(data)
             state.in_flight = diff
             state.resend.clear()
-            self.record_sent(state, version, nonce, len(added))
+            self.record_sent(state, version, nonce, len(added), len(data))
             if type_url == CLUSTER and added:
                 self._warm([chosen[name] for name in added])
         return out
@@ -123,9 +122,17 @@ class DeltaConnection(Connection[discovery_pb2.DeltaDiscoveryRequest, DeltaTypeS
         if endpoints is not None and endpoints.subscribed:
             endpoints.resend |= eds_names(clusters) & endpoints.subscribed
 
+    def held(self, state: DeltaTypeState) -> Mapping[str, PreparedResource]:
+        chosen = selected(self.snapshot, state)
+        if isinstance(chosen, Layers) and state.known == chosen.versions:
+            return chosen
+        return {n: chosen[n] for n, v in state.known.items() if v is not None and n in chosen}
+
     @staticmethod
     def _diff(state: DeltaTypeState, chosen: Mapping[str, PreparedResource]) -> Diff:
         """What the proxy must change to hold exactly ``chosen``."""
+        if not state.resend and isinstance(chosen, Layers) and state.known == chosen.versions:
+            return {}  # a proxy that resumes holding everything (one comparison, in C)
         diff: Diff = {
             name: res.version
             for name, res in chosen.items()

@@ -95,15 +95,19 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest, SotwTypeState]):
             if not state.must_respond and key == state.sent_key:
                 continue
             nonce = self.new_nonce()
-            out.append(encode_response(version, type_url, nonce, chosen))
+            data = encode_response(version, type_url, nonce, chosen)
+            out.append(data)
             state.sent_key = key
-            self.record_sent(state, version, nonce, len(chosen))
+            self.record_sent(state, version, nonce, len(chosen), len(data))
             previous, state.sent_resources = state.sent_resources, chosen
             if type_url == CLUSTER and chosen is not previous:
                 changed = [r for n, r in chosen.items() if _version(previous, n) != r.version]
                 if changed:
                     self._warm(changed)
         return out
+
+    def held(self, state: SotwTypeState) -> Mapping[str, PreparedResource]:
+        return state.sent_resources
 
     def _warm(self, clusters: list[PreparedResource]) -> None:
         """Owe an EDS response for subscribed assignments of added or changed clusters."""

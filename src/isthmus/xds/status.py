@@ -35,6 +35,12 @@ class TypeStatus:
     last_nack: NackRecord | None = None
     # Names the proxy asked for; None when the type is wildcard (the proxy gets all).
     subscribed: tuple[str, ...] | None = None
+    # What the proxy holds of the type: resources and their encoded bytes.
+    resources: int = 0
+    bytes: int = 0
+    # Since the stream opened: resources sent in responses and the responses' bytes.
+    resources_sent: int = 0
+    bytes_sent: int = 0
 
     @property
     def pending(self) -> bool:

@@ -149,7 +149,8 @@ async def test_a_proxy_that_stops_reading_does_not_hold_up_others(
         node = AdsClient("unused", stuck_id).node
         requests.put_nowait(discovery_pb2.DiscoveryRequest(node=node, type_url=CLUSTER))
         blocked_on: str | None = None
-        for round_ in range(5):  # new, large CDS for the stuck proxy each time
+        written: int | None = None
+        for round_ in range(50):  # new, large CDS for the stuck proxy each time
             source.put(cluster(f"outbound|81||round-{round_}.svc"), node_id=stuck_id)
             source.put(assignment(REVIEWS, 33000 + round_))
             server.request_push(f"round {round_}")
@@ -157,8 +158,11 @@ async def test_a_proxy_that_stops_reading_does_not_hold_up_others(
             assert update.version == source.version(ENDPOINT, NODE_A)
             [stuck] = [s for s in server.status() if s.node_id == stuck_id]
             blocked_on = blocked_on or stuck.types[CLUSTER].sent_nonce
-            # Still writing one response; later snapshots wait, merged, behind it.
+            written = written or stuck.types[CLUSTER].bytes_sent
+            # Still writing one response; later snapshots wait, merged, behind it: no
+            # response is built for it meanwhile, so what it costs does not grow.
             assert stuck.types[CLUSTER].sent_nonce == blocked_on
+            assert stuck.types[CLUSTER].bytes_sent == written > 0
     finally:
         requests.put_nowait(None)
         call.cancel()
