@@ -108,6 +108,7 @@ def test_envoy_rejection_is_a_nack_visible_in_status(mesh: Mesh) -> None:
     )
     try:
         strict.wait_ready(timeout=20)
+
         def via_strict(headers: dict[str, str] | None = None, count: int = 1) -> dict[str, int]:
             url = f"http://{host}/"
             proxy = f"http://127.0.0.1:{port}"
