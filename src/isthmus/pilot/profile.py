@@ -131,11 +131,19 @@ class ConfigGenerator:
         self, views: Views, mesh: MeshSnapshot, proxy: Proxy, snapshot: Snapshot
     ) -> list[str]:
         """The shared consistency check, fed with the names each cached view already knows,
-        so nothing is unpacked per proxy."""
+        so nothing is unpacked per proxy. Which EDS clusters lack an assignment is found
+        once per pair of shared cluster and endpoint layers, not per proxy."""
+        outbound, eds_names = self._cds(views, mesh, proxy)
+        assignments = snapshot.of_type(ENDPOINT)
+        assert isinstance(assignments, Layers)
+        unassigned = views.get(
+            ("eds-unassigned", outbound.digest, assignments.digest),
+            lambda: [name for name in eds_names if name not in assignments],
+        )
         return dangling_references(
             snapshot,
             rds_by_listener=self._rds_by_listener(views, snapshot.of_type(LISTENER)),
-            eds_clusters=self._cds(views, mesh, proxy)[1],
+            eds_clusters=unassigned,
         )
 
     def _rds_by_listener(

@@ -158,8 +158,9 @@ spec: {address: 10.44.0.8, labels: {app: inventory, version: v1}}
     assert after.of_type(ENDPOINT) != before.of_type(ENDPOINT)
     for type_url in (CLUSTER, LISTENER, ROUTE):
         assert _same_objects(before, after, type_url), type_url
-    # The proxy's snapshot and its namespace's endpoint assignments; nothing else.
-    assert generator.views.stats.builds - builds == 2
+    # The proxy's snapshot, its namespace's endpoint assignments and which EDS clusters
+    # lack one; nothing else.
+    assert generator.views.stats.builds - builds == 3
     assert after == ConfigGenerator().snapshot(scaled, proxy)
 
 
