@@ -65,6 +65,7 @@ def build_snapshot(
     all_workloads.extend(
         _workload_from_entry(o.resource) for o in objs if isinstance(o.resource, WorkloadEntry)
     )
+    by_label = _index_by_label(all_workloads)
 
     services: dict[str, Service] = {}
     endpoints: dict[tuple[str, int], list[Endpoint]] = defaultdict(list)
@@ -89,7 +90,7 @@ def build_snapshot(
             services[svc.hostname] = svc
             for key in [k for k in endpoints if k[0] == svc.hostname]:
                 del endpoints[key]
-            _select_endpoints(svc, target_ports, all_workloads, endpoints)
+            _select_endpoints(svc, target_ports, by_label, endpoints)
         elif isinstance(res, ServiceEntry):
             ses.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
             for svc, eps in _services_from_entry(res):
@@ -216,19 +217,33 @@ def _service_export_to(res: KubeService) -> frozenset[str]:
     return targets or frozenset({"*"})
 
 
+# Workloads by (namespace, label, value), in their original order.
+LabelIndex = Mapping[tuple[str, str, str], Sequence[Workload]]
+
+
+def _index_by_label(workloads: Iterable[Workload]) -> LabelIndex:
+    """Each workload under every one of its labels: a Service's selector then looks at the
+    workloads carrying one of its labels, not at every workload of the mesh (quadratic at
+    1000 services)."""
+    out: dict[tuple[str, str, str], list[Workload]] = defaultdict(list)
+    for wl in workloads:
+        for key, value in wl.labels:
+            out[wl.namespace, key, value].append(wl)
+    return out
+
+
 def _select_endpoints(
     svc: Service,
     target_ports: dict[int, int | str | None],
-    workloads: Sequence[Workload],
+    by_label: LabelIndex,
     out: dict[tuple[str, int], list[Endpoint]],
 ) -> None:
     """Kubernetes' endpoints controller: selector-matching workloads in the namespace."""
     if not svc.selector:
         return
     selector = dict(svc.selector)
-    for wl in workloads:
-        if wl.namespace != svc.namespace:
-            continue
+    key, value = next(iter(selector.items()))
+    for wl in by_label.get((svc.namespace, key, value), ()):
         labels = wl.label_dict
         if not all(labels.get(k) == v for k, v in selector.items()):
             continue

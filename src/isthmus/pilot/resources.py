@@ -94,13 +94,21 @@ def content_digest(resources: Mapping[str, PreparedResource]) -> str:
 class Layer(Mapping[str, PreparedResource]):
     """An immutable set of resources shared by many proxies, hashed once."""
 
-    __slots__ = ("_digest", "_items", "_size", "_sotw_entries")
+    __slots__ = ("_digest", "_items", "_names", "_size", "_sotw_entries")
 
     def __init__(self, items: Mapping[str, PreparedResource]) -> None:
         self._items = dict(items)
         self._digest: str | None = None
+        self._names: frozenset[str] | None = None
         self._size: int | None = None
         self._sotw_entries: bytes | None = None
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every name, computed once for all the proxies that share the layer."""
+        if self._names is None:
+            self._names = frozenset(self._items)
+        return self._names
 
     @property
     def size(self) -> int:
@@ -159,7 +167,10 @@ class Layers(Mapping[str, PreparedResource]):
         """Every name, computed once: a proxy's subscription is compared with it in one
         set comparison instead of a lookup per name across the layers."""
         if self._names is None:
-            self._names = frozenset(self)
+            if len(self._layers) == 1:
+                self._names = self._layers[0].names
+            else:
+                self._names = frozenset().union(*(layer.names for layer in self._layers))
         return self._names
 
     @property

@@ -78,7 +78,7 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest, SotwTypeState]):
             names = request.resource_names
             # Envoy repeats its names on every ACK: keep the set (and its generation)
             # unless they really changed, so thousands of proxies allocate nothing.
-            if len(names) != len(state.subscribed) or any(n not in state.subscribed for n in names):
+            if len(names) != len(state.subscribed) or not state.subscribed.issuperset(names):
                 state.subscribed = set(names)
                 state.subscription += 1
 
