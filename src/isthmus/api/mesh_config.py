@@ -2,7 +2,8 @@
 what istiod reads from the `istio` ConfigMap's `mesh` key, same field names.
 
 Honoured: accessLogFile, accessLogEncoding, accessLogFormat, enableTracing,
-defaultConfig.tracing.sampling and defaultConfig.tracing.zipkin.address. The mesh's
+defaultConfig.tracing.sampling, defaultConfig.tracing.zipkin.address and
+outboundTrafficPolicy.mode. The mesh's
 identity settings have their own flags (--trust-domain, --root-namespace,
 --path-normalization); the rest of Istio's MeshConfig is refused as not supported yet,
 so a setting is never silently ignored.
@@ -19,6 +20,7 @@ from pydantic import Field, Strict, ValidationError
 from isthmus.api.base import IstioModel
 from isthmus.api.errors import FieldProblem, one_line
 from isthmus.api.schema_errors import validation_problems
+from isthmus.api.sidecar import OutboundTrafficPolicyMode
 from isthmus.api.yamlstream import decode_input, read_documents
 
 _OWN_FLAGS = {
@@ -63,13 +65,18 @@ class ProxyConfig(IstioModel):
     tracing: Tracing | None = None
 
 
+class MeshOutboundTrafficPolicy(IstioModel):
+    """The mesh-wide default of Sidecar's outboundTrafficPolicy (ALLOW_ANY unless set)."""
+
+    mode: Annotated[OutboundTrafficPolicyMode, Strict(False)] | None = None
+
+
 class MeshConfigFile(IstioModel):
     not_supported_fields = frozenset(
         {
             "accessLogFormatJson",
             "defaultProviders",
             "extensionProviders",
-            "outboundTrafficPolicy",
             "enableAutoMtls",
             "defaultDestinationRuleExportTo",
             "defaultServiceExportTo",
@@ -98,6 +105,7 @@ class MeshConfigFile(IstioModel):
     access_log_format: str | None = None
     enable_tracing: bool | None = None
     default_config: ProxyConfig | None = None
+    outbound_traffic_policy: MeshOutboundTrafficPolicy | None = None
 
 
 class MeshConfigError(ValueError):

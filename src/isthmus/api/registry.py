@@ -24,6 +24,7 @@ from isthmus.api.request_authentication import (
     RequestAuthentication,
 )
 from isthmus.api.security import SECURITY_API_VERSIONS, PeerAuthentication
+from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import TELEMETRY_API_VERSIONS, Telemetry
 
 __all__ = [
@@ -71,6 +72,7 @@ KINDS: Mapping[str, KindInfo] = {
         _networking(DestinationRule, "destinationrules", "dr"),
         _networking(ServiceEntry, "serviceentries", "se"),
         _networking(WorkloadEntry, "workloadentries", "we"),
+        _networking(Sidecar, "sidecars"),
         KindInfo(
             "PeerAuthentication",
             SECURITY_API_VERSIONS,
@@ -108,7 +110,6 @@ KINDS: Mapping[str, KindInfo] = {
 _GATEWAY_API = ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1")
 NOT_SUPPORTED_YET: Mapping[str, tuple[str, ...]] = {
     "Gateway": (*NETWORKING_API_VERSIONS, *_GATEWAY_API),
-    "Sidecar": NETWORKING_API_VERSIONS,
     "EnvoyFilter": ("networking.istio.io/v1alpha3",),
     "WorkloadGroup": NETWORKING_API_VERSIONS,
     "ProxyConfig": ("networking.istio.io/v1beta1",),

@@ -21,6 +21,7 @@ from isthmus.api.checks_destinationrule import check_destination_rule
 from isthmus.api.checks_request_authentication import check_request_authentication
 from isthmus.api.checks_security import check_peer_authentication
 from isthmus.api.checks_serviceentry import check_service_entry, check_workload_entry
+from isthmus.api.checks_sidecar import check_sidecar
 from isthmus.api.checks_telemetry import check_telemetry
 from isthmus.api.checks_virtualservice import check_virtual_service
 from isthmus.api.core import Deployment, Namespace, Service
@@ -28,6 +29,7 @@ from isthmus.api.errors import FieldPath, FieldProblem, Problems
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
+from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
 
 __all__ = ["validate_resource"]
@@ -43,6 +45,7 @@ _KIND_CHECKS: dict[type[Resource], Callable[[Any, Problems], None]] = {
     PeerAuthentication: check_peer_authentication,
     RequestAuthentication: check_request_authentication,
     Telemetry: check_telemetry,
+    Sidecar: check_sidecar,
 }
 
 # Annotations that change how Istio treats an object; users may not set them.

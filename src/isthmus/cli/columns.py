@@ -81,6 +81,14 @@ def _images(body: Body) -> str:
     return ",".join(str(c.get("image")) for c in containers if isinstance(c, dict)) or NONE
 
 
+def _sidecar_outbound(body: Body) -> str:
+    """The Sidecar's outboundTrafficPolicy mode; `<none>` when the mesh's applies."""
+    policy = _get(body, "spec", "outboundTrafficPolicy")
+    if not isinstance(policy, dict):
+        return NONE
+    return str(policy.get("mode", "REGISTRY_ONLY"))
+
+
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "VirtualService": (
         ("GATEWAYS", _joined("spec", "gateways")),
@@ -98,6 +106,10 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     "Deployment": (("REPLICAS", _scalar("spec", "replicas", default="1")),),
     "PeerAuthentication": (("MODE", _scalar("spec", "mtls", "mode", default="UNSET")),),
     "AuthorizationPolicy": (("ACTION", _scalar("spec", "action", default="ALLOW")),),
+    "Sidecar": (
+        ("WORKLOADS", lambda b: _labels(_get(b, "spec", "workloadSelector", "labels"))),
+        ("OUTBOUND", _sidecar_outbound),
+    ),
 }
 
 WIDE_COLUMNS: dict[str, tuple[Column, ...]] = {

@@ -42,6 +42,7 @@ CONFIG_KINDS = frozenset(
         "AuthorizationPolicy",
         "RequestAuthentication",
         "Telemetry",
+        "Sidecar",
     }
 )
 MESH_KINDS = CONFIG_KINDS | {POD_KIND}

@@ -27,6 +27,7 @@ from isthmus.api.networking import (
 )
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
+from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
 from isthmus.model.hosts import service_fqdn
 from isthmus.model.jwks import JwksSource, jwks_sources
@@ -76,6 +77,7 @@ def build_snapshot(
     aps: list[ConfigEntry[AuthorizationPolicy]] = []
     ras: list[ConfigEntry[RequestAuthentication]] = []
     telemetries: list[ConfigEntry[Telemetry]] = []
+    sidecars: list[ConfigEntry[Sidecar]] = []
     namespaces: set[str] = set()
 
     for obj in objs:
@@ -111,6 +113,8 @@ def build_snapshot(
             ras.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
         elif isinstance(res, Telemetry):
             telemetries.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+        elif isinstance(res, Sidecar):
+            sidecars.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
 
     if config.service_cidr:
         services = allocate_cluster_ips(services, config.service_cidr)
@@ -128,6 +132,7 @@ def build_snapshot(
         authorization_policies=tuple(aps),
         request_authentications=tuple(ras),
         telemetries=tuple(telemetries),
+        sidecars=tuple(sidecars),
         jwks=_referenced_jwks(ras, jwks or {}),
         namespaces=frozenset(namespaces),
     )

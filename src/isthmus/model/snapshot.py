@@ -19,6 +19,7 @@ from isthmus.api.mesh_config import MeshConfigFile
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
+from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
 from isthmus.model.jwks import JwksSource
 from isthmus.model.types import Endpoint, Resolution, Service
@@ -54,6 +55,10 @@ class MeshConfig:
     # defaultConfig.tracing.zipkin.address: `host:port` of a mesh service that takes the
     # spans instead of isthmusd's collector.
     zipkin_address: str | None = None
+    # MeshConfig outboundTrafficPolicy.mode: where a sidecar sends traffic to destinations
+    # outside its registry when no Sidecar says otherwise (ALLOW_ANY: pass through;
+    # REGISTRY_ONLY: BlackHoleCluster). Istio's default is ALLOW_ANY.
+    outbound_traffic_policy: str = "ALLOW_ANY"
 
     def with_file(self, file: MeshConfigFile) -> MeshConfig:
         """This config with what a MeshConfig file sets (api.mesh_config)."""
@@ -71,6 +76,9 @@ class MeshConfig:
             changes["trace_sampling"] = tracing.sampling
         if tracing is not None and tracing.zipkin is not None:
             changes["zipkin_address"] = tracing.zipkin.address
+        policy = file.outbound_traffic_policy
+        if policy is not None and policy.mode is not None:
+            changes["outbound_traffic_policy"] = policy.mode.value
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
@@ -188,6 +196,7 @@ class MeshSnapshot:
     authorization_policies: tuple[ConfigEntry[AuthorizationPolicy], ...] = ()
     request_authentications: tuple[ConfigEntry[RequestAuthentication], ...] = ()
     telemetries: tuple[ConfigEntry[Telemetry], ...] = ()
+    sidecars: tuple[ConfigEntry[Sidecar], ...] = ()
     # The fetched key set (JWKS text) of each source the RequestAuthentications name; None
     # when fetching failed, absent when not fetched yet. Both fail closed (see pilot jwt).
     jwks: Mapping[JwksSource, str | None] = field(default_factory=dict)

@@ -1,10 +1,12 @@
 """Compose the per-type generators into one proxy's Snapshot, sharing work across proxies.
 
-Most of a sidecar's config depends only on its namespace (outbound clusters, listeners,
-endpoints) or on its namespace and labels (routes, when some VirtualService uses
-sourceLabels). Those parts are built and packed once per view key, kept across mesh
-versions while the mesh fields they were built from are unchanged (pilot.views), and the
-same PreparedResource objects are handed to every proxy that shares the view.
+Most of a sidecar's config depends only on its SidecarScope (outbound clusters, listeners,
+endpoints: the namespace and the Sidecar that applies, which proxies of a namespace share
+unless a workload-specific Sidecar picks them) or on its scope and labels (routes, when
+some VirtualService uses sourceLabels). Those parts are built and packed once per view
+key, kept across mesh versions while the mesh fields they were built from are unchanged
+(pilot.views), and the same PreparedResource objects are handed to every proxy that
+shares the view.
 Generators run in a fixed order; a failure names the generator that failed.
 """
 
@@ -49,6 +51,7 @@ from isthmus.pilot.resources import (
     PreparedResource,
     Snapshot,
 )
+from isthmus.pilot.sidecar_scope import SidecarScope, sidecar_scope
 from isthmus.pilot.telemetry.connection import ProxyTelemetry
 from isthmus.pilot.telemetry.policy import proxy_telemetry
 from isthmus.pilot.views import Memo, Views
@@ -156,15 +159,25 @@ class ConfigGenerator:
 
     # --- clusters ------------------------------------------------------------------
 
+    def _scope(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> SidecarScope:
+        """The Sidecar scope of the proxy: a hashable value that keys its outbound views."""
+        return views.get(
+            ("sidecar-scope", proxy.namespace, proxy.labels),
+            lambda: sidecar_scope(mesh, proxy.namespace, proxy.labels),
+        )
+
     def _cds(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> tuple[Layer, list[str]]:
-        """The namespace's outbound clusters, packed, and the EDS ones among them."""
+        """The scope's outbound clusters, packed, and the EDS ones among them."""
+        scope = self._scope(views, mesh, proxy)
 
         def outbound_clusters() -> tuple[Layer, list[str]]:
             rules = _rules(views, mesh)
-            clusters = generate_outbound_clusters(mesh, proxy.namespace, rules, proxy.sds)
+            clusters = generate_outbound_clusters(
+                mesh, proxy.namespace, rules, proxy.sds, scope=scope
+            )
             return _prepare(clusters), eds_cluster_names(clusters)
 
-        return views.get(("cds", proxy.namespace, proxy.sds), outbound_clusters)
+        return views.get(("cds", scope, proxy.sds), outbound_clusters)
 
     def _clusters(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         outbound, _ = self._cds(views, mesh, proxy)
@@ -185,7 +198,7 @@ class ConfigGenerator:
     def _endpoints(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         return Layers(
             views.get(
-                ("eds", proxy.namespace),
+                ("eds", self._scope(views, mesh, proxy)),
                 lambda: Layer(
                     {
                         inputs.cluster_name: self._assignments.get(inputs, _prepare_assignment)
@@ -220,10 +233,13 @@ class ConfigGenerator:
     def _listeners(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         labels = self._labels_key(views, mesh, proxy)
         telemetry = self._telemetry(views, mesh, proxy)
+        scope = self._scope(views, mesh, proxy)
         outbound = views.get(
-            ("lds", proxy.namespace, labels, telemetry.client),
+            ("lds", scope, labels, telemetry.client),
             lambda: _prepare(
-                generate_outbound_listeners(mesh, proxy.namespace, dict(labels), telemetry)
+                generate_outbound_listeners(
+                    mesh, proxy.namespace, dict(labels), telemetry, scope=scope
+                )
             ),
         )
         inbound = views.get(
@@ -237,7 +253,7 @@ class ConfigGenerator:
             # Nothing is redirected to this proxy: bind no capture ports (15001/15006).
             layers = [
                 views.get(
-                    ("lds-no-capture", proxy.namespace, labels, telemetry.client),
+                    ("lds-no-capture", scope, labels, telemetry.client),
                     lambda: Layer(
                         {n: r for n, r in outbound.items() if n not in CAPTURE_LISTENERS}
                     ),
@@ -261,6 +277,7 @@ class ConfigGenerator:
         listeners: Layers,
     ) -> Layers:
         labels = self._labels_key(views, mesh, proxy)
+        scope = self._scope(views, mesh, proxy)
 
         def hashes() -> Callable[[str], Sequence[rc.RouteAction.HashPolicy]]:
             # A new lookup per route configuration: it reads the mesh as routes are built,
@@ -274,17 +291,19 @@ class ConfigGenerator:
                 port = int(name)
                 out.append(
                     views.get(
-                        ("rds", proxy.namespace, labels, port),
+                        ("rds", scope, labels, port),
                         lambda port=port: _prepare(
-                            [generate_port_route_config(mesh, proxy, port, hashes())]
+                            [generate_port_route_config(mesh, proxy, port, hashes(), scope)]
                         ),  # type: ignore[misc]
                     )
                 )
             else:
                 out.append(
                     views.get(
-                        ("rds-proxy", proxy.namespace, labels),
-                        lambda: _prepare([generate_http_proxy_route_config(mesh, proxy, hashes())]),
+                        ("rds-proxy", scope, labels),
+                        lambda: _prepare(
+                            [generate_http_proxy_route_config(mesh, proxy, hashes(), scope)]
+                        ),
                     )
                 )
         return Layers(*out)

@@ -629,7 +629,7 @@ template:
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {}\n",
         "app.yaml:1 ConfigMap default/settings: unknown kind ConfigMap (v1); isthmus accepts "
         "AuthorizationPolicy, Deployment, DestinationRule, Namespace, PeerAuthentication, "
-        "RequestAuthentication, Service, ServiceAccount, ServiceEntry, Telemetry, "
+        "RequestAuthentication, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, "
         "VirtualService, WorkloadEntry",
     ),
     "kind-missing": (

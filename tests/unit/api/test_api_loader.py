@@ -206,7 +206,7 @@ def test_parse_resource_rejects_unknown_kinds() -> None:
     assert raised.value.errors == [
         "<stored> Pod default/p: unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, "
         "Deployment, DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, "
-        "Service, ServiceAccount, ServiceEntry, Telemetry, VirtualService, WorkloadEntry"
+        "Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, WorkloadEntry"
     ]
 
 

@@ -43,11 +43,6 @@ def test_kubernetes_kinds() -> None:
             "kind EnvoyFilter (networking.istio.io/v1alpha3) is not supported yet",
         ),
         (
-            "networking.istio.io/v1beta1",
-            "Sidecar",
-            "kind Sidecar (networking.istio.io/v1beta1) is not supported yet",
-        ),
-        (
             "networking.istio.io/v1",
             "WorkloadGroup",
             "kind WorkloadGroup (networking.istio.io/v1) is not supported yet",
@@ -88,7 +83,7 @@ def test_kubernetes_kinds() -> None:
             "Pod",
             "unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, Deployment, "
             "DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, Service, "
-            "ServiceAccount, ServiceEntry, Telemetry, VirtualService, WorkloadEntry",
+            "ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, WorkloadEntry",
         ),
     ],
 )
@@ -111,6 +106,8 @@ def test_unknown_and_unsupported_kinds_explain_themselves(
         ("dr", "DestinationRule"),
         ("se", "ServiceEntry"),
         ("we", "WorkloadEntry"),
+        ("sidecars", "Sidecar"),
+        ("sidecar", "Sidecar"),
         ("ns", "Namespace"),
         ("svc", "Service"),
         ("sa", "ServiceAccount"),
@@ -129,4 +126,5 @@ def test_unknown_kind_names_resolve_to_nothing() -> None:
         "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry",
         "Namespace", "Service", "ServiceAccount", "Deployment",
         "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication", "Telemetry",
+        "Sidecar",
     }  # fmt: skip

@@ -17,6 +17,7 @@ from isthmus.api.core import Service
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
+from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
 from isthmus.model.build import ConfigObject, build_snapshot
 from isthmus.model.snapshot import MeshSnapshot
@@ -32,6 +33,7 @@ KINDS: dict[str, type[Resource]] = {
     "AuthorizationPolicy": AuthorizationPolicy,
     "RequestAuthentication": RequestAuthentication,
     "Telemetry": Telemetry,
+    "Sidecar": Sidecar,
 }
 
 

@@ -2,7 +2,8 @@
 
 A ConfigGenerator keeps views across mesh versions while the fields they read are
 unchanged (pilot.views). Random sequences of changes (Services, endpoints,
-DestinationRules, VirtualServices, ServiceEntries, PeerAuthentications, Telemetry) are
+DestinationRules, VirtualServices, ServiceEntries, PeerAuthentications, Telemetry,
+Sidecars) are
 applied one at a time; after each, every proxy's snapshot from the long-lived generator
 must be byte-equal to one from a fresh generator.
 """
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from isthmus.api.core import Service
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from isthmus.api.security import PeerAuthentication
+from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
 from isthmus.model.build import ConfigObject, build_snapshot
 from isthmus.model.snapshot import MeshSnapshot
@@ -35,6 +37,7 @@ KINDS = {
     "ServiceEntry": ServiceEntry,
     "PeerAuthentication": PeerAuthentication,
     "Telemetry": Telemetry,
+    "Sidecar": Sidecar,
 }
 PROXIES = (
     Proxy(
@@ -165,6 +168,24 @@ spec: {spec}
 """
 
 
+def _sidecar(app: str, ns: str, variant: int) -> str:
+    """Istio docs' namespace default; a REGISTRY_ONLY one; one for workload `app` with a
+    port-specific listener. Several per namespace: the oldest applies."""
+    spec = {
+        1: "{egress: [{hosts: ['./*', 'istio-system/*']}]}",
+        2: "{egress: [{hosts: ['./*']}], outboundTrafficPolicy: {mode: REGISTRY_ONLY}}",
+        3: f"{{workloadSelector: {{labels: {{app: {app}}}}},"
+        " egress: [{port: {number: 8080, protocol: HTTP}, hosts: ['beta/*']},"
+        " {hosts: ['~/*']}], outboundTrafficPolicy: {mode: REGISTRY_ONLY}}",
+    }[variant]
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: sc-{app}, namespace: {ns}}}
+spec: {spec}
+"""
+
+
 DOCUMENTS = {
     "Service": _service,
     "WorkloadEntry": _workload_entry,
@@ -173,6 +194,7 @@ DOCUMENTS = {
     "ServiceEntry": _service_entry,
     "PeerAuthentication": _peer_authentication,
     "Telemetry": _telemetry,
+    "Sidecar": _sidecar,
 }
 
 # (kind, app, namespace, variant): variant 0 deletes the object, 1-3 create or replace it.

@@ -1,8 +1,8 @@
 """CDS for a sidecar: outbound clusters per visible service port and subset, Istio's fixed
 clusters, and one inbound cluster per port the workload serves.
 
-The outbound part (with the fixed clusters) depends only on (mesh, proxy namespace), so
-callers can build it once per namespace and share it; the inbound part depends only on
+The outbound part (with the fixed clusters) depends only on (mesh, proxy's SidecarScope),
+so callers can build it once per scope and share it; the inbound part depends only on
 the served ports and what their services say about them (`inbound_ports`).
 Output is sorted by name; on a name clash the first cluster built wins, as in Istio.
 """
@@ -42,6 +42,7 @@ from isthmus.pilot.envoy.load_balancer import apply_load_balancer
 from isthmus.pilot.envoy.outlier import apply_outlier_detection
 from isthmus.pilot.naming import inbound_cluster_name, outbound_cluster_name
 from isthmus.pilot.security.cluster_tls import apply_upstream_tls, service_identities
+from isthmus.pilot.sidecar_scope import SidecarScope, cluster_services, default_scope, sidecar_scope
 
 _DISCOVERY = {
     Resolution.CLIENT_SIDE_LB: Cluster.EDS,
@@ -53,7 +54,8 @@ _DISCOVERY = {
 def generate_clusters(mesh: MeshSnapshot, proxy: Proxy) -> list[Cluster]:
     """Every cluster a sidecar in `proxy.namespace` serving `proxy.inbound_ports` needs."""
     rules = DestinationRuleIndex.of(mesh)
-    outbound = generate_outbound_clusters(mesh, proxy.namespace, rules)
+    scope = sidecar_scope(mesh, proxy.namespace, proxy.labels)
+    outbound = generate_outbound_clusters(mesh, proxy.namespace, rules, scope=scope)
     served = inbound_ports(mesh, proxy, rules)
     inbound = generate_inbound_clusters(proxy.inbound_ports, served, mesh.config.connect_timeout)
     return _unique_sorted(outbound + inbound)
@@ -64,13 +66,16 @@ def generate_outbound_clusters(
     namespace: str,
     rules: DestinationRuleIndex | None = None,
     sds: bool = True,
+    scope: SidecarScope | None = None,
 ) -> list[Cluster]:
-    """Default and subset clusters of every service port visible from `namespace`, plus
-    the fixed BlackHoleCluster, PassthroughCluster and InboundPassthroughCluster. Without
-    `sds` (a proxy that can hold no certificate) there is no automatic mTLS."""
+    """Default and subset clusters of every service port visible from `namespace` (and
+    imported by its Sidecar's `scope`), plus the fixed BlackHoleCluster,
+    PassthroughCluster and InboundPassthroughCluster. Without `sds` (a proxy that can
+    hold no certificate) there is no automatic mTLS."""
     rules = rules if rules is not None else DestinationRuleIndex.of(mesh)
+    scope = scope if scope is not None else default_scope(mesh, namespace)
     clusters = fixed_clusters(mesh.config)
-    for service in sorted(mesh.services.visible_to(namespace), key=lambda s: s.hostname):
+    for service in sorted(cluster_services(mesh, scope), key=lambda s: s.hostname):
         rule = rules.lookup(service.hostname, service.namespace, namespace)
         for port in service.ports:
             if port.protocol == Protocol.UDP:

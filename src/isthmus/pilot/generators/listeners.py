@@ -1,7 +1,8 @@
 """LDS: the listeners of one sidecar.
 
-Outbound listeners depend only on (mesh, proxy namespace) and are cached per namespace by
-the caller; the inbound listener and the explicit proxy listener depend on the proxy.
+Outbound listeners depend only on (mesh, proxy's SidecarScope, labels where a
+VirtualService uses sourceLabels) and are cached per scope by the caller; the inbound
+listener and the explicit proxy listener depend on the proxy.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from isthmus.pilot.envoy.listener import (
 from isthmus.pilot.envoy.tcp_proxy import tcp_proxy, weighted_tcp_proxy
 from isthmus.pilot.generators.routes import HTTP_PROXY_ROUTE, MESH_GATEWAY
 from isthmus.pilot.naming import (
+    BLACK_HOLE_CLUSTER,
     PASSTHROUGH_CLUSTER,
     outbound_cluster_name,
 )
+from isthmus.pilot.sidecar_scope import SidecarScope, default_scope, outbound_services
 from isthmus.pilot.telemetry.connection import (
     DEFAULT_TELEMETRY,
     ProxyTelemetry,
@@ -48,10 +51,12 @@ from isthmus.pilot.virtual_service import VirtualServiceIndex, virtual_service_i
 RESERVED_WILDCARD_PORTS = frozenset({OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT})
 
 
-def _passthrough(telemetry: ProxyTelemetry) -> lc.Filter:
-    """Connections to destinations the mesh does not know; counted as TCP (Istio reports
-    them with destination_service_name PassthroughCluster)."""
-    return tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, outbound_tcp(telemetry))
+def _catch_all(telemetry: ProxyTelemetry, registry_only: bool) -> lc.FilterChain:
+    """Connections to destinations outside the proxy's registry: PassthroughCluster under
+    ALLOW_ANY, BlackHoleCluster under REGISTRY_ONLY (Istio's outboundTrafficPolicy);
+    counted as TCP with that cluster as destination_service_name, as Istio does."""
+    cluster = BLACK_HOLE_CLUSTER if registry_only else PASSTHROUGH_CLUSTER
+    return tcp_chain(cluster, tcp_proxy(cluster, cluster, outbound_tcp(telemetry)))
 
 
 def _is_http(protocol: Protocol) -> bool:
@@ -101,14 +106,17 @@ def generate_outbound_listeners(
     namespace: str,
     labels: dict[str, str] | None = None,
     telemetry: ProxyTelemetry = DEFAULT_TELEMETRY,
+    scope: SidecarScope | None = None,
 ) -> list[listener_pb2.Listener]:
-    """virtualOutbound plus one listener per HTTP port and per TCP service address:port."""
+    """virtualOutbound plus one listener per HTTP port and per TCP service address:port
+    the proxy's Sidecar `scope` sees."""
     labels = labels or {}
+    scope = scope if scope is not None else default_scope(mesh, namespace)
     http_ports: dict[int, list[Service]] = defaultdict(list)
     sniffed: dict[int, list[Service]] = defaultdict(list)
     tcp_listeners: dict[str, listener_pb2.Listener] = {}
     virtual_services = virtual_service_index(mesh, namespace)
-    for svc in mesh.services.visible_to(namespace):
+    for svc in outbound_services(mesh, scope):
         for p in svc.ports:
             if p.protocol is Protocol.UDP:
                 continue
@@ -138,6 +146,7 @@ def generate_outbound_listeners(
                 namespace,
                 labels,
                 telemetry,
+                scope.registry_only,
             )
         )
     listeners.append(
@@ -145,7 +154,7 @@ def generate_outbound_listeners(
             "virtualOutbound",
             OUTBOUND_CAPTURE_PORT,
             base_pb2.OUTBOUND,
-            tcp_chain(PASSTHROUGH_CLUSTER, _passthrough(telemetry)),
+            _catch_all(telemetry, scope.registry_only),
         )
     )
     return sorted(listeners, key=lambda lst: lst.name)
@@ -159,12 +168,14 @@ def _http_port_listener(
     namespace: str,
     labels: dict[str, str],
     telemetry: ProxyTelemetry,
+    registry_only: bool,
 ) -> listener_pb2.Listener:
     """`0.0.0.0_PORT`: the port's route config over RDS. When a service on the port has no
     declared protocol, Istio-style sniffing: HTTP (by the HTTP inspector) goes to the
-    routes, other bytes to the service's TCP destination (matched by its VIP), else pass
-    through. Envoy picks the most specific destination IP before it looks at the
-    application protocol, so each sniffed VIP gets an HTTP chain of its own too."""
+    routes, other bytes to the service's TCP destination (matched by its VIP), else to
+    the catch-all (pass through, or black hole under REGISTRY_ONLY). Envoy picks the most
+    specific destination IP before it looks at the application protocol, so each sniffed
+    VIP gets an HTTP chain of its own too."""
     stat = f"0.0.0.0_{port}"
 
     def hcm() -> lc.Filter:
@@ -182,7 +193,7 @@ def _http_port_listener(
             chains.append(http_chain(f"{stat}|{svc.address}", hcm(), True, svc.address))
             tcp = weighted_tcp_proxy(cluster_stat, clusters, outbound_tcp(telemetry))
             chains.append(tcp_chain(cluster_stat, tcp, prefix=svc.address, sniffed=True))
-    default = tcp_chain(PASSTHROUGH_CLUSTER, _passthrough(telemetry))
+    default = _catch_all(telemetry, registry_only)
     return outbound_port_listener("0.0.0.0", port, chains, sniff_http=True, default_chain=default)
 
 

@@ -28,11 +28,15 @@ from isthmus.pilot.envoy.route_action import (
 )
 from isthmus.pilot.envoy.route_match import route_match
 from isthmus.pilot.naming import PASSTHROUGH_CLUSTER, outbound_cluster_name
+from isthmus.pilot.sidecar_scope import SidecarScope, default_scope, outbound_services
 from isthmus.pilot.telemetry.peer_metadata import peer_headers_to_add
 from isthmus.pilot.virtual_service import VirtualServiceIndex, virtual_service_index
 
 HTTP_PROXY_ROUTE = "http_proxy"
 MESH_GATEWAY = "mesh"
+# Istio's catch-all virtual host and route names (util.PassthroughRouteName, BlackHoleRouteName).
+ALLOW_ANY = "allow_any"
+BLOCK_ALL = "block_all"
 # Istio's limit; Envoy's own default (4 KiB) is below what validation admits (1 MiB).
 MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024
 
@@ -201,23 +205,29 @@ def _peer_headers(mesh: MeshSnapshot, svc: Service, port: int) -> list[HeaderVal
     return peer_headers_to_add()
 
 
-def http_services_on_port(mesh: MeshSnapshot, namespace: str, port: int) -> list[Service]:
+def http_services_on_port(mesh: MeshSnapshot, scope: SidecarScope, port: int) -> list[Service]:
     return [
         s
-        for s in mesh.services.visible_to(namespace)
+        for s in outbound_services(mesh, scope)
         if (p := s.port(port)) is not None
         and (p.protocol.is_http or p.protocol is Protocol.UNSUPPORTED)
     ]
 
 
 def generate_port_route_config(
-    mesh: MeshSnapshot, proxy: Proxy, port: int, hash_lookup: HashPolicyLookup = _no_hash
+    mesh: MeshSnapshot,
+    proxy: Proxy,
+    port: int,
+    hash_lookup: HashPolicyLookup = _no_hash,
+    scope: SidecarScope | None = None,
 ) -> route_pb2.RouteConfiguration:
-    """Route config "PORT" used by the outbound listener 0.0.0.0_PORT."""
+    """Route config "PORT" used by the outbound listener 0.0.0.0_PORT: a virtual host per
+    service the proxy's Sidecar `scope` sees on the port, then the catch-all."""
+    scope = scope if scope is not None else default_scope(mesh, proxy.namespace)
     virtual_services = virtual_service_index(mesh, proxy.namespace)
     used: set[str] = set()
     vhosts = []
-    for svc in http_services_on_port(mesh, proxy.namespace, port):
+    for svc in http_services_on_port(mesh, scope, port):
         domains = _unused(_domains(svc, proxy, port, mesh), used)
         if not domains:
             continue
@@ -230,34 +240,44 @@ def generate_port_route_config(
                 request_headers_to_add=_peer_headers(mesh, svc, port),
             )
         )
-    # outboundTrafficPolicy ALLOW_ANY (Istio's default): unknown hosts pass through.
-    vhosts.append(
-        rc.VirtualHost(
-            name="allow_any",
-            domains=["*"],
-            routes=[
-                rc.Route(
-                    name="allow_any",
-                    match=rc.RouteMatch(prefix="/"),
-                    route=rc.RouteAction(cluster=PASSTHROUGH_CLUSTER, timeout=_zero()),
-                )
-            ],
-            include_request_attempt_count=True,
-        )
-    )
+    vhosts.append(catch_all_virtual_host(scope.registry_only))
     return _route_configuration(str(port), vhosts)
 
 
+def catch_all_virtual_host(registry_only: bool) -> rc.VirtualHost:
+    """Istio's BuildCatchAllVirtualHost: under ALLOW_ANY (its default) unknown hosts pass
+    through (`allow_any`); under REGISTRY_ONLY they get a 502 (`block_all`)."""
+    if registry_only:
+        route = rc.Route(
+            name=BLOCK_ALL,
+            match=rc.RouteMatch(prefix="/"),
+            direct_response=rc.DirectResponseAction(status=502),
+        )
+    else:
+        route = rc.Route(
+            name=ALLOW_ANY,
+            match=rc.RouteMatch(prefix="/"),
+            route=rc.RouteAction(cluster=PASSTHROUGH_CLUSTER, timeout=_zero()),
+        )
+    return rc.VirtualHost(
+        name=route.name, domains=["*"], routes=[route], include_request_attempt_count=True
+    )
+
+
 def generate_http_proxy_route_config(
-    mesh: MeshSnapshot, proxy: Proxy, hash_lookup: HashPolicyLookup = _no_hash
+    mesh: MeshSnapshot,
+    proxy: Proxy,
+    hash_lookup: HashPolicyLookup = _no_hash,
+    scope: SidecarScope | None = None,
 ) -> route_pb2.RouteConfiguration:
     """Route config for the explicit HTTP proxy listener: every HTTP service on every port,
     selected by Host header `name[:port]`. A bare name (no port) means the service's first
     HTTP port."""
+    scope = scope if scope is not None else default_scope(mesh, proxy.namespace)
     virtual_services = virtual_service_index(mesh, proxy.namespace)
     used: set[str] = set()
     vhosts = []
-    for svc in mesh.services.visible_to(proxy.namespace):
+    for svc in outbound_services(mesh, scope):
         for index, p in enumerate(
             q for q in svc.ports if q.protocol.is_http or q.protocol is Protocol.UNSUPPORTED
         ):
