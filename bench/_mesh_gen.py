@@ -6,6 +6,11 @@ WorkloadEntries (`version: v1` and `version: v2`), a DestinationRule with subset
 and a VirtualService splitting v1/v2 by weight. Every object is exported to the whole
 mesh (Istio's default), so every sidecar sees every service, as in a mesh without
 Sidecar scoping. Proxy `i` is the sidecar of WorkloadEntry `i mod 2*services`.
+
+With `scoped`, every tenth service lives in a shared namespace (`bench-shared`) instead,
+and every namespace has a default Sidecar importing its own namespace and the shared one
+(Istio's advice for large meshes), so a proxy sees its namespace's services and the
+shared tenth.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import dataclass
 HTTP_PORT = 8080
 GRPC_PORT = 9090
 SUBSETS = ("v1", "v2")
+SHARED_NAMESPACE = "bench-shared"
+SHARED_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -25,9 +32,28 @@ class MeshShape:
     services: int
     proxies: int
     namespaces: int
+    scoped: bool = False
 
     def namespace_of(self, service: int) -> str:
+        if self.scoped and self.is_shared(service):
+            return SHARED_NAMESPACE
         return f"bench-{service % self.namespaces}"
+
+    def is_shared(self, service: int) -> bool:
+        """Every tenth service is in the shared namespace (with `scoped`)."""
+        return service % SHARED_EVERY == 0
+
+    @property
+    def namespace_names(self) -> list[str]:
+        names = [f"bench-{n}" for n in range(self.namespaces)]
+        return [*names, SHARED_NAMESPACE] if self.scoped else names
+
+    def visible_services(self, namespace: str) -> int:
+        """How many services a proxy of `namespace` sees."""
+        own = [self.namespace_of(k) for k in range(self.services)]
+        if not self.scoped:
+            return self.services
+        return sum(1 for ns in own if ns in (namespace, SHARED_NAMESPACE))
 
     @property
     def workloads(self) -> int:
@@ -132,17 +158,30 @@ spec:
 """
 
 
+def _sidecar(namespace: str) -> str:
+    """The namespace's default Sidecar: its own services and the shared namespace's."""
+    return f"""apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: default, namespace: {namespace}}}
+spec:
+  egress:
+  - hosts: ["./*", "{SHARED_NAMESPACE}/*"]
+"""
+
+
 def mesh_documents(shape: MeshShape, batch: int = 500) -> list[str]:
     """The whole mesh as YAML streams of at most `batch` services each (one apply each)."""
     out = []
     for start in range(0, shape.services, batch):
         docs: list[str] = []
         ks = range(start, min(start + batch, shape.services))
-        docs.extend(
-            f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: bench-{n}}}\n"
-            for n in range(shape.namespaces)
-            if start == 0
-        )
+        if start == 0:
+            docs.extend(
+                f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+                for ns in shape.namespace_names
+            )
+            if shape.scoped:
+                docs.extend(_sidecar(ns) for ns in shape.namespace_names)
         for k in ks:
             docs.append(_service(shape, k))
             docs.extend(_workload_entry(shape, k * len(SUBSETS) + s) for s in range(len(SUBSETS)))

@@ -20,8 +20,13 @@ Measured, for a baseline size and the requested size in the same run:
    then isthmusd restarts once more with nothing changed and the sidecars reconnect with
    `initial_resource_versions`: wall time, isthmusd CPU and what was sent (ideally no
    resource at all), against the SotW restart push;
-6. the transport floor: the same sidecars against a trivial server (`_floor`) that
+6. a real Envoy joining the mesh (the sidecar of svc-1 v1, with an explicit HTTP proxy
+   port instead of iptables): its RSS once synced;
+7. the transport floor: the same sidecars against a trivial server (`_floor`) that
    sends shared, ready bytes, i.e. the cost of moving the bytes without a control plane.
+
+`--sidecar-scoping` puts every tenth service in a shared namespace and gives every
+namespace a default Sidecar importing `./*` and the shared namespace (see `_mesh_gen`).
 
 Everything runs on unix sockets. Each phase has a timeout and the whole run a hard
 deadline; isthmusd and the client processes are stopped at the end, also on failure.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing
 import os
 import random
@@ -52,6 +58,7 @@ from _ads_load import client_main
 from _floor import floor_main
 from _mesh_gen import (
     HTTP_PORT,
+    SHARED_EVERY,
     MeshShape,
     eds_cluster,
     extra_workload_entry,
@@ -61,7 +68,8 @@ from _mesh_gen import (
 from _proc import Memory, Profiler, cpu_seconds, machine_facts, memory
 from _profile import summarize
 
-from isthmus.testing.daemon import DaemonError, DaemonProcess
+from isthmus.testing.daemon import DaemonError, DaemonProcess, start_sidecar
+from isthmus.testing.ports import free_port
 
 DEBOUNCE = 0.1  # isthmusd's default quiet window (Istio's PILOT_DEBOUNCE_AFTER)
 SETTLE = 1.0  # seconds to let late responses of a phase arrive before counting them
@@ -102,6 +110,10 @@ class Result:
     restart_resources_per_proxy: float | None = None
     restart_after: Memory | None = None
     server_synced: str | None = None
+    envoy_sync_s: float | None = None
+    envoy_rss_mib: float | None = None
+    envoy_allocated_mib: float | None = None
+    envoy_clusters: int | None = None
     delta_ran: bool = False
     delta_full_s: float | None = None
     delta_full_cpu_s: float | None = None
@@ -316,6 +328,8 @@ class Scenario:
             )
             clients.command("stats", timeout=self.timeout(120))  # processes are up
             self._initial_sync(self.daemon, clients)
+            if self.args.real_envoy:
+                self._real_envoy(self.daemon)
             self._changes(self.daemon, clients)
             self._endpoint_changes(self.daemon, clients)
             self._restart(clients)
@@ -443,7 +457,7 @@ class Scenario:
             if n >= 3 and time.monotonic() > budget_end:
                 log(f"  change budget of {self.args.change_budget:.0f}s used: {n} changes timed")
                 break
-            k = rng.randrange(self.shape.services)
+            k = self._changed_service(rng)
             current = weights.get(k, 90)
             weight = rng.choice([w for w in range(10, 91, 10) if w != current])
             weights[k] = weight
@@ -460,6 +474,52 @@ class Scenario:
                 f"{self.result.change_all_s[-1]:.2f}s, CPU {self.result.change_cpu_s[-1]:.2f}s"
             )
             time.sleep(2 * DEBOUNCE)
+
+    def _changed_service(self, rng: random.Random) -> int:
+        """A random service every proxy sees: any, or with Sidecar scoping a shared one."""
+        if self.shape.scoped:
+            return rng.randrange(0, self.shape.services, SHARED_EVERY)
+        return rng.randrange(self.shape.services)
+
+    def _real_envoy(self, daemon: DaemonProcess) -> None:
+        """A real Envoy joins the mesh as the sidecar of svc-1 v1: its RSS once synced (the
+        seed's sidecar memory growth), then it leaves before the changes are timed."""
+        k = 1
+        namespace = self.shape.namespace_of(k)
+        pod = f"svc-{k}-v1-real-envoy"
+        workdir = daemon.home / "real-envoy"
+        workdir.mkdir(exist_ok=True)
+        envoy = start_sidecar(
+            daemon,
+            workdir,
+            pod=pod,
+            namespace=namespace,
+            http_proxy_port=free_port(),
+            labels={"app": f"svc-{k}", "version": "v1"},
+        )
+        try:
+            started = time.monotonic()
+            envoy.wait_ready(timeout=self.timeout(120))
+            deadline = time.monotonic() + self.timeout(self.args.phase_timeout)
+            while not any(
+                p["synced"] and f"~{pod}." in p["node_id"] and len(p["types"]) >= 4
+                for p in daemon.proxies()
+            ):
+                if time.monotonic() > deadline:
+                    raise PhaseTimeout("the real Envoy did not sync")
+                time.sleep(0.2)
+            self.result.envoy_sync_s = time.monotonic() - started
+            time.sleep(2.0)  # let its workers settle
+            self.result.envoy_rss_mib = memory(envoy.pid).rss_mib
+            self.result.envoy_clusters = envoy.stat("cluster_manager.active_clusters")
+            allocated = json.loads(envoy.admin_get("/memory"))["allocated"]
+            self.result.envoy_allocated_mib = int(allocated) / 2**20
+            log(
+                f"  real Envoy synced in {self.result.envoy_sync_s:.1f}s: "
+                f"{self.result.envoy_clusters} clusters, RSS {self.result.envoy_rss_mib:.0f} MiB"
+            )
+        finally:
+            envoy.stop()
 
     def _endpoint_changes(self, daemon: DaemonProcess, clients: Clients) -> None:
         """Endpoint-only changes: time EDS to every proxy, count what else was pushed."""
@@ -497,7 +557,7 @@ class Scenario:
                 break
             present = extra is None
             if extra is None:
-                extra = ExtraEndpoint.of(self.shape, rng.randrange(self.shape.services), n)
+                extra = ExtraEndpoint.of(self.shape, self._changed_service(rng), n)
             cpu0 = cpu_seconds(pid)
             started = time.monotonic()
             times = self._endpoint_change(daemon, clients, extra, present)
@@ -740,6 +800,11 @@ def _rows(r: Result) -> dict[str, float | str | None]:
         ),
         "VS change: responses sent per change": _by_type(r.change_responses),
         **_endpoint_rows(r),
+        "services each proxy sees": r.shape.visible_services(r.shape.namespace_of(1)),
+        "real Envoy: synced (s)": r.envoy_sync_s,
+        "real Envoy: active clusters": r.envoy_clusters,
+        "real Envoy: RSS (MiB)": r.envoy_rss_mib,
+        "real Envoy: heap allocated (MiB)": r.envoy_allocated_mib,
         "isthmusd RSS steady (MiB)": mem(r.steady, "rss_mib"),
         "isthmusd RSS peak, first run (MiB)": mem(r.first_peak, "hwm_mib"),
         "isthmusd startup CPU, no proxies (s)": r.startup_cpu_s,
@@ -862,6 +927,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="skip the Delta phases (a full Delta push, then a resume after a restart)",
     )
+    p.add_argument(
+        "--sidecar-scoping",
+        dest="scoped",
+        action="store_true",
+        help="every tenth service in a shared namespace; each namespace's default Sidecar "
+        "imports './*' and the shared namespace (changes are made to shared services)",
+    )
+    p.add_argument(
+        "--no-real-envoy",
+        dest="real_envoy",
+        action="store_false",
+        help="skip the real Envoy that joins the mesh to have its RSS measured",
+    )
     p.add_argument("--profile", type=Path, help="py-spy the largest size into this directory")
     p.add_argument("--keep-home", action="store_true", help="keep isthmusd homes (logs)")
     return p.parse_args(argv)
@@ -869,9 +947,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    shapes = [MeshShape(args.services, args.proxies, args.namespaces)]
+    shapes = [MeshShape(args.services, args.proxies, args.namespaces, args.scoped)]
     if not args.no_baseline:
-        base = MeshShape(args.baseline_services, args.baseline_proxies, args.namespaces)
+        base = MeshShape(
+            args.baseline_services, args.baseline_proxies, args.namespaces, args.scoped
+        )
         shapes.insert(0, base)
     args.profile_shape = shapes[-1]
     if args.profile is not None:
@@ -907,7 +987,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     pinned = "isthmusd pinned to CPU 0, clients to CPU 1" if args.pin else "no CPU pinning"
     print(
-        f"setup: {args.namespaces} namespaces, {args.client_processes} client processes, "
+        f"setup: {args.namespaces} namespaces"
+        f"{' + bench-shared, Sidecar scoping' if args.scoped else ''}, "
+        f"{args.client_processes} client processes, "
         f"debounce {DEBOUNCE}s, up to {args.changes} VS changes and "
         f"{args.endpoint_changes} endpoint changes (budget {args.change_budget:.0f}s each), "
         f"{pinned}"
