@@ -96,6 +96,25 @@ def test_proxy_config_reads_envoy_inside_the_pod(mesh: E2EMesh, web: dict[str, A
     assert endpoints[1].split() == [f"{web['ip']}:8080", "HEALTHY", "OK", cluster]
 
 
+def test_proxy_status_shows_sync_state_and_what_each_proxy_holds(
+    mesh: E2EMesh, web: dict[str, Any]
+) -> None:
+    proxies = json.loads(mesh.cli("proxy-status", "-o", "json").stdout)["proxies"]
+    (status,) = [p for p in proxies if f"~{web['name']}.{NS}~" in p["node_id"]]
+    types = {url.rsplit(".", 1)[-1]: entry for url, entry in status["types"].items()}
+    for kind in ("Cluster", "ClusterLoadAssignment", "Listener", "RouteConfiguration"):
+        assert types[kind]["resources"] > 0 and types[kind]["bytes"] > 0, (kind, types[kind])
+        assert types[kind]["resources_sent"] >= types[kind]["resources"], (kind, types[kind])
+    # EDS holds exactly the assignments Envoy subscribed to.
+    eds = types["ClusterLoadAssignment"]
+    assert eds["resources"] == eds["subscribed"]
+    table = mesh.cli("proxy-status").stdout.splitlines()
+    assert table[0].split() == ["NAME", "CDS", "LDS", "EDS", "RDS", "RESOURCES", "SIZE"]
+    (row,) = [line.split() for line in table[1:] if line.startswith(status["node_id"])]
+    assert row[1:5] == ["SYNCED"] * 4
+    assert int(row[5]) == sum(entry["resources"] for entry in types.values())
+
+
 def test_scale_up_and_down_persists_and_pods_follow(mesh: E2EMesh, web: dict[str, Any]) -> None:
     assert mesh.cli("scale", "deploy", "web", "--replicas", "2", "-n", NS).stdout == (
         "deployment.apps/web scaled\n"

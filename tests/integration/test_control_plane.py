@@ -7,6 +7,7 @@ import time
 import pytest
 
 from isthmus.testing.daemon import start_sidecar, wait_for
+from isthmus.testing.envoy import EnvoyProcess
 from isthmus.testing.load import SteadyLoad, run_requests
 from isthmus.testing.mesh import NAMESPACE, Mesh
 from isthmus.testing.ports import free_port
@@ -158,21 +159,30 @@ spec:
         strict.stop()
 
 
-def test_delta_xds_sidecar_gets_the_same_routing(mesh: Mesh) -> None:
-    mesh.apply(_two_versions(mesh, "deltasvc"))
+def _delta_sidecar(mesh: Mesh, app: str) -> tuple[EnvoyProcess, str]:
+    """A ready Delta-xDS sidecar of workload `app` and its HTTP proxy URL."""
     port = free_port()
     sidecar = start_sidecar(
         mesh.daemon,
-        mesh.workdir / "delta",
-        pod="delta-client-5c6d7f8b9-abcde",
+        mesh.workdir / app,
+        pod=f"{app}-5c6d7f8b9-abcde",
         namespace=NAMESPACE,
         http_proxy_port=port,
-        labels={"app": "delta-client"},
+        labels={"app": app},
         delta=True,
     )
     try:
         sidecar.wait_ready(timeout=20)
-        proxy = f"http://127.0.0.1:{port}"
+    except BaseException:
+        sidecar.stop()
+        raise
+    return sidecar, f"http://127.0.0.1:{port}"
+
+
+def test_delta_xds_sidecar_gets_the_same_routing(mesh: Mesh) -> None:
+    mesh.apply(_two_versions(mesh, "deltasvc"))
+    sidecar, proxy = _delta_sidecar(mesh, "delta-client")
+    try:
         url = f"http://{fqdn('deltasvc')}/"
         wait_for(
             lambda: (
@@ -209,19 +219,8 @@ def test_delta_resume_after_a_restart_sends_nothing_the_proxy_holds(mesh: Mesh) 
     initial_resource_versions and is sent no resource (isthmusd's counters), Envoy changes
     no cluster or listener (its own counters), and no request fails meanwhile."""
     mesh.apply(_two_versions(mesh, "resume"))
-    port = free_port()
-    sidecar = start_sidecar(
-        mesh.daemon,
-        mesh.workdir / "resume",
-        pod="resume-client-5c6d7f8b9-abcde",
-        namespace=NAMESPACE,
-        http_proxy_port=port,
-        labels={"app": "resume-client"},
-        delta=True,
-    )
+    sidecar, proxy = _delta_sidecar(mesh, "resume-client")
     try:
-        sidecar.wait_ready(timeout=20)
-        proxy = f"http://127.0.0.1:{port}"
         url = f"http://{fqdn('resume')}/"
         wait_for(
             lambda: run_requests(url, 1, 1, proxy=proxy).upstreams == {"resume-v1": 1},

@@ -126,8 +126,9 @@ async def run_daemon(
     node_api = NodeApi(store, controller, endpoints_synced, certificates.issue_token)
     runtime_api = RuntimeApi(store, controller, lambda: node_api.watchers)
 
-    async def proxies(_: web.Request) -> web.Response:
-        return web.json_response({"proxies": [s.to_dict() for s in ads.status()]})
+    async def proxies(request: web.Request) -> web.Response:
+        names = request.query.get("names") == "1"
+        return web.json_response({"proxies": [s.to_dict() for s in ads.status(names)]})
 
     async def shutdown(_: web.Request) -> web.Response:
         stop.set()

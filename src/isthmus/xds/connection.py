@@ -26,6 +26,7 @@ from isthmus.pilot.resources import (
     ENDPOINT,
     LISTENER,
     PUSH_ORDER,
+    Layer,
     Layers,
     PreparedResource,
     Snapshot,
@@ -57,10 +58,14 @@ class TypeState:
     # Since the stream opened: resources put in responses and the responses' bytes.
     resources_sent: int = 0
     bytes_sent: int = 0
+    subscription: int = 0  # bumped whenever the requested names change
+    # The layers last found to hold exactly the subscribed names, with the subscription
+    # they were checked for: the check is skipped while both are the same.
+    whole_layers: tuple[int, tuple[Layer, ...]] | None = None
 
-    def status(self, held: Mapping[str, PreparedResource]) -> TypeStatus:
-        """This type's status; `held` is what the proxy holds of it (see `Connection.held`)."""
-        names = None if self.subscribed is None else tuple(sorted(self.subscribed))
+    def status(self, held: Mapping[str, PreparedResource], names: bool = False) -> TypeStatus:
+        """This type's status; `held` is what the proxy holds of it (see `Connection.held`),
+        `names` adds the subscribed names (sorting thousands of them costs)."""
         return TypeStatus(
             type_url=self.type_url,
             sent_version=self.sent_version,
@@ -68,7 +73,10 @@ class TypeState:
             acked_version=self.acked_version,
             acked_nonce=self.acked_nonce,
             last_nack=self.last_nack,
-            subscribed=names,
+            subscribed=None if self.subscribed is None else len(self.subscribed),
+            subscribed_names=(
+                tuple(sorted(self.subscribed)) if names and self.subscribed is not None else None
+            ),
             resources=len(held),
             bytes=encoded_size(held),
             resources_sent=self.resources_sent,
@@ -138,14 +146,14 @@ class Connection(ABC, Generic[RequestT, StateT]):
     def idle(self) -> bool:
         return self._idle.is_set()
 
-    def status(self) -> ProxyStatus:
+    def status(self, names: bool = False) -> ProxyStatus:
         return ProxyStatus(
             node_id=self.node.id,
             cluster=self.node.cluster,
             connected_since=self.connected_since,
             stream=self.kind,
             types={
-                url: self.types[url].status(self.held(self.types[url]))
+                url: self.types[url].status(self.held(self.types[url]), names)
                 for url in ordered_types(list(self.types))
             },
         )
@@ -307,9 +315,27 @@ def selected(snapshot: Snapshot, state: TypeState) -> Mapping[str, PreparedResou
     if state.subscribed is None:
         return available
     subscribed = state.subscribed
-    if isinstance(available, Layers) and subscribed == available.names:
+    if isinstance(available, Layers) and _holds_exactly(state, subscribed, available):
         return available  # the usual case for EDS: everything, shared and already hashed
     return {name: available[name] for name in subscribed if name in available}
+
+
+def _holds_exactly(state: TypeState, subscribed: set[str], available: Layers) -> bool:
+    """Whether `available` has exactly the subscribed names; remembered per subscription
+    and (shared) layers, since thousands of proxies ask again on every push."""
+    seen = state.whole_layers
+    layers = available.layers
+    if (
+        seen is not None
+        and seen[0] == state.subscription
+        and len(seen[1]) == len(layers)
+        and all(a is b for a, b in zip(seen[1], layers, strict=True))
+    ):
+        return True
+    if subscribed == available.names:
+        state.whole_layers = (state.subscription, layers)
+        return True
+    return False
 
 
 def version_of(snapshot: Snapshot, state: TypeState, chosen: Mapping[str, PreparedResource]) -> str:

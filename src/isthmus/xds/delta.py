@@ -84,6 +84,8 @@ class DeltaConnection(Connection[discovery_pb2.DeltaDiscoveryRequest, DeltaTypeS
             state.in_flight = None
         # Other nonces are stale; subscription changes apply whatever the nonce.
         if state.subscribed is not None:
+            if request.resource_names_unsubscribe or request.resource_names_subscribe:
+                state.subscription += 1
             for name in request.resource_names_unsubscribe:
                 state.subscribed.discard(name)
                 state.known.pop(name, None)

@@ -115,10 +115,12 @@ class AdsServer:
                 if self._debouncer.idle and all(c.idle for c in self._connections):
                     return
 
-    def status(self) -> list[ProxyStatus]:
-        """One entry per connected stream, ordered by node id."""
+    def status(self, names: bool = False) -> list[ProxyStatus]:
+        """One entry per connected stream, ordered by node id; `names` adds each type's
+        subscribed names."""
         return sorted(
-            (c.status() for c in self._connections), key=lambda s: (s.node_id, s.connected_since)
+            (c.status(names) for c in self._connections),
+            key=lambda s: (s.node_id, s.connected_since),
         )
 
     async def _push(self, reasons: list[str]) -> None:

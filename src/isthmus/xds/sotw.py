@@ -38,7 +38,6 @@ _Key = tuple[str, int | None]
 @dataclass
 class SotwTypeState(TypeState):
     sent_key: _Key | None = None
-    subscription: int = 0  # bumped when the requested names change
     # What was last sent, by reference: shared immutable mappings cost nothing per proxy.
     sent_resources: Mapping[str, PreparedResource] = field(default_factory=dict)
 

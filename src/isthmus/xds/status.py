@@ -33,8 +33,10 @@ class TypeStatus:
     acked_version: str | None = None
     acked_nonce: str | None = None
     last_nack: NackRecord | None = None
-    # Names the proxy asked for; None when the type is wildcard (the proxy gets all).
-    subscribed: tuple[str, ...] | None = None
+    # How many names the proxy asked for; None when the type is wildcard (it gets all).
+    subscribed: int | None = None
+    # The names themselves, only when asked for (thousands per proxy in a large mesh).
+    subscribed_names: tuple[str, ...] | None = None
     # What the proxy holds of the type: resources and their encoded bytes.
     resources: int = 0
     bytes: int = 0
@@ -73,6 +75,8 @@ class ProxyStatus:
         for type_url, type_status in self.types.items():
             entry = data["types"][type_url]
             entry["pending"] = type_status.pending
-            if entry["subscribed"] is not None:
-                entry["subscribed"] = list(entry["subscribed"])
+            if entry["subscribed_names"] is None:
+                del entry["subscribed_names"]
+            else:
+                entry["subscribed_names"] = list(entry["subscribed_names"])
         return data

@@ -69,7 +69,7 @@ async def test_named_subscribe_and_unsubscribe(
     server.request_push("reviews endpoints")
     await server.wait_quiet()
     await client.expect_silence()  # no longer subscribed
-    assert server.status()[0].types[ENDPOINT].subscribed == (RATINGS,)
+    assert server.status(names=True)[0].types[ENDPOINT].subscribed_names == (RATINGS,)
 
 
 async def test_subscribing_to_a_missing_name_says_it_does_not_exist(
