@@ -258,3 +258,57 @@ def test_delta_resume_after_a_restart_sends_nothing_the_proxy_holds(mesh: Mesh) 
         assert result.failed == 0, (result.statuses, result.errors)
     finally:
         sidecar.stop()
+
+
+def _eds(mesh: Mesh) -> dict[str, object]:
+    return _proxy_status(mesh, "client")["types"][  # type: ignore[index, no-any-return]
+        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+    ]
+
+
+def _hosts(mesh: Mesh, cluster: str) -> set[str]:
+    """The endpoints Envoy has for `cluster` (its admin /clusters)."""
+    return {
+        line.split("::")[1]
+        for line in mesh.sidecar.clusters_text().splitlines()
+        if line.startswith(cluster + "::") and line.split("::")[2] == "cx_active"
+    }
+
+
+def test_an_endpoint_change_sends_only_the_assignments_that_changed(mesh: Mesh) -> None:
+    """SotW EDS is not state of the world: Envoy keeps the assignments a response lacks. A
+    pod joining one service is pushed as that service's assignments only, and Envoy keeps
+    every other cluster's endpoints."""
+    steady, growing = mesh.upstream("steady-v1"), mesh.upstream("growing-v1")
+    mesh.apply(
+        mesh.service("steady")
+        + mesh.workload("steady", steady)
+        + mesh.service("growing")
+        + mesh.workload("growing", growing)
+    )
+    mesh.wait_routed(fqdn("steady"), "steady-v1")
+    mesh.wait_routed(fqdn("growing"), "growing-v1")
+    wait_for(lambda: bool(_proxy_status(mesh, "client").get("synced")), timeout=20)
+    steady_cluster = f"outbound|8080||{fqdn('steady').rsplit(':', 1)[0]}"
+    growing_cluster = f"outbound|8080||{fqdn('growing').rsplit(':', 1)[0]}"
+    before = _eds(mesh)
+    assert before["resources"] >= 2  # type: ignore[operator]
+    assert _hosts(mesh, steady_cluster) == {f"127.0.0.1:{steady.port}"}
+
+    second = mesh.upstream("growing-v1b")
+    mesh.apply(mesh.workload("growing", second))
+    wait_for(
+        lambda: (
+            _hosts(mesh, growing_cluster)
+            == {f"127.0.0.1:{growing.port}", f"127.0.0.1:{second.port}"}
+        ),
+        timeout=20,
+        what="the new endpoint in Envoy",
+    )
+    wait_for(lambda: bool(_proxy_status(mesh, "client").get("synced")), timeout=20)
+    after = _eds(mesh)
+    # One assignment changed (growing has no subsets): one resource sent, all still held.
+    assert after["resources_sent"] == before["resources_sent"] + 1  # type: ignore[operator]
+    assert after["resources"] == before["resources"]
+    assert _hosts(mesh, steady_cluster) == {f"127.0.0.1:{steady.port}"}
+    assert mesh.get(fqdn("steady"), count=5).upstreams == {"steady-v1": 5}

@@ -10,6 +10,7 @@ proxies is those bytes plus a few per-proxy fields (see `isthmus.pilot.wire`).
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -72,6 +73,26 @@ class PreparedResource:
         return wire.length_delimited(wire.DELTA_RESOURCES, resource)
 
 
+def _version_in(resources: Mapping[str, PreparedResource], name: str) -> str | None:
+    found = resources.get(name)
+    return found.version if found is not None else None
+
+
+def changed_resources(
+    new: Mapping[str, PreparedResource], old: Mapping[str, PreparedResource]
+) -> list[PreparedResource]:
+    """What `new` has that `old` does not (or at another version). Shared layers compare
+    layer by layer: the same layer costs nothing, a changed one is diffed once for all
+    proxies (`Layer.changed_since`)."""
+    if isinstance(new, Layers) and isinstance(old, Layers) and len(new.layers) == len(old.layers):
+        out: list[PreparedResource] = []
+        for layer, older in zip(new.layers, old.layers, strict=True):
+            if layer is not older:
+                out.extend(layer.changed_since(older))
+        return out
+    return [r for name, r in new.items() if _version_in(old, name) != r.version]
+
+
 def encoded_size(resources: Mapping[str, PreparedResource]) -> int:
     """Bytes of the encoded resources; shared layers answer from their cache."""
     if isinstance(resources, Layer):
@@ -94,14 +115,27 @@ def content_digest(resources: Mapping[str, PreparedResource]) -> str:
 class Layer(Mapping[str, PreparedResource]):
     """An immutable set of resources shared by many proxies, hashed once."""
 
-    __slots__ = ("_digest", "_items", "_names", "_size", "_sotw_entries")
+    __slots__ = ("__weakref__", "_diff", "_digest", "_items", "_names", "_size", "_sotw_entries")
 
     def __init__(self, items: Mapping[str, PreparedResource]) -> None:
         self._items = dict(items)
         self._digest: str | None = None
+        self._diff: tuple[weakref.ref[Layer], tuple[PreparedResource, ...]] | None = None
         self._names: frozenset[str] | None = None
         self._size: int | None = None
         self._sotw_entries: bytes | None = None
+
+    def changed_since(self, older: Layer) -> tuple[PreparedResource, ...]:
+        """The resources that are new or of another version than in `older`: computed once
+        for every proxy that moves from `older` to this layer (a weak reference, so old
+        layers are not kept alive by newer ones)."""
+        if self._diff is not None and self._diff[0]() is older:
+            return self._diff[1]
+        changed = tuple(
+            r for name, r in self._items.items() if _version_in(older, name) != r.version
+        )
+        self._diff = (weakref.ref(older), changed)
+        return changed
 
     @property
     def names(self) -> frozenset[str]:

@@ -3,7 +3,8 @@
 It opens one StreamAggregatedResources (State-of-the-World) or DeltaAggregatedResources
 stream, subscribes like Envoy does, records every response and ACKs or NACKs on command
 (or automatically, for load tests). Its accepted state follows the protocol: a NACKed
-response changes nothing, an ACKed one replaces (SotW) or patches (Delta) what it holds.
+response changes nothing, an ACKed one replaces (SotW wildcard types) or patches (Delta,
+and SotW named types, whose responses may carry only what changed) what it holds.
 """
 
 from __future__ import annotations
@@ -228,8 +229,14 @@ class AdsClient:
                     type_url=response.type_url, response_nonce=response.nonce
                 )
             )
-        else:
+        elif state.names is None:  # wildcard (CDS, LDS): the response is the whole set
             state.accepted = dict(response.resources)
+            state.accepted_version = response.version
+            state.last_nonce = response.nonce
+            self._send(self._sotw_answer(response, state))
+        else:  # named (EDS, RDS): what the response lacks is kept, as Envoy does
+            kept = {n: r for n, r in state.accepted.items() if n in state.names}
+            state.accepted = {**kept, **response.resources}
             state.accepted_version = response.version
             state.last_nonce = response.nonce
             self._send(self._sotw_answer(response, state))

@@ -1,11 +1,13 @@
-"""State-of-the-World ADS: every response carries the complete set for its type.
+"""State-of-the-World ADS: a response carries the complete set for wildcard types.
 
-Wildcard types (CDS, LDS) always carry everything; named types (EDS, RDS, SDS) carry
-exactly the names of the latest request. A response is owed when what the proxy would
-get differs from what it was last sent. Content that was NACKed is therefore not sent
-again: the proxy stays on its last accepted config until the content changes. One
-exception: after a CDS response that adds or changes EDS clusters, the EDS response is
-sent even if unchanged, because Envoy keeps those clusters warming until it arrives.
+Wildcard types (CDS, LDS) always carry everything; named types (EDS, RDS, SDS) carry the
+names of the latest request: all of them in the first response and after cluster warming
+or a rejection, then only those that changed (Envoy leaves the others as they are). A
+response is owed when what the proxy would get differs from what it was last sent. Content
+that was NACKed is therefore not sent again: the proxy stays on its last accepted config
+until the content changes. One exception: after a CDS response that adds or changes EDS
+clusters, the EDS response is sent even if unchanged, because Envoy keeps those clusters
+warming until it arrives.
 
 Responses are written as encoded bytes: the per-proxy fields around the resources'
 entries, which shared layers encode once for every proxy (`encode_response`).
@@ -19,7 +21,13 @@ from dataclasses import dataclass, field
 from envoy.service.discovery.v3 import discovery_pb2
 
 from isthmus.pilot import wire
-from isthmus.pilot.resources import CLUSTER, ENDPOINT, Layers, PreparedResource
+from isthmus.pilot.resources import (
+    CLUSTER,
+    ENDPOINT,
+    Layers,
+    PreparedResource,
+    changed_resources,
+)
 from isthmus.xds.connection import (
     Connection,
     TypeState,
@@ -94,13 +102,17 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest, SotwTypeState]):
             if not state.must_respond and key == state.sent_key:
                 continue
             nonce = self.new_nonce()
-            data = encode_response(version, type_url, nonce, chosen)
+            body = chosen
+            if _may_send_changes_only(state):
+                changed = changed_resources(chosen, state.sent_resources)
+                body = {r.name: r for r in changed}
+            data = encode_response(version, type_url, nonce, body)
             out.append(data)
             state.sent_key = key
-            self.record_sent(state, version, nonce, len(chosen), len(data))
+            self.record_sent(state, version, nonce, len(body), len(data))
             previous, state.sent_resources = state.sent_resources, chosen
             if type_url == CLUSTER and chosen is not previous:
-                changed = [r for n, r in chosen.items() if _version(previous, n) != r.version]
+                changed = changed_resources(chosen, previous)
                 if changed:
                     self._warm(changed)
         return out
@@ -117,9 +129,17 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest, SotwTypeState]):
             endpoints.must_respond = True
 
 
-def _version(resources: Mapping[str, PreparedResource], name: str) -> str | None:
-    found = resources.get(name)
-    return found.version if found is not None else None
+def _may_send_changes_only(state: SotwTypeState) -> bool:
+    """Named types (EDS, RDS) are not state of the world in SotW: a resource missing from
+    a response is left as it is, not removed. So once the proxy ACKed the last response,
+    it holds what it was sent, and a push carries only what changed since (Istio's
+    incremental EDS). An initial request and cluster warming get everything."""
+    return (
+        state.subscribed is not None
+        and not state.must_respond
+        and state.sent_nonce is not None
+        and state.acked_nonce == state.sent_nonce
+    )
 
 
 def encode_response(
