@@ -84,6 +84,8 @@ def changed_resources(
     """What `new` has that `old` does not (or at another version). Shared layers compare
     layer by layer: the same layer costs nothing, a changed one is diffed once for all
     proxies (`Layer.changed_since`)."""
+    if not old:
+        return list(new.values())
     if isinstance(new, Layers) and isinstance(old, Layers) and len(new.layers) == len(old.layers):
         out: list[PreparedResource] = []
         for layer, older in zip(new.layers, old.layers, strict=True):
