@@ -117,13 +117,23 @@ def content_digest(resources: Mapping[str, PreparedResource]) -> str:
 class Layer(Mapping[str, PreparedResource]):
     """An immutable set of resources shared by many proxies, hashed once."""
 
-    __slots__ = ("__weakref__", "_diff", "_digest", "_items", "_names", "_size", "_sotw_entries")
+    __slots__ = (
+        "__weakref__",
+        "_diff",
+        "_digest",
+        "_items",
+        "_names",
+        "_names_match",
+        "_size",
+        "_sotw_entries",
+    )
 
     def __init__(self, items: Mapping[str, PreparedResource]) -> None:
         self._items = dict(items)
         self._digest: str | None = None
         self._diff: tuple[weakref.ref[Layer], tuple[PreparedResource, ...]] | None = None
         self._names: frozenset[str] | None = None
+        self._names_match: tuple[weakref.ref[Layer], bool] | None = None
         self._size: int | None = None
         self._sotw_entries: bytes | None = None
 
@@ -138,6 +148,15 @@ class Layer(Mapping[str, PreparedResource]):
         )
         self._diff = (weakref.ref(older), changed)
         return changed
+
+    def has_names_of(self, older: Layer) -> bool:
+        """Whether this layer has exactly the names of `older`: compared once for every
+        proxy that held `older` (a weak reference, as in `changed_since`)."""
+        if self._names_match is not None and self._names_match[0]() is older:
+            return self._names_match[1]
+        same = self.names == older.names
+        self._names_match = (weakref.ref(older), same)
+        return same
 
     @property
     def names(self) -> frozenset[str]:

@@ -320,6 +320,10 @@ def selected(snapshot: Snapshot, state: TypeState) -> Mapping[str, PreparedResou
     return {name: available[name] for name in subscribed if name in available}
 
 
+def _same_names(old: Layer, new: Layer) -> bool:
+    return new is old or new.has_names_of(old)
+
+
 def _holds_exactly(state: TypeState, subscribed: set[str], available: Layers) -> bool:
     """Whether `available` has exactly the subscribed names; remembered per subscription
     and (shared) layers, since thousands of proxies ask again on every push."""
@@ -329,8 +333,11 @@ def _holds_exactly(state: TypeState, subscribed: set[str], available: Layers) ->
         seen is not None
         and seen[0] == state.subscription
         and len(seen[1]) == len(layers)
-        and all(a is b for a, b in zip(seen[1], layers, strict=True))
+        and all(_same_names(old, new) for old, new in zip(seen[1], layers, strict=True))
     ):
+        # The same names as the layers last found whole (a new layer of the same names
+        # is compared once for all proxies, not once per proxy).
+        state.whole_layers = (state.subscription, layers)
         return True
     if subscribed == available.names:
         state.whole_layers = (state.subscription, layers)
