@@ -56,9 +56,10 @@ class PreparedResource:
         resources, so no parsed copy is kept next to the bytes."""
         return any_pb2.Any.FromString(self.encoded)
 
-    @property
+    @cached_property
     def sotw_entry(self) -> bytes:
-        """This resource as one ``resources`` entry of a SotW DiscoveryResponse."""
+        """This resource as one ``resources`` entry of a SotW DiscoveryResponse; framed
+        once, for every proxy sent it on its own (responses of changes only)."""
         return wire.length_delimited(wire.SOTW_RESOURCES, self.encoded)
 
     @cached_property
