@@ -92,24 +92,3 @@ def virtual_service_index(mesh: MeshSnapshot, namespace: str) -> VirtualServiceI
         mesh.config.domain_suffix,
         mesh.services.by_host,
     )
-
-
-def virtual_services_for(
-    hostname: str,
-    candidates: Sequence[ConfigEntry[VirtualService]],
-    domain_suffix: str,
-    known_hosts: Collection[str] = (),
-) -> list[ConfigEntry[VirtualService]]:
-    """VirtualServiceIndex.for_host for a one-off lookup."""
-    return VirtualServiceIndex(candidates, domain_suffix, known_hosts).for_host(hostname)
-
-
-def virtual_service_for(
-    hostname: str,
-    candidates: Sequence[ConfigEntry[VirtualService]],
-    domain_suffix: str,
-    known_hosts: Collection[str] = (),
-) -> ConfigEntry[VirtualService] | None:
-    """The first VirtualService Istio would try for `hostname` (see virtual_services_for)."""
-    found = virtual_services_for(hostname, candidates, domain_suffix, known_hosts)
-    return found[0] if found else None

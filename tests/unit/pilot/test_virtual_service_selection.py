@@ -8,6 +8,7 @@ with no rule for this proxy and port leaves the service its default route.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 import yaml
@@ -18,10 +19,9 @@ from isthmus.model.snapshot import ConfigEntry, MeshSnapshot
 from isthmus.model.types import Proxy
 from isthmus.pilot.generators.routes import service_routes, vs_routes
 from isthmus.pilot.virtual_service import (
+    VirtualServiceIndex,
     applies_to_mesh,
-    virtual_service_for,
     virtual_service_index,
-    virtual_services_for,
     visible_virtual_services,
 )
 
@@ -57,6 +57,24 @@ def _vs(name: str, namespace: str, spec: str) -> str:
 
 def _mesh(*virtual_services: str) -> tuple[MeshSnapshot, Proxy]:
     return mesh_from_yaml(SERVICES + "".join(virtual_services))
+
+
+def _for(
+    host: str,
+    candidates: Sequence[ConfigEntry[VirtualService]],
+    known: Collection[str] = (),
+) -> list[ConfigEntry[VirtualService]]:
+    """The VirtualServices Istio tries for `host`, in order."""
+    return VirtualServiceIndex(candidates, SUFFIX, known).for_host(host)
+
+
+def _first(
+    host: str,
+    candidates: Sequence[ConfigEntry[VirtualService]],
+    known: Collection[str] = (),
+) -> ConfigEntry[VirtualService] | None:
+    found = _for(host, candidates, known)
+    return found[0] if found else None
 
 
 def _names(entries: list[ConfigEntry[VirtualService]]) -> list[str]:
@@ -111,11 +129,11 @@ def test_exact_hosts_oldest_first_and_before_any_wildcard() -> None:
         _vs("newer", "production", f"{{hosts: [{INVENTORY}]}}"),
     )
     candidates = visible_virtual_services(mesh, "production")
-    assert _names(virtual_services_for(INVENTORY, candidates, SUFFIX)) == ["older", "newer"]
-    found = virtual_service_for(INVENTORY, candidates, SUFFIX)
+    assert _names(_for(INVENTORY, candidates)) == ["older", "newer"]
+    found = _first(INVENTORY, candidates)
     assert found is not None and found.name == "older"
     # No exact VirtualService for pricing: the wildcard.
-    assert _names(virtual_services_for(PRICING, candidates, SUFFIX)) == ["wild"]
+    assert _names(_for(PRICING, candidates)) == ["wild"]
 
 
 def test_most_specific_wildcard_wins_then_the_oldest() -> None:
@@ -126,16 +144,16 @@ def test_most_specific_wildcard_wins_then_the_oldest() -> None:
         _vs("local", "production", "{hosts: ['*.local']}"),
     )
     candidates = visible_virtual_services(mesh, "production")
-    assert _names(virtual_services_for(PRICING, candidates, SUFFIX)) == ["ns-old"]
-    assert virtual_services_for("api.example.com", candidates, SUFFIX) == []
+    assert _names(_for(PRICING, candidates)) == ["ns-old"]
+    assert _for("api.example.com", candidates) == []
 
 
 def test_short_hosts_are_relative_to_the_virtual_service_namespace() -> None:
     mesh, _ = _mesh(_vs("elsewhere", "shop", "{hosts: [inventory-service]}"))
     candidates = visible_virtual_services(mesh, "production")
-    assert virtual_services_for(INVENTORY, candidates, SUFFIX) == []
+    assert _for(INVENTORY, candidates) == []
     shop = "inventory-service.shop.svc.cluster.local"
-    assert _names(virtual_services_for(shop, candidates, SUFFIX)) == ["elsewhere"]
+    assert _names(_for(shop, candidates)) == ["elsewhere"]
 
 
 def test_first_exact_virtual_service_with_routes_for_the_proxy_wins() -> None:
@@ -226,7 +244,7 @@ def test_routes_stop_at_the_first_catch_all() -> None:
             "{name: unreachable, route: [{destination: {host: inventory-service}}]}]}",
         )
     )
-    entry = virtual_service_for(INVENTORY, visible_virtual_services(mesh, "production"), SUFFIX)
+    entry = _first(INVENTORY, visible_virtual_services(mesh, "production"))
     assert entry is not None
     names = [r.name for r in vs_routes(entry, mesh, proxy, 8080)]
     assert names == ["first.match[0]", "first.match[1]"]
@@ -244,9 +262,9 @@ def test_namespace_qualified_hosts_resolve_to_the_service() -> None:
         )
     )
     candidates = visible_virtual_services(mesh, "production")
-    found = virtual_service_for(INVENTORY, candidates, SUFFIX, mesh.services.by_host)
+    found = _first(INVENTORY, candidates, mesh.services.by_host)
     assert found is not None and found.name == "by-ns"
-    assert virtual_service_for(INVENTORY, candidates, SUFFIX) is None  # literal without known hosts
+    assert _first(INVENTORY, candidates) is None  # literal without known hosts
     index = virtual_service_index(mesh, "production")
     routes = service_routes(mesh.services.get(INVENTORY), mesh, proxy, 8080, index)  # type: ignore[arg-type]
     assert routes[0].route.cluster == f"outbound|8080|v1|{PRICING}"
