@@ -213,3 +213,25 @@ async def test_disconnected_proxy_leaves_status(proxy: ClientFactory, server: Ad
             break
         await asyncio.sleep(0.01)
     assert server.status() == []
+
+
+async def test_acks_with_the_same_names_keep_the_subscription_and_a_swap_changes_it(
+    proxy: ClientFactory, server: AdsServer, source: StaticSource
+) -> None:
+    other = "outbound|7070||details.default.svc.cluster.local"
+    source.put(assignment(other, 7070))
+    client = await proxy()
+    client.subscribe(ENDPOINT, [REVIEWS, RATINGS])
+    first = await client.next(ENDPOINT)
+    client.ack(first)  # the same names again: nothing changes, nothing is sent
+    await client.expect_silence(ENDPOINT)
+    await server.wait_quiet()
+    assert server.status()[0].types[ENDPOINT].subscribed == 2
+
+    client.subscribe(ENDPOINT, [REVIEWS, other])  # as many names, one of them new
+    second = await client.next(ENDPOINT)
+    assert second.names() == [other]
+    client.ack(second)
+    await server.wait_quiet()
+    names = server.status(names=True)[0].types[ENDPOINT].subscribed_names
+    assert names == tuple(sorted([REVIEWS, other]))
