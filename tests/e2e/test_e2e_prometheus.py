@@ -128,6 +128,20 @@ def test_istio_request_metrics_reach_prometheus(
     """Requests through the mesh (the pod calls its own Service, so through its client and
     its server sidecar) are counted as Istio's istio_requests_total at both reporters."""
     web = pods["web"]
+    # The pod's /etc/hosts learns the Service asynchronously (the node refreshes it after
+    # isthmusd's change); on a loaded machine the pod can be up before the name is there.
+    lookup = "import socket; print(socket.gethostbyname('web'))"
+    wait_until(
+        lambda: (
+            mesh.cli(
+                "exec", web["name"], "-n", web["namespace"], "--", PYTHON, "-c", lookup, check=False
+            ).returncode
+            == 0
+        ),
+        60,
+        "the web Service's name in the pod's hosts file",
+        interval=1,
+    )
     calls = "import urllib.request as u\nfor _ in range(5): u.urlopen('http://web:8080/').read()"
     mesh.exec(web, PYTHON, "-c", calls)
     selector = f'namespace="{NS}",destination_workload="web",response_code="200"'

@@ -106,7 +106,9 @@ def test_fifty_megabyte_document_is_refused_quickly(daemon: DaemonProcess) -> No
     result = _cli(daemon, "apply", "-f", "-", stdin=blob)
     err = result.stderr.decode()
     assert result.returncode == 1
-    assert len(err.strip().splitlines()) == 1, err
+    # One error; a loaded machine may add the CLI's progress line while it waits.
+    lines = [line for line in err.strip().splitlines() if "still waiting for" not in line]
+    assert len(lines) == 1, err
     assert _revision(daemon) == before
 
 
