@@ -51,11 +51,9 @@ class _Entry:
 
 @dataclass
 class ViewStats:
-    """Counters for tests and benchmarks: how much a mesh change rebuilt."""
+    """How many views were built: tests read how much a mesh change rebuilt."""
 
     builds: int = 0
-    hits: int = 0
-    evicted: int = 0
 
 
 class Views:
@@ -90,7 +88,6 @@ class Views:
         entry = self._entries.get(key)
         if entry is not None and self._valid(entry, mesh):
             entry.used = self._generation
-            self.stats.hits += 1
         else:
             self._building.append(set())
             try:
@@ -114,9 +111,6 @@ class Views:
         if self._building:
             self._building[-1].add(name)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def _valid(self, entry: _Entry, mesh: MeshSnapshot) -> bool:
         if entry.mesh_version == mesh.version:
             return True
@@ -138,7 +132,6 @@ class Views:
         ]
         for key in stale:
             del self._entries[key]
-        self.stats.evicted += len(stale)
 
 
 class Memo(Generic[K, V]):
