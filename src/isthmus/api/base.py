@@ -7,7 +7,9 @@ into a number, an unknown field is an error, and the YAML names are Istio's JSON
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
@@ -67,6 +69,8 @@ class IstioModel(BaseModel):
 
     `not_supported_fields` names (in YAML spelling) the fields Istio has but isthmus does
     not model yet, so that using one reads "not supported yet" instead of "unknown field".
+    `removed_fields` maps fields Istio once had and removed to what replaces them, so that
+    YAML copied from an old blog post says what to write instead.
     """
 
     model_config = ConfigDict(
@@ -79,6 +83,7 @@ class IstioModel(BaseModel):
     )
 
     not_supported_fields: ClassVar[frozenset[str]] = frozenset()
+    removed_fields: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
 
 class ObjectMeta(IstioModel):

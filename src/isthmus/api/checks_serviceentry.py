@@ -107,9 +107,11 @@ def _check_hosts(problems: Problems, path: FieldPath, hosts: list[str]) -> None:
 
 
 def _check_ports(problems: Problems, path: FieldPath, spec: ServiceEntrySpec) -> set[str]:
-    """Numbers, names and protocols; returns the port names endpoints may refer to."""
-    if not spec.ports:
-        problems.add(path, "at least one port is required")
+    """Numbers, names and protocols; returns the port names endpoints may refer to.
+
+    Ports are optional, as in Istio: a ServiceEntry without ports names hosts (for
+    VirtualService and DestinationRule host references, and DNS) but gets no listener or
+    cluster, so its traffic is treated as traffic to an unknown destination."""
     for position, port in enumerate(spec.ports):
         here = path.index(position)
         check_port(problems, here.field("number"), port.number)

@@ -7,6 +7,7 @@ that Istio's admission webhook performs live in `validation`.
 from __future__ import annotations
 
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated, Literal
 
 from pydantic import Field, Strict
@@ -116,6 +117,8 @@ class HTTPFaultInjection_Delay(IstioModel):
 
 
 class HTTPFaultInjection_Abort(IstioModel):
+    removed_fields = MappingProxyType({"percent": "use percentage: {value: N}"})
+
     http_status: Int32 | None = None
     grpc_status: str | None = None
     http2_error: str | None = None
@@ -152,6 +155,18 @@ class HTTPDirectResponse(IstioModel):
 
 
 class HTTPRoute(IstioModel):
+    removed_fields = MappingProxyType(
+        {
+            "websocketUpgrade": "WebSocket upgrades work on every HTTP route without it; "
+            "delete the field",
+            "appendHeaders": "use headers.request.add",
+            "appendRequestHeaders": "use headers.request.add",
+            "removeRequestHeaders": "use headers.request.remove",
+            "appendResponseHeaders": "use headers.response.add",
+            "removeResponseHeaders": "use headers.response.remove",
+        }
+    )
+
     name: str | None = None
     match: list[HTTPMatchRequest] = Field(default_factory=list)
     route: list[HTTPRouteDestination] = Field(default_factory=list)

@@ -148,6 +148,8 @@ def _unknown_field(name: str, container: Any) -> str:
         return "unknown field"
     if issubclass(container, IstioModel) and name in container.not_supported_fields:
         return "not supported yet"
+    if issubclass(container, IstioModel) and name in container.removed_fields:
+        return f"Istio removed this field: {container.removed_fields[name]}"
     aliases = _aliases(container)
     camel = json_name(name)
     if camel != name and camel in aliases:

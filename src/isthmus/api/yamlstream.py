@@ -41,13 +41,56 @@ _INT_TAG = "tag:yaml.org,2002:int"
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 
 
+_BLANK_OR_END = "\0 \t\r\n\x85\u2028\u2029"
+_FLOW_INDICATORS = ",?[]{}"
+
+
 class _PythonEventSource(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
-    """The pure-Python event source, for a PyYAML built without libyaml."""
+    """The pure-Python event source, with plain scalars ended where go-yaml ends them.
+
+    Kubernetes reads YAML with go-yaml, which ends a plain scalar only at a colon followed
+    by a blank or, inside a flow collection, at one of `,?[]{}`. libyaml refuses a colon
+    followed by `,]}` inside a flow collection and PyYAML ends the scalar before it, so
+    both misread `addresses: [1.2.3.4, 2001:db8::]`; go-yaml reads two strings.
+    """
 
     def __init__(self, stream: str) -> None:
         yaml.reader.Reader.__init__(self, stream)
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
+
+    def scan_plain(self) -> yaml.ScalarToken:
+        start = end = self.get_mark()
+        indent = self.indent + 1
+        chunks: list[str] = []
+        spaces: list[str] = []
+        while self.peek() != "#":
+            length = self._plain_run()
+            if length == 0:
+                break
+            self.allow_simple_key = False
+            chunks += spaces
+            chunks.append(self.prefix(length))
+            self.forward(length)
+            end = self.get_mark()
+            blanks = self.scan_plain_spaces(indent, start)
+            if not blanks or self.peek() == "#" or (not self.flow_level and self.column < indent):
+                break
+            spaces = blanks
+        return yaml.ScalarToken("".join(chunks), True, start, end)
+
+    def _plain_run(self) -> int:
+        """Length of the plain scalar's next run of non-blank characters."""
+        length = 0
+        while True:
+            char = self.peek(length)
+            if char in _BLANK_OR_END:
+                return length
+            if char == ":" and self.peek(length + 1) in _BLANK_OR_END:
+                return length
+            if self.flow_level and char in _FLOW_INDICATORS:
+                return length
+            length += 1
 
 
 def _event_source() -> Any:
@@ -84,8 +127,11 @@ class YamlProblem:
     message: str
 
 
-class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type: ignore[misc]
-    """Composer with limits, over libyaml's events, constructing like Kubernetes."""
+class _BoundedLoader(Composer, SafeConstructor, Resolver):
+    """Composer with limits, over the events of `_events`, constructing like Kubernetes."""
+
+    _events: Any
+    peek_event: Any  # from the event source a subclass mixes in
 
     yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
@@ -93,7 +139,7 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
     }
 
     def __init__(self, stream: str) -> None:
-        _EventSource.__init__(self, stream)
+        self._events.__init__(self, stream)
         Composer.__init__(self)
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
@@ -188,6 +234,18 @@ class _BoundedLoader(Composer, _EventSource, SafeConstructor, Resolver):  # type
                 )
             mapping[key] = self.construct_object(value_node, deep=deep)
         return mapping
+
+
+class _FastLoader(_BoundedLoader, _EventSource):  # type: ignore[misc]
+    """libyaml's events: fast, and the same as go-yaml's except where it refuses."""
+
+    _events = _EventSource
+
+
+class _KubernetesLoader(_BoundedLoader, _PythonEventSource):
+    """Pure-Python events that read what libyaml refuses as go-yaml reads it."""
+
+    _events = _PythonEventSource
 
 
 class NumberKey:
@@ -304,11 +362,28 @@ def _too_large(size: int) -> YamlProblem:
 
 
 def read_documents(text: str, encoded: bytes) -> tuple[list[YamlDocument], YamlProblem | None]:
-    """Documents in order (empty ones skipped) and the problem that stopped reading, if any."""
+    """Documents in order (empty ones skipped) and the problem that stopped reading, if any.
+
+    libyaml reads the stream; where it refuses a colon that go-yaml reads as part of a
+    plain scalar, the stream is read again by the slower scanner that follows go-yaml.
+    """
+    documents, problem = _read(_FastLoader, text, encoded)
+    if problem is not None and problem.message == _LIBYAML_COLON:
+        return _read(_KubernetesLoader, text, encoded)
+    return documents, problem
+
+
+# libyaml's refusal of `x:` then one of `,?[]{}` in a flow collection, as `_marked_problem` has it.
+_LIBYAML_COLON = "invalid YAML: found unexpected ':' (while scanning a plain scalar)"
+
+
+def _read(
+    loader_class: type[_BoundedLoader], text: str, encoded: bytes
+) -> tuple[list[YamlDocument], YamlProblem | None]:
     documents: list[YamlDocument] = []
     index = 0
     try:
-        loader = _BoundedLoader(text)
+        loader = loader_class(text)
         while loader.check_node():
             node = _present(loader.get_node())
             data = loader.construct_document(node)

@@ -323,6 +323,26 @@ fault: {abort: {httpStatus: 700, percentage: {value: 10}}}"""),
 fault: {delay: {fixedDelay: 1s, percentage: {value: 150}}}"""),
         VS + "spec.http[0].fault.delay.percentage.value: must be 0 or between 0.0001 and 100",
     ),
+    "fault-abort-percent-removed-by-istio": (
+        vs("""route:
+- destination: {host: reviews}
+fault: {abort: {httpStatus: 503, percent: 10}}"""),
+        VS + "spec.http[0].fault.abort.percent: Istio removed this field: use percentage: "
+        "{value: N}",
+    ),
+    "websocket-upgrade-removed-by-istio": (
+        vs("""route:
+- destination: {host: reviews}
+websocketUpgrade: true"""),
+        VS + "spec.http[0].websocketUpgrade: Istio removed this field: WebSocket upgrades work "
+        "on every HTTP route without it; delete the field",
+    ),
+    "append-headers-removed-by-istio": (
+        vs("""route:
+- destination: {host: reviews}
+appendHeaders: {x-a: b}"""),
+        VS + "spec.http[0].appendHeaders: Istio removed this field: use headers.request.add",
+    ),
     "fault-empty": (
         vs("""route:
 - destination: {host: reviews}
@@ -480,10 +500,6 @@ retries: {attempts: 2, backoff: 25ms}"""),
     "se-hosts-missing": (
         se("ports: [{number: 443, name: https, protocol: HTTPS}]\nresolution: DNS"),
         SE + "spec.hosts: at least one host is required",
-    ),
-    "se-ports-missing": (
-        se("hosts: [api.example.com]\nresolution: DNS"),
-        SE + "spec.ports: at least one port is required",
     ),
     "se-static-endpoint-without-address": (
         se("""hosts: [db.internal]
