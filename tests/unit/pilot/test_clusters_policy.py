@@ -17,7 +17,9 @@ from isthmus.api.networking import (
 )
 from isthmus.model.types import Endpoint
 from isthmus.pilot.envoy.cluster import (
+    HTTP_PROTOCOL_OPTIONS,
     Cluster,
+    HttpProtocolOptions,
     apply_dns_resolution,
     new_cluster,
     set_load_assignment,
@@ -171,6 +173,46 @@ def test_connection_pool_maps_to_thresholds_timeouts_and_http_options() -> None:
     common = draft.http_options.common_http_protocol_options
     assert common.max_requests_per_connection.value == 10
     assert common.idle_timeout.ToTimedelta() == timedelta(minutes=5)  # from tcp, http has none
+
+
+@pytest.mark.parametrize(
+    ("protocol", "limited"),
+    [
+        ("grpc", "explicit_http_config"),  # HTTP/2 upstream
+        ("", "use_downstream_protocol_config"),  # sniffed: the client's protocol
+        ("http", None),  # HTTP/1 upstream: nothing to limit, as in Istio
+    ],
+)
+def test_max_concurrent_streams_limits_http2_upstream_connections(
+    protocol: str, limited: str | None
+) -> None:
+    name = f"{protocol}-api" if protocol else "api"
+    mesh, proxy = mesh_from_yaml(f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: inventory-service, namespace: production}}
+spec:
+  clusterIP: 10.96.0.12
+  ports: [{{name: {name}, port: 8080}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: inventory, namespace: production}}
+spec:
+  host: inventory-service
+  trafficPolicy: {{connectionPool: {{http: {{maxConcurrentStreams: 7}}}}}}
+""")
+    (cluster,) = [c for c in generate_clusters(mesh, proxy) if c.name.endswith(HOST)]
+
+    options = HttpProtocolOptions()
+    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Unpack(options)
+    for config_name in ("explicit_http_config", "use_downstream_protocol_config"):
+        config = getattr(options, config_name)
+        limit = config.http2_protocol_options.max_concurrent_streams
+        assert limit.value == (7 if config_name == limited else 0)
+        assert config.http2_protocol_options.HasField("max_concurrent_streams") == (
+            config_name == limited
+        )
 
 
 # --- outlier detection ---------------------------------------------------------------

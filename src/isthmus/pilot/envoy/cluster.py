@@ -130,6 +130,18 @@ def set_use_downstream_protocol(draft: ClusterDraft) -> None:
     config.http2_protocol_options.SetInParent()
 
 
+def limit_concurrent_streams(draft: ClusterDraft, limit: int) -> None:
+    """maxConcurrentStreams: at most `limit` streams on one upstream HTTP/2 connection (more
+    concurrent requests open more connections). A cluster that cannot speak HTTP/2 upstream
+    is left alone, as in Istio."""
+    options = draft.http_options
+    if options is None:
+        return
+    for config in (options.explicit_http_config, options.use_downstream_protocol_config):
+        if config.HasField("http2_protocol_options"):
+            config.http2_protocol_options.max_concurrent_streams.value = limit
+
+
 def set_upstream_protocol(draft: ClusterDraft, protocol: Protocol) -> None:
     """HTTP/2 for http2/grpc ports; the client's protocol for sniffed (unnamed) ports."""
     if protocol.is_http2:

@@ -21,6 +21,7 @@ from isthmus.pilot.envoy.cluster import (
     Cluster,
     ClusterDraft,
     duration,
+    limit_concurrent_streams,
     set_h2,
     set_use_downstream_protocol,
 )
@@ -83,6 +84,8 @@ def apply_connection_pool(
             common.max_connection_duration.CopyFrom(duration(max_duration))
     if http is not None and http.use_client_protocol:
         set_use_downstream_protocol(draft)
+    if http is not None and http.max_concurrent_streams:
+        limit_concurrent_streams(draft, http.max_concurrent_streams)
 
 
 def apply_tcp_keepalive(cluster: Cluster, tcp: ConnectionPoolSettings_TCPSettings | None) -> None:
