@@ -7,6 +7,7 @@ listener and the explicit proxy listener depend on the proxy.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 
 from envoy.config.core.v3 import base_pb2
@@ -64,17 +65,31 @@ def _is_http(protocol: Protocol) -> bool:
 
 
 def _l4_applies(
-    match: L4MatchAttributes, proxy_labels: dict[str, str], namespace: str, port: int
+    match: L4MatchAttributes,
+    proxy_labels: dict[str, str],
+    namespace: str,
+    port: int,
+    address: str | None,
 ) -> bool:
-    """Istio's port and sourceMatchTCP checks; a match naming gateways applies to sidecars
-    only if it names `mesh`."""
+    """Istio's port, destinationSubnets and sourceMatchTCP checks; a match naming gateways
+    applies to sidecars only if it names `mesh`. `address` is the destination IP every
+    connection on the chain has (a TCP chain serves one service address)."""
     if match.port is not None and match.port != port:
+        return False
+    if match.destination_subnets and not _in_subnets(address, match.destination_subnets):
         return False
     if match.gateways:
         return MESH_GATEWAY in match.gateways
     if match.source_namespace is not None and match.source_namespace != namespace:
         return False
     return all(proxy_labels.get(k) == v for k, v in match.source_labels.items())
+
+
+def _in_subnets(address: str | None, subnets: list[str]) -> bool:
+    if address is None:
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(subnet, strict=False) for subnet in subnets)
 
 
 def tcp_destinations(
@@ -89,7 +104,9 @@ def tcp_destinations(
     from the VirtualServices of the host in Istio's order, or the service's own cluster."""
     for entry in virtual_services.for_host(svc.hostname):
         for rule in entry.resource.spec.tcp:
-            if rule.match and not any(_l4_applies(m, labels, namespace, port) for m in rule.match):
+            if rule.match and not any(
+                _l4_applies(m, labels, namespace, port, svc.address) for m in rule.match
+            ):
                 continue
             return [
                 (
