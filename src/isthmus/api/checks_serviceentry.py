@@ -132,7 +132,8 @@ def _check_endpoint(
     """Address (IP, or DNS name where resolution is DNS), port numbers, labels."""
     address = endpoint.address
     if not address:
-        problems.add(path.field("address"), "is required")
+        if not endpoint.network:  # with a network, its gateway would reach it (Istio)
+            problems.add(path.field("address"), "is required")
     elif address.startswith(_UNIX_PREFIX):
         problems.add(path.field("address"), f"unix domain socket addresses are {NOT_SUPPORTED}")
     elif not names.is_ip_address(address):

@@ -39,6 +39,7 @@ from isthmus.model.snapshot import (
     MeshSnapshot,
     ServiceIndex,
 )
+from isthmus.model.topology import topology_labels, workload_locality
 from isthmus.model.types import Endpoint, Resolution, Service, ServicePort, Workload
 
 
@@ -252,6 +253,10 @@ def _select_endpoints(
         labels = wl.label_dict
         if not all(labels.get(k) == v for k, v in selector.items()):
             continue
+        if not wl.address:
+            # A WorkloadEntry with a network and no address is reached only through that
+            # network's gateway; isthmus has none, so, as Istio then, it gets no traffic.
+            continue
         named = dict(wl.port_map)
         for port in svc.ports:
             target = target_ports.get(port.port)
@@ -275,6 +280,7 @@ def _select_endpoints(
                     ready=wl.ready,
                     weight=wl.weight,
                     workload_name=wl.workload_name,
+                    locality=wl.locality,
                 )
             )
 
@@ -282,11 +288,13 @@ def _select_endpoints(
 def _workload_from_entry(res: Resource) -> Workload:
     assert isinstance(res, WorkloadEntry)
     spec = res.spec
+    locality = workload_locality(spec.locality, spec.labels)
     return Workload(
         name=res.metadata.name,
         namespace=res.metadata.namespace or "default",
         address=spec.address or "",
-        labels=tuple(sorted(spec.labels.items())),
+        labels=topology_labels(spec.labels, locality, spec.network),
+        locality=locality,
         service_account=spec.service_account or "default",
         ready=True,
         port_map=tuple(sorted(spec.ports.items())),
@@ -348,15 +356,19 @@ def _services_from_entry(
         for port in ports:
             if spec.endpoints:
                 for we in spec.endpoints:
+                    if not we.address:
+                        continue  # reached only through its network's gateway (see above)
                     number = we.ports.get(port.name, port.target_port or port.port)
+                    locality = workload_locality(we.locality, we.labels)
                     eps[(host, port.port)].append(
                         Endpoint(
-                            address=we.address or host,
+                            address=we.address,
                             port=number,
-                            labels=tuple(sorted(we.labels.items())),
+                            labels=topology_labels(we.labels, locality, we.network),
                             service_account=we.service_account or "",
                             namespace=ns,
                             weight=we.weight,
+                            locality=locality,
                         )
                     )
             elif svc.resolution is Resolution.DNS:

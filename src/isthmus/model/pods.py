@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from isthmus.model.topology import topology_labels, workload_locality
 from isthmus.model.types import Workload
 
 POD_KIND = "Pod"
@@ -50,11 +51,13 @@ class PodView:
     container_ports: tuple[int, ...] = ()  # every declared TCP containerPort, named or not
 
     def workload(self) -> Workload:
+        locality = workload_locality(None, self.labels)
         return Workload(
             name=self.name,
             namespace=self.namespace,
             address=self.ip,
-            labels=tuple(sorted(self.labels.items())),
+            labels=topology_labels(self.labels, locality, None),
+            locality=locality,
             service_account=self.service_account,
             ready=self.ready,
             port_map=self.named_ports,

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from isthmus.model.topology import UNKNOWN_LOCALITY, Locality
+
 
 class Protocol(StrEnum):
     """Istio's protocol names (protocol selection by port name prefix or appProtocol)."""
@@ -86,6 +88,7 @@ class Workload:
     # Istio's workload name (the pod's Deployment, a WorkloadEntry's name): telemetry's
     # source_workload/destination_workload. Empty when unknown.
     workload_name: str = ""
+    locality: Locality = UNKNOWN_LOCALITY
 
     @property
     def label_dict(self) -> dict[str, str]:
@@ -104,6 +107,7 @@ class Endpoint:
     ready: bool = True
     weight: int | None = None
     workload_name: str = ""
+    locality: Locality = UNKNOWN_LOCALITY
 
     def matches(self, selector: dict[str, str]) -> bool:
         labels = dict(self.labels)

@@ -1,7 +1,8 @@
 """Mesh endpoints -> Envoy LbEndpoints and ClusterLoadAssignments.
 
 As Istio sends them: only ready endpoints, each HEALTHY with a weight (1 unless the
-workload sets one), in one locality whose weight is their sum. An endpoint labelled
+workload sets one), grouped by locality (region/zone/subzone; one group when no
+workload names one), each group weighted by the sum of its endpoints' weights. An endpoint labelled
 `security.istio.io/tlsMode` carries it as transport-socket-match metadata, which is how
 clusters pick mTLS per endpoint; an endpoint of a known workload carries who it is
 (workload, namespace, app, version, canonical names) for the client's telemetry.
@@ -18,6 +19,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from isthmus.model.identity import PeerLabels
 from isthmus.model.snapshot import TLS_MODE_LABEL
+from isthmus.model.topology import UNKNOWN_LOCALITY, Locality
 from isthmus.model.types import Endpoint
 from isthmus.pilot.envoy.cluster import ISTIO_METADATA
 
@@ -58,14 +60,25 @@ def lb_endpoint(endpoint: Endpoint, mtls_disabled: MtlsDisabled | None = None) -
 def locality_lb_endpoints(
     endpoints: Sequence[Endpoint], mtls_disabled: MtlsDisabled | None = None
 ) -> list[LocalityLbEndpoints]:
-    """One locality holding every endpoint; none at all when there are no endpoints."""
-    if not endpoints:
-        return []
-    group = LocalityLbEndpoints(lb_endpoints=[lb_endpoint(e, mtls_disabled) for e in endpoints])
-    group.load_balancing_weight.value = sum(
-        e.load_balancing_weight.value for e in group.lb_endpoints
-    )
-    return [group]
+    """One group per locality, in locality order (endpoints keep theirs); none at all when
+    there are no endpoints."""
+    by_locality: dict[Locality, list[Endpoint]] = {}
+    for endpoint in endpoints:
+        by_locality.setdefault(endpoint.locality, []).append(endpoint)
+    out = []
+    for locality in sorted(by_locality, key=lambda loc: (loc.region, loc.zone, loc.subzone)):
+        group = LocalityLbEndpoints(
+            lb_endpoints=[lb_endpoint(e, mtls_disabled) for e in by_locality[locality]]
+        )
+        if locality != UNKNOWN_LOCALITY:
+            group.locality.region = locality.region
+            group.locality.zone = locality.zone
+            group.locality.sub_zone = locality.subzone
+        group.load_balancing_weight.value = sum(
+            e.load_balancing_weight.value for e in group.lb_endpoints
+        )
+        out.append(group)
+    return out
 
 
 def cluster_load_assignment(
