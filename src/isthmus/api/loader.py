@@ -3,11 +3,19 @@
 `load_documents` is what `apply` uses: it reads a multi-document stream (expanding
 `kind: List`), fills in default namespaces, parses each object into its model, runs
 the semantic checks, and either returns everything or raises one ApiError listing
-every problem of every document. `parse_resource` re-parses a stored body.
+every problem of every document. `load_sources` does the same for several inputs (an
+apply's `-f` arguments). `parse_resource` re-parses a stored body.
+
+The same object (kind, namespace, name) may appear more than once in one apply, as
+kubectl allows: every copy is parsed and checked, and `final_objects` gives what the
+apply writes, the last copy of each object, in the place of its first (kubectl applies
+the documents in order, so the object is created where it first appears and ends as
+its last copy says).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +37,15 @@ from isthmus.api.yamlstream import (
     read_documents,
 )
 
-__all__ = ["ApiError", "LoadedObject", "load_documents", "parse_resource"]
+__all__ = [
+    "ApiError",
+    "FinalObject",
+    "LoadedObject",
+    "final_objects",
+    "load_documents",
+    "load_sources",
+    "parse_resource",
+]
 
 _LABEL_PART_MAX = 100
 
@@ -55,6 +71,42 @@ class LoadedObject:
         """(kind, namespace, name); namespace is "" for cluster-scoped kinds."""
         meta = self.resource.metadata
         return (self.resource.kind, meta.namespace or "", meta.name)
+
+    @property
+    def place(self) -> str:
+        """`app.yaml:12`: where the object's document starts."""
+        return f"{self.source}:{self.line}"
+
+
+@dataclass(frozen=True)
+class FinalObject:
+    """One object as an apply leaves it: every copy of its key in the input, in order.
+
+    The last copy is what gets stored; the earlier ones were checked like any document
+    but are superseded within the same apply.
+    """
+
+    copies: tuple[LoadedObject, ...]
+
+    @property
+    def last(self) -> LoadedObject:
+        return self.copies[-1]
+
+    @property
+    def superseded(self) -> tuple[LoadedObject, ...]:
+        return self.copies[:-1]
+
+
+def final_objects(objects: Iterable[LoadedObject]) -> list[FinalObject]:
+    """Each distinct object once, in the order of its first copy, ending as its last copy.
+
+    This is kubectl's document order in one transaction: a later copy of an object wins,
+    and no intermediate copy is ever stored or seen by a watcher.
+    """
+    copies: dict[tuple[str, str, str], list[LoadedObject]] = {}
+    for obj in objects:
+        copies.setdefault(obj.key, []).append(obj)
+    return [FinalObject(tuple(found)) for found in copies.values()]
 
 
 @dataclass(frozen=True)
@@ -110,10 +162,26 @@ def load_documents(
         loader.load(document.data, document.line, document.index, document.node)
     if problem is not None:
         loader.errors.append(_stream_line(source, problem))
-    loader.check_duplicates()
     if loader.errors:
         raise ApiError(loader.errors)
     return loader.loaded
+
+
+def load_sources(
+    sources: Iterable[tuple[str, str | bytes]], default_namespace: str = "default"
+) -> list[LoadedObject]:
+    """`load_documents` over several (source, text) inputs, in order; raise one ApiError
+    with the problems of every input."""
+    objects: list[LoadedObject] = []
+    errors: list[str] = []
+    for source, text in sources:
+        try:
+            objects.extend(load_documents(text, source, default_namespace))
+        except ApiError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ApiError(errors)
+    return objects
 
 
 def parse_resource(body: dict[str, Any], source: str = "<stored>") -> Resource:
@@ -204,19 +272,6 @@ class _Loader:
             line = lines[position] if position < len(lines) else place.line
             assert line is not None and place.index is not None
             self.load(item, line, place.index, None, position)
-
-    def check_duplicates(self) -> None:
-        first_line: dict[tuple[str, str, str], int] = {}
-        for obj in self.loaded:
-            if obj.key in first_line:
-                kind, namespace, name = obj.key
-                label = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
-                self.errors.append(
-                    f"{self.source}:{obj.line} {one_line(label)}: the same object is also defined "
-                    f"at line {first_line[obj.key]}"
-                )
-            else:
-                first_line[obj.key] = obj.line
 
 
 # `kind: List` is a transport wrapper, not a stored kind: it has no model of its own.

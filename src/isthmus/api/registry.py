@@ -2,6 +2,13 @@
 
 Istio's kinds Istio serves but isthmus does not translate yet are known by name, so a
 user applying a Gateway reads "not supported yet" rather than "unknown kind".
+
+On a command line a kind is named as kubectl names resources: `vs`, `virtualservice`,
+`virtualservices`, `VirtualService`, with its group (`virtualservices.networking.istio.io`)
+or with a version and its group (`virtualservices.v1beta1.networking.istio.io`);
+`resolve_resource` reads every form. Objects are shown in the version named, else in
+the kind's preferred version (the first it serves), whatever version they were applied
+with: every version of a kind has the same schema, as Istio's CRDs do.
 """
 
 from __future__ import annotations
@@ -32,9 +39,12 @@ __all__ = [
     "LIST_API_VERSION",
     "LIST_KIND",
     "KindInfo",
+    "ResourceRef",
     "UnknownKindError",
+    "UnservedVersionError",
     "lookup",
     "resolve_kind_name",
+    "resolve_resource",
 ]
 
 LIST_KIND = "List"
@@ -56,9 +66,35 @@ class KindInfo:
     def preferred_api_version(self) -> str:
         return self.api_versions[0]
 
+    @property
+    def group(self) -> str:
+        """The API group ("networking.istio.io"; "" for core kinds such as Service)."""
+        return self.preferred_api_version.rpartition("/")[0]
+
+    def spellings(self) -> tuple[str, ...]:
+        """The resource names a command line may use, lower case."""
+        return (self.kind.lower(), self.plural, *self.short_names)
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """A kind as named on a command line, and the apiVersion it named, if any."""
+
+    info: KindInfo
+    api_version: str | None = None
+
+    @property
+    def shown_api_version(self) -> str:
+        """The apiVersion to show objects in: the one named, else the preferred one."""
+        return self.api_version or self.info.preferred_api_version
+
 
 class UnknownKindError(ValueError):
     """The (apiVersion, kind) pair is not one isthmus accepts; str() is the user message."""
+
+
+class UnservedVersionError(ValueError):
+    """A command line named a version the kind does not serve; str() is the user message."""
 
 
 def _networking(kind: type[Resource], plural: str, *short: str) -> KindInfo:
@@ -139,11 +175,48 @@ def lookup(api_version: str, kind: str) -> KindInfo:
 
 
 def resolve_kind_name(name: str) -> KindInfo | None:
-    """Find a kind as typed on a command line: `VirtualService`, `virtualservices`, `vs`,
-    optionally qualified by group (`virtualservices.networking.istio.io`)."""
-    wanted = name.split(".", 1)[0].lower()
+    """Find a kind as typed on a command line (see `resolve_resource`), or None."""
+    try:
+        ref = resolve_resource(name)
+    except UnservedVersionError:
+        return None
+    return ref.info if ref is not None else None
+
+
+def resolve_resource(name: str) -> ResourceRef | None:
+    """The kind a command line names, as kubectl reads it (case-insensitive): `resource`,
+    `resource.group` or `resource.version.group` (`services.v1.` for a core kind), where
+    resource is the kind, its plural or a short name. None if no kind isthmus serves
+    matches; UnservedVersionError if the kind and group match but the version is not
+    one the kind serves.
+    """
+    resource, _, rest = name.lower().partition(".")
+    if not rest:
+        info = _find(resource, None)
+        return ResourceRef(info) if info is not None else None
+    version, _, group = rest.partition(".")
+    unserved: UnservedVersionError | None = None
+    if group or rest.endswith("."):  # resource.version.group, tried first as kubectl does
+        info = _find(resource, group)
+        if info is not None:
+            api_version = f"{group}/{version}" if group else version
+            if api_version in info.api_versions:
+                return ResourceRef(info, api_version)
+            unserved = UnservedVersionError(
+                f"kind {info.kind} is not served by apiVersion {api_version} ({name}); "
+                f"it serves {', '.join(info.api_versions)}"
+            )
+    info = _find(resource, rest)  # resource.group
+    if info is not None:
+        return ResourceRef(info)
+    if unserved is not None:
+        raise unserved
+    return None
+
+
+def _find(resource: str, group: str | None) -> KindInfo | None:
     for info in KINDS.values():
-        if wanted in (info.kind.lower(), info.plural, *info.short_names):
+        if resource in info.spellings() and (group is None or group == info.group):
             return info
     return None
 

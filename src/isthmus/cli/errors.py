@@ -9,3 +9,12 @@ class UserError(Exception):
     def __init__(self, *lines: str) -> None:
         super().__init__("\n".join(lines))
         self.lines = [f"error: {line}" for line in lines]
+
+
+class ManifestRefused(UserError):
+    """Problems found in the user's manifests, printed as they are, one line each
+    (`app.yaml:2 VirtualService prod/reviews: spec...`), as isthmusd's refusals are."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(*lines)
+        self.lines = list(lines)

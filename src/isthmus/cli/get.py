@@ -1,4 +1,9 @@
-"""`isthmus get KIND [NAME...]`: show stored objects as a table, YAML or JSON."""
+"""`isthmus get KIND [NAME...]`: show stored objects as a table, YAML or JSON.
+
+As kubectl, `-o yaml|json` shows each object in the apiVersion the command named
+(`virtualservices.v1beta1.networking.istio.io`), else in the kind's preferred version,
+whichever version it was applied with (every version of a kind has one schema).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import click
 
 from isthmus.cli.context import CliContext, pass_cli
 from isthmus.cli.errors import UserError
-from isthmus.cli.kinds import KindInfo, UnknownKind, resolve_kind, resource_of
+from isthmus.cli.kinds import KindInfo, ResourceRef, UnknownKind, resolve_ref, resource_of
 from isthmus.cli.pods import POD_KINDS, get_pods
 from isthmus.cli.render import as_document, table, to_json, to_yaml
 from isthmus.cli.runtime_status import (
@@ -53,7 +58,8 @@ def get_command(
     if kind.lower() in ENDPOINT_KINDS:
         get_endpoints(cli, names, namespace, all_namespaces, output)
         return
-    info = _kind(kind)
+    ref = _resource(kind)
+    info = ref.info
     scope = _scope(info, namespace, all_namespaces)
     with cli.client() as client:
         bodies = client.get(kind=info.kind, namespace=scope)
@@ -63,7 +69,8 @@ def get_command(
         bodies = with_deployment_status(cli, bodies)
     if output in ("yaml", "json"):
         if bodies or not names:
-            document = as_document(bodies, single=len(names) == 1)
+            shown = [_in_version(body, ref.shown_api_version) for body in bodies]
+            document = as_document(shown, single=len(names) == 1)
             click.echo(to_yaml(document) if output == "yaml" else to_json(document))
     elif bodies:
         with_namespace = info.namespaced and scope is None
@@ -77,11 +84,18 @@ def get_command(
     _fail_on_missing(info, scope, names, bodies)
 
 
-def _kind(name: str) -> KindInfo:
+def _resource(name: str) -> ResourceRef:
     try:
-        return resolve_kind(name)
+        return resolve_ref(name)
     except UnknownKind as exc:
         raise UserError(str(exc)) from exc
+
+
+def _in_version(body: dict[str, Any], api_version: str) -> dict[str, Any]:
+    """The body as served in `api_version` (key order kept): only apiVersion differs."""
+    if body.get("apiVersion") == api_version:
+        return body
+    return {k: api_version if k == "apiVersion" else v for k, v in body.items()}
 
 
 def _scope(info: KindInfo, namespace: str | None, all_namespaces: bool) -> str | None:

@@ -1,5 +1,6 @@
 """Kind names on the command line: every spelling kubectl accepts, as the api registry knows
-them (`vs`, `virtualservices`, `VirtualService`, `virtualservices.networking.istio.io`).
+them (`vs`, `virtualservices`, `VirtualService`, `virtualservices.networking.istio.io`,
+`virtualservices.v1beta1.networking.istio.io`).
 
 The daemon only ever sees the canonical kind name; the registry stays the one list of
 kinds isthmus accepts.
@@ -7,25 +8,50 @@ kinds isthmus accepts.
 
 from __future__ import annotations
 
-from isthmus.api.registry import KINDS, KindInfo, resolve_kind_name
+from isthmus.api.registry import (
+    KINDS,
+    KindInfo,
+    ResourceRef,
+    UnservedVersionError,
+    resolve_resource,
+)
 
-__all__ = ["KindInfo", "UnknownKind", "group_of", "resolve_kind", "resource_name", "resource_of"]
+__all__ = [
+    "KindInfo",
+    "ResourceRef",
+    "UnknownKind",
+    "group_of",
+    "resolve_kind",
+    "resolve_ref",
+    "resource_name",
+    "resource_of",
+]
 
 
 class UnknownKind(ValueError):
-    """The user named a kind isthmus does not serve."""
+    """The user named a kind isthmus does not serve, or a version it does not serve."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, reason: str | None = None) -> None:
         spellings = sorted(s for info in KINDS.values() for s in (info.plural, *info.short_names))
-        super().__init__(f'unknown resource type "{name}"; known types: {", ".join(spellings)}')
+        super().__init__(
+            reason or f'unknown resource type "{name}"; known types: {", ".join(spellings)}'
+        )
+
+
+def resolve_ref(name: str) -> ResourceRef:
+    """The kind (and apiVersion, if named) a user's spelling names, or UnknownKind."""
+    try:
+        ref = resolve_resource(name)
+    except UnservedVersionError as exc:
+        raise UnknownKind(name, str(exc)) from exc
+    if ref is None:
+        raise UnknownKind(name)
+    return ref
 
 
 def resolve_kind(name: str) -> KindInfo:
     """The kind a user's spelling names (case-insensitive), or UnknownKind."""
-    info = resolve_kind_name(name)
-    if info is None:
-        raise UnknownKind(name)
-    return info
+    return resolve_ref(name).info
 
 
 def group_of(api_version: str) -> str:

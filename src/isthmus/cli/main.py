@@ -16,6 +16,7 @@ from isthmus.home import resolve_home
 
 COMMANDS: dict[str, str] = {
     "apply": "isthmus.cli.apply:apply_command",
+    "validate": "isthmus.cli.validate:validate_command",
     "get": "isthmus.cli.get:get_command",
     "delete": "isthmus.cli.delete:delete_command",
     "daemon": "isthmus.cli.daemon_cmd:daemon_command",

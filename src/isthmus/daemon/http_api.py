@@ -13,6 +13,11 @@ and the store write stay on the loop thread, back to back without an await, so t
 ever touched from the loop. At most `max_waiting` applies and deletes wait for the worker;
 one more is answered 429 with `Retry-After` instead of queueing without bound.
 
+The same object may be defined more than once in one apply, as kubectl allows: every
+copy is checked, the last one is stored, once, in the place of the first (see
+`isthmus.api.loader.final_objects`), and the apply answers one result per object, which
+says how many copies there were and which one was applied.
+
 Any request but GET and HEAD may carry an `Idempotency-Key`: see `isthmus.daemon.idempotency`.
 """
 
@@ -34,9 +39,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from isthmus.api.errors import ApiError
-from isthmus.api.loader import LoadedObject, load_documents
+from isthmus.api.loader import FinalObject, LoadedObject, final_objects, load_sources
 from isthmus.daemon.idempotency import IdempotencyCache, idempotency_middleware
 from isthmus.store import Conflict, NotFound, ObjectKey, ResourceStore, same_content
+from isthmus.store.content import expected_version
 
 __all__ = [
     "IDEMPOTENCY",
@@ -71,8 +77,9 @@ class ApiHooks:
     """What the daemon plugs into the API; the defaults give a working object API alone.
 
     `validate_apply` sees every object of one apply together (after each passed its own
-    schema) and returns error lines; any line refuses the whole apply. It runs on the
-    API's worker thread: it must not touch the event loop or write the store.
+    schema; the last copy of an object defined more than once) and returns error lines;
+    any line refuses the whole apply. It runs on the API's worker thread: it must not
+    touch the event loop or write the store.
     `extra_routes` adds endpoints such as proxy status.
     """
 
@@ -262,7 +269,8 @@ class _ObjectApi:
             results = _plan_apply(self._store, objects)
             if not dry_run:
                 try:
-                    self._store.apply([(ObjectKey(*o.key), o.body) for o in objects])
+                    _check_superseded_versions(self._store, objects)
+                    self._store.apply([(ObjectKey(*o.last.key), o.last.body) for o in objects])
                 except Conflict as exc:
                     raise _RequestError(409, [str(exc)]) from exc
                 except ValueError as exc:
@@ -283,17 +291,18 @@ class _ObjectApi:
             }
         )
 
-    def _parse_apply(self, raw: bytes) -> tuple[bool, list[LoadedObject], list[str]]:
+    def _parse_apply(self, raw: bytes) -> tuple[bool, list[FinalObject], list[str]]:
         """Worker thread: decode, parse and check every object of an apply."""
         payload = _decode_object(raw)
         dry_run = _optional(payload, "dryRun", bool, False)
-        objects = self._load(payload)
+        objects = final_objects(self._load(payload))
         if not objects:
             raise _RequestError(422, ["no objects passed to apply"])
-        problems = self._hooks.validate_apply(objects)
+        applied = [o.last for o in objects]
+        problems = self._hooks.validate_apply(applied)
         if problems:
             raise _RequestError(422, problems)
-        return dry_run, objects, self._hooks.warn_apply(objects)
+        return dry_run, objects, self._hooks.warn_apply(applied)
 
     async def get_objects(self, request: web.Request) -> web.Response:
         query = request.query
@@ -336,8 +345,6 @@ class _ObjectApi:
         documents = payload.get("documents")
         if not isinstance(documents, list):
             raise _RequestError(400, ['"documents" must be a list of {"source", "text"}'])
-        objects: list[LoadedObject] = []
-        errors: list[str] = []
         for index, document in enumerate(documents):
             if not (
                 isinstance(document, dict)
@@ -345,38 +352,55 @@ class _ObjectApi:
                 and isinstance(document.get("text"), str)
             ):
                 raise _RequestError(400, [f"documents[{index}] must be {{source: str, text: str}}"])
-            try:
-                objects.extend(load_documents(document["text"], document["source"], namespace))
-            except ApiError as exc:
-                errors.extend(exc.errors)
-        if errors:
-            raise _RequestError(422, errors)
-        return objects
+        try:
+            return load_sources(((d["source"], d["text"]) for d in documents), namespace)
+        except ApiError as exc:
+            raise _RequestError(422, exc.errors) from exc
 
 
-def _plan_apply(store: ResourceStore, objects: Sequence[LoadedObject]) -> list[dict[str, str]]:
+def _plan_apply(store: ResourceStore, objects: Sequence[FinalObject]) -> list[dict[str, Any]]:
     """kubectl's verdict per object (created / configured / unchanged), decided exactly as
-    the store will decide it, so a dry run reports what a real apply would do."""
-    pending: dict[ObjectKey, dict[str, Any]] = {}
+    the store will decide it, so a dry run reports what a real apply would do. An object
+    defined more than once gets one verdict, for its last copy (what is stored); its
+    result says how many copies there were and where the last one is."""
     results = []
     for obj in objects:
-        key = ObjectKey(*obj.key)
-        previous = pending.get(key)
-        if previous is None:
-            stored = store.get(key)
-            previous = stored.body if stored is not None else None
-        if previous is None:
+        key = ObjectKey(*obj.last.key)
+        stored = store.get(key)
+        if stored is None:
             verdict = "created"
-        elif same_content(previous, obj.body):
+        elif same_content(stored.body, obj.last.body):
             verdict = "unchanged"
         else:
             verdict = "configured"
-        pending[key] = obj.body
-        results.append(_result(key, obj.body, verdict))
+        result: dict[str, Any] = _result(key, obj.last.body, verdict)
+        if obj.superseded:
+            result["copies"] = len(obj.copies)
+            result["appliedFrom"] = obj.last.place
+        results.append(result)
     return results
 
 
-def _result(key: ObjectKey, body: dict[str, Any], verdict: str) -> dict[str, str]:
+def _check_superseded_versions(store: ResourceStore, objects: Sequence[FinalObject]) -> None:
+    """A superseded copy that names a resourceVersion still asserts it: as the store checks
+    the copy it writes, raise Conflict if the stored version is another (kubectl would
+    have refused that document). A copy identical to the stored object asserts nothing,
+    as for the store."""
+    for obj in objects:
+        for copy in obj.superseded:
+            expected = expected_version(copy.body)
+            stored = store.get(ObjectKey(*copy.key)) if expected is not None else None
+            if stored is None or same_content(stored.body, copy.body):
+                continue
+            if expected != str(stored.resource_version):
+                raise Conflict(
+                    f"{stored.key}: the object has been modified (resourceVersion {expected} "
+                    f"given at {copy.place}, {stored.resource_version} stored); get it again "
+                    "and reapply"
+                )
+
+
+def _result(key: ObjectKey, body: dict[str, Any], verdict: str) -> dict[str, Any]:
     return {
         "apiVersion": str(body.get("apiVersion", "")),
         "kind": key.kind,

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.loader import LoadedObject
 from isthmus.api.mesh_config import MeshConfigFile
 from isthmus.ca import CaOptions, CertificateAuthority, TokenIssuer
+from isthmus.daemon.apply_warnings import DEFAULT_PATH_NORMALIZATION, apply_warnings
 from isthmus.daemon.ca_service import CertificateService
 from isthmus.daemon.http_api import ApiHooks, build_app, start_unix_site
 from isthmus.daemon.jwks import JwksRefresher
@@ -35,7 +35,6 @@ from isthmus.daemon.zipkin import start_collector
 from isthmus.home import MeshHome
 from isthmus.model.jwks import JwksSource
 from isthmus.model.snapshot import MeshConfig
-from isthmus.pilot.authz.warnings import path_normalization_warnings
 from isthmus.store.sqlite import SqliteStore
 from isthmus.tracing import DEFAULT_MAX_SPANS, SpanStore
 from isthmus.tracing.app import query_routes
@@ -52,7 +51,7 @@ class DaemonOptions:
     proxy_http_port: int | None = None
     trust_domain: str = "cluster.local"
     root_namespace: str = "istio-system"
-    path_normalization: str = "BASE"
+    path_normalization: str = DEFAULT_PATH_NORMALIZATION
     # Virtual IPs for Services without a clusterIP (the local runtime's service CIDR).
     service_cidr: str | None = None
     ca: CaOptions = field(default_factory=CaOptions)
@@ -135,12 +134,7 @@ async def run_daemon(
         return web.json_response({"status": "stopping"})
 
     def warn_apply(objects: Sequence[LoadedObject]) -> list[str]:
-        return [
-            line
-            for o in objects
-            if isinstance(o.resource, AuthorizationPolicy)
-            for line in path_normalization_warnings(o.resource, config.path_normalization)
-        ]
+        return apply_warnings(objects, config.path_normalization)
 
     hooks = ApiHooks(
         warn_apply=warn_apply,

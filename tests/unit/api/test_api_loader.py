@@ -143,14 +143,6 @@ def test_empty_kind_list_loads_nothing() -> None:
     assert load("apiVersion: v1\nkind: List\nitems: []\n") == []
 
 
-def test_the_same_object_twice_is_an_error() -> None:
-    text = VIRTUAL_SERVICE + "---\n" + VIRTUAL_SERVICE
-
-    assert load_errors(text) == [
-        "app.yaml:11 VirtualService default/reviews: the same object is also defined at line 1"
-    ]
-
-
 def test_same_name_in_different_namespaces_is_fine() -> None:
     text = (
         VIRTUAL_SERVICE
