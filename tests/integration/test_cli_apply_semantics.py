@@ -515,3 +515,23 @@ def test_dry_run_when_isthmusd_does_not_answer_validates_offline(tmp_path: Path)
     assert lines(result.stderr)[-1] == (
         f"isthmus: isthmusd did not answer within 1s: {OFFLINE_NOTICE}"
     )
+
+
+def test_validate_warns_as_istio_about_an_entry_without_address(tmp_path: Path) -> None:
+    env = no_home_env(tmp_path)
+    path = write(
+        tmp_path / "vm.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
+        "metadata: {name: vm-remote, namespace: prod}\n"
+        "spec: {network: remote, labels: {app: payments}}\n",
+    )
+
+    result = run("validate", "-f", path, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert lines(result.stdout) == ["workloadentry.networking.istio.io/vm-remote valid"]
+    assert lines(result.stderr) == [
+        "Warning: WorkloadEntry prod/vm-remote: address is unset with network 'remote': it is "
+        "reachable only through that network's gateway, and isthmus has none, so it gets no "
+        "traffic"
+    ]

@@ -1,5 +1,5 @@
 """VirtualService checks: Istio's admission rules, plus "not supported yet" for the
-parts isthmus does not translate (gateways, tls routes, delegation, CORS, ...)."""
+parts isthmus does not translate (gateways, tls routes, delegation, ...)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from isthmus.api.checks_common import (
     check_string_match,
 )
 from isthmus.api.errors import FieldPath, Problems, short_repr
+from isthmus.api.grpc_status import GRPC_STATUS_CODES
 from isthmus.api.networking import (
+    CorsPolicy,
     Headers,
     Headers_HeaderOperations,
     HTTPDirectResponse,
@@ -62,6 +64,10 @@ RETRY_ON_POLICIES = frozenset(
     }
 )
 _JWT_CLAIM_PREFIX = "@request.auth.claims"
+# Istio's supportedCORSMethods: Go's net/http method names, and "*".
+CORS_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE", "*"}
+)
 
 
 def check_virtual_service(vs: VirtualService, problems: Problems) -> None:
@@ -198,8 +204,7 @@ class _PatternIndex:
 def _check_http_route(problems: Problems, path: FieldPath, http: HTTPRoute) -> None:
     if http.delegate is not None:
         problems.add(path.field("delegate"), NOT_SUPPORTED)
-    if http.cors_policy is not None:
-        problems.add(path.field("corsPolicy"), NOT_SUPPORTED)
+    _check_cors_policy(problems, path.field("corsPolicy"), http.cors_policy)
     _check_actions(problems, path, http)
     for position, match in enumerate(http.match):
         _check_http_match(problems, path.field("match").index(position), match)
@@ -330,6 +335,44 @@ def _check_authority_set_once(problems: Problems, path: FieldPath, http: HTTPRou
         problems.add(path, f"the authority is rewritten more than once ({', '.join(sources)})")
 
 
+def _check_cors_policy(problems: Problems, path: FieldPath, cors: CorsPolicy | None) -> None:
+    """Istio's validateCORSPolicy; also refuses allowOrigin next to allowOrigins, which
+    Istio would silently ignore."""
+    if cors is None:
+        return
+    for position, origin in enumerate(cors.allow_origins):
+        here = path.field("allowOrigins").index(position)
+        check_string_match(problems, here, origin)
+        if origin.exact == "":
+            problems.add(here.field("exact"), "must not be empty")
+    for position, exact in enumerate(cors.allow_origin):
+        if not exact:
+            problems.add(path.field("allowOrigin").index(position), "must not be empty")
+    if cors.allow_origins and cors.allow_origin:
+        problems.add(
+            path.field("allowOrigin"),
+            "set only one of allowOrigins and allowOrigin (deprecated; Istio ignores it "
+            "when allowOrigins is set)",
+        )
+    for position, method in enumerate(cors.allow_methods):
+        if method not in CORS_METHODS:
+            problems.add(
+                path.field("allowMethods").index(position),
+                f"{short_repr(method)} is not a supported HTTP method",
+            )
+    for field, headers in (
+        ("allowHeaders", cors.allow_headers),
+        ("exposeHeaders", cors.expose_headers),
+    ):
+        for position, name in enumerate(headers):
+            problem = None if name == "*" else names.header_name_error(name)
+            if problem:
+                problems.add(path.field(field).index(position), problem)
+    check_duration(problems, path.field("maxAge"), cors.max_age)
+    if cors.max_age is not None and cors.max_age.microseconds:
+        problems.add(path.field("maxAge"), "is accurate only to seconds; use whole seconds")
+
+
 def _check_fault(problems: Problems, path: FieldPath, fault: HTTPFaultInjection | None) -> None:
     if fault is None:
         return
@@ -339,14 +382,33 @@ def _check_fault(problems: Problems, path: FieldPath, fault: HTTPFaultInjection 
     if abort is not None:
         here = path.field("abort")
         check_percentage(problems, here.field("percentage"), abort.percentage)
-        if abort.grpc_status is not None:
-            problems.add(here.field("grpcStatus"), NOT_SUPPORTED)
+        chosen = [
+            name
+            for name, value in (
+                ("httpStatus", abort.http_status),
+                ("grpcStatus", abort.grpc_status),
+                ("http2Error", abort.http2_error),
+            )
+            if value is not None
+        ]
+        if len(chosen) > 1:
+            problems.add(here, f"set only one of {', '.join(chosen)}")
+        elif not chosen:
+            problems.add(here.field("httpStatus"), "is required")
+        if abort.grpc_status is not None and abort.grpc_status not in GRPC_STATUS_CODES:
+            problems.add(
+                here.field("grpcStatus"),
+                f"{short_repr(abort.grpc_status)} is not a gRPC status name "
+                "(for example UNAVAILABLE or NOT_FOUND)",
+            )
         if abort.http2_error is not None:
-            problems.add(here.field("http2Error"), NOT_SUPPORTED)
-        if abort.http_status is None:
-            if abort.grpc_status is None and abort.http2_error is None:
-                problems.add(here.field("httpStatus"), "is required")
-        elif not 200 <= abort.http_status <= 599:
+            # Envoy's fault filter aborts with an HTTP or gRPC status only; Istio's own
+            # validation refuses http2Error the same way.
+            problems.add(
+                here.field("http2Error"),
+                NOT_SUPPORTED + " (Envoy's fault filter cannot abort with an HTTP/2 error)",
+            )
+        if abort.http_status is not None and not 200 <= abort.http_status <= 599:
             problems.add(
                 here.field("httpStatus"),
                 f"HTTP status {abort.http_status} must be between 200 and 599",

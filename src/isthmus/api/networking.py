@@ -135,15 +135,23 @@ class HTTPMirrorPolicy(IstioModel):
     percentage: Percent | None = None
 
 
+class UnmatchedPreflights(StrEnum):
+    UNSPECIFIED = "UNSPECIFIED"
+    FORWARD = "FORWARD"
+    IGNORE = "IGNORE"
+
+
 class CorsPolicy(IstioModel):
-    not_supported_fields = frozenset({"allowOrigin", "unmatchedPreflights"})
+    """`allowOrigin` is Istio's deprecated list of exact origins (`allowOrigins` wins)."""
 
     allow_origins: list[StringMatch] = Field(default_factory=list)
+    allow_origin: list[str] = Field(default_factory=list)
     allow_methods: list[str] = Field(default_factory=list)
     allow_headers: list[str] = Field(default_factory=list)
     expose_headers: list[str] = Field(default_factory=list)
     max_age: Duration | None = None
     allow_credentials: bool | None = None
+    unmatched_preflights: Annotated[UnmatchedPreflights, Strict(False)] | None = None
 
 
 class HTTPDirectResponse(IstioModel):

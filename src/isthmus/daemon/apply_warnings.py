@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.loader import LoadedObject
+from isthmus.api.networking import WorkloadEntry
 from isthmus.pilot.authz.warnings import path_normalization_warnings
 
 __all__ = ["DEFAULT_PATH_NORMALIZATION", "apply_warnings"]
@@ -19,9 +20,23 @@ DEFAULT_PATH_NORMALIZATION = "BASE"  # Istio's default, and isthmusd's
 
 def apply_warnings(objects: Sequence[LoadedObject], path_normalization: str) -> list[str]:
     """Warning lines for the objects an apply stores, under the mesh's pathNormalization."""
+    out = []
+    for o in objects:
+        if isinstance(o.resource, AuthorizationPolicy):
+            out.extend(path_normalization_warnings(o.resource, path_normalization))
+        elif isinstance(o.resource, WorkloadEntry):
+            out.extend(_unreachable_entry(o.resource))
+    return out
+
+
+def _unreachable_entry(entry: WorkloadEntry) -> list[str]:
+    """Istio warns that an entry with a network and no address is reached only through
+    that network's gateway; isthmus has no network gateways, so it gets no traffic."""
+    if entry.spec.address or not entry.spec.network:
+        return []
+    name = f"{entry.metadata.namespace or 'default'}/{entry.metadata.name}"
     return [
-        line
-        for o in objects
-        if isinstance(o.resource, AuthorizationPolicy)
-        for line in path_normalization_warnings(o.resource, path_normalization)
+        f"WorkloadEntry {name}: address is unset with network {entry.spec.network!r}: it is "
+        "reachable only through that network's gateway, and isthmus has none, so it gets "
+        "no traffic"
     ]

@@ -77,6 +77,64 @@ CASES = {
         vs_with("fault: {abort: {percentage: {value: 5}}}"),
         "spec.http[0].fault.abort.httpStatus: is required",
     ),
+    "abort-two-error-types": (
+        vs_with("fault: {abort: {httpStatus: 503, grpcStatus: UNAVAILABLE}}"),
+        "spec.http[0].fault.abort: set only one of httpStatus, grpcStatus",
+    ),
+    "abort-grpc-status-unknown": (
+        vs_with("fault: {abort: {grpcStatus: UNAVAILABEL}}"),
+        'spec.http[0].fault.abort.grpcStatus: "UNAVAILABEL" is not a gRPC status name '
+        "(for example UNAVAILABLE or NOT_FOUND)",
+    ),
+    "abort-grpc-status-number": (
+        vs_with("fault: {abort: {grpcStatus: '14'}}"),
+        'spec.http[0].fault.abort.grpcStatus: "14" is not a gRPC status name '
+        "(for example UNAVAILABLE or NOT_FOUND)",
+    ),
+    "cors-origin-empty-exact": (
+        vs_with("corsPolicy: {allowOrigins: [{exact: ''}]}"),
+        "spec.http[0].corsPolicy.allowOrigins[0].exact: must not be empty",
+    ),
+    "cors-origin-empty-match": (
+        vs_with("corsPolicy: {allowOrigins: [{}]}"),
+        "spec.http[0].corsPolicy.allowOrigins[0]: set one of exact, prefix and regex",
+    ),
+    "cors-origin-bad-regex": (
+        vs_with("corsPolicy: {allowOrigins: [{regex: '(a'}]}"),
+        "spec.http[0].corsPolicy.allowOrigins[0].regex: invalid regex: missing ), "
+        "unterminated subpattern at position 0",
+    ),
+    "cors-both-origin-fields": (
+        vs_with("corsPolicy: {allowOrigins: [{exact: 'https://a'}], allowOrigin: ['https://b']}"),
+        "spec.http[0].corsPolicy.allowOrigin: set only one of allowOrigins and allowOrigin "
+        "(deprecated; Istio ignores it when allowOrigins is set)",
+    ),
+    "cors-method": (
+        vs_with("corsPolicy: {allowMethods: [GET, get]}"),
+        'spec.http[0].corsPolicy.allowMethods[1]: "get" is not a supported HTTP method',
+    ),
+    "cors-header-name": (
+        vs_with("corsPolicy: {allowHeaders: ['x a']}"),
+        'spec.http[0].corsPolicy.allowHeaders[0]: header name "x a" is not a valid HTTP '
+        "header name",
+    ),
+    "cors-expose-header-empty": (
+        vs_with("corsPolicy: {exposeHeaders: ['']}"),
+        "spec.http[0].corsPolicy.exposeHeaders[0]: header name must not be empty",
+    ),
+    "cors-max-age-fraction": (
+        vs_with("corsPolicy: {maxAge: 1500ms}"),
+        "spec.http[0].corsPolicy.maxAge: is accurate only to seconds; use whole seconds",
+    ),
+    "cors-max-age-zero": (
+        vs_with("corsPolicy: {maxAge: 0s}"),
+        "spec.http[0].corsPolicy.maxAge: duration must be at least 1ms",
+    ),
+    "cors-unmatched-preflights": (
+        vs_with("corsPolicy: {unmatchedPreflights: REJECT}"),
+        "spec.http[0].corsPolicy.unmatchedPreflights: must be one of UNSPECIFIED, FORWARD, "
+        'IGNORE (got "REJECT")',
+    ),
     "delay-without-fixed-delay": (
         vs_with("fault: {delay: {percentage: {value: 5}}}"),
         "spec.http[0].fault.delay.fixedDelay: is required",
@@ -340,6 +398,13 @@ def test_semantic_problem_gives_one_line(case: str) -> None:
         "headers: {request: {set: {x-a: '%REQ(x-b)%'}}}",
         "headers: {request: {set: {':authority': example.com}}}",
         "fault: {abort: {httpStatus: 503, percentage: {value: 0.0001}}}",
+        "fault: {abort: {grpcStatus: OK, percentage: {value: 100}}}",
+        "corsPolicy: {allowOrigins: [{exact: 'https://a'}, {prefix: 'https://b'}, "
+        "{regex: 'https://.*'}], allowMethods: [GET, '*'], allowHeaders: ['*', x-a], "
+        "exposeHeaders: [x-b], maxAge: 24h, allowCredentials: false, "
+        "unmatchedPreflights: IGNORE}",
+        "corsPolicy: {allowOrigin: ['https://a'], unmatchedPreflights: FORWARD}",
+        "corsPolicy: {}",
     ],
 )
 def test_istio_accepts_these_and_so_do_we(http_extra: str) -> None:

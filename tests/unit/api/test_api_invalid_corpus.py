@@ -373,23 +373,12 @@ route:
         vs("""delegate: {name: reviews-routes, namespace: production}"""),
         VS + "spec.http[0].delegate: not supported yet",
     ),
-    "cors-policy": (
-        vs("""route:
-- destination: {host: reviews}
-corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}"""),
-        VS + "spec.http[0].corsPolicy: not supported yet",
-    ),
-    "abort-grpc-status": (
-        vs("""route:
-- destination: {host: reviews}
-fault: {abort: {grpcStatus: UNAVAILABLE}}"""),
-        VS + "spec.http[0].fault.abort.grpcStatus: not supported yet",
-    ),
     "abort-http2-error": (
         vs("""route:
 - destination: {host: reviews}
 fault: {abort: {http2Error: REFUSED_STREAM}}"""),
-        VS + "spec.http[0].fault.abort.http2Error: not supported yet",
+        VS + "spec.http[0].fault.abort.http2Error: not supported yet (Envoy's fault filter "
+        "cannot abort with an HTTP/2 error)",
     ),
     "exponential-delay": (
         vs("""route:

@@ -157,6 +157,37 @@ def test_abort_percentage() -> None:
     )
 
 
+@pytest.mark.parametrize(("name", "code"), [("OK", 0), ("NOT_FOUND", 5), ("UNAVAILABLE", 14)])
+def test_grpc_abort_is_the_status_code(name: str, code: int) -> None:
+    """Istio's TranslateFault: grpcStatus by name -> FaultAbort.grpc_status by number."""
+    fault = http_fault(_fault(f"{{abort: {{grpcStatus: {name}, percentage: {{value: 25}}}}}}"))
+    assert fault is not None
+    assert fault.abort.WhichOneof("error_type") == "grpc_status"
+    assert fault.abort.grpc_status == code
+    assert fault.abort.percentage.numerator == 250_000
+
+
+def test_cors_and_fault_are_per_route_filter_configs() -> None:
+    rule = _route(
+        "{fault: {abort: {grpcStatus: INTERNAL, percentage: {value: 1}}},"
+        " corsPolicy: {allowOrigins: [{exact: 'https://a.example'}]},"
+        " route: [{destination: {host: x}}]}"
+    )
+    route = _build(rule, [WeightedDestination(V1, 100)])
+    assert sorted(route.typed_per_filter_config) == [
+        "envoy.filters.http.cors",
+        "envoy.filters.http.fault",
+    ]
+    assert route.typed_per_filter_config["envoy.filters.http.cors"].type_url.endswith(
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy"
+    )
+
+
+def test_cors_policy_stays_on_a_redirect() -> None:
+    rule = _route("{redirect: {uri: /n}, corsPolicy: {allowOrigin: ['https://a.example']}}")
+    assert list(_build(rule, []).typed_per_filter_config) == ["envoy.filters.http.cors"]
+
+
 # --- mirroring -------------------------------------------------------------------------
 
 

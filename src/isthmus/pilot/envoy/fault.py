@@ -1,4 +1,8 @@
-"""Istio HTTPFaultInjection -> the per-route config of Envoy's fault filter."""
+"""Istio HTTPFaultInjection -> the per-route config of Envoy's fault filter.
+
+An abort is an HTTP status or a gRPC status (by name, as Istio's TranslateFault maps it);
+Envoy's fault filter has no HTTP/2 error abort, so validation refuses `http2Error`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.type.v3 import percent_pb2
 
-from isthmus.api.networking import HTTPFaultInjection, Percent
+from isthmus.api.grpc_status import GRPC_STATUS_CODES
+from isthmus.api.networking import HTTPFaultInjection, HTTPFaultInjection_Abort, Percent
 from isthmus.pilot.envoy.durations import duration
 
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -46,10 +51,23 @@ def http_fault(fault: HTTPFaultInjection) -> fault_pb2.HTTPFault | None:
             )
         )
         used = True
-    abort = fault.abort
-    if abort is not None and abort.http_status is not None:
-        out.abort.http_status = abort.http_status
-        if abort.percentage is not None:
-            out.abort.percentage.CopyFrom(fractional_percent(abort.percentage))
+    abort = _abort(fault.abort) if fault.abort is not None else None
+    if abort is not None:
+        out.abort.CopyFrom(abort)
         used = True
     return out if used else None
+
+
+def _abort(abort: HTTPFaultInjection_Abort) -> fault_pb2.FaultAbort | None:
+    """An HTTP status, or a gRPC status name as its code: Envoy answers a gRPC request
+    with HTTP 200 and that grpc-status (validation admitted only known names)."""
+    out = fault_pb2.FaultAbort()
+    if abort.http_status is not None:
+        out.http_status = abort.http_status
+    elif abort.grpc_status is not None:
+        out.grpc_status = GRPC_STATUS_CODES[abort.grpc_status]
+    else:
+        return None
+    if abort.percentage is not None:
+        out.percentage.CopyFrom(fractional_percent(abort.percentage))
+    return out

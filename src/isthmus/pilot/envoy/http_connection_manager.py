@@ -1,8 +1,10 @@
 """The HttpConnectionManager network filter for outbound and inbound HTTP chains.
 
 Filter chain order (as Istio's sidecar): telemetry (peer metadata, gRPC message counts)
--> authentication and authorization (inbound) -> fault -> router. Each extra filter costs
-per request, so nothing else is added unless a feature needs it.
+-> authentication and authorization (inbound) -> fault -> CORS (outbound) -> router. Each
+extra filter costs per request, so nothing else is added unless a feature needs it: Istio
+puts the CORS filter in every connection manager, but only outbound (RDS) routes can
+carry a VirtualService's corsPolicy, so inbound ones go without it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -21,6 +24,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from google.protobuf import wrappers_pb2
 
+from isthmus.pilot.envoy.cors import CORS_FILTER
 from isthmus.pilot.envoy.fault import FAULT_FILTER
 from isthmus.pilot.envoy.path_normalization import apply_path_normalization
 from isthmus.pilot.envoy.typed import pack
@@ -49,10 +53,14 @@ def ads_config_source() -> config_source_pb2.ConfigSource:
     )
 
 
-def _http_filters(first: Sequence[hcm.HttpFilter] = ()) -> list[hcm.HttpFilter]:
+def _http_filters(first: Sequence[hcm.HttpFilter], cors: bool) -> list[hcm.HttpFilter]:
+    """The per-route policies' filters (empty: each route brings its own config)."""
+    policies = [hcm.HttpFilter(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault()))]
+    if cors:
+        policies.append(hcm.HttpFilter(name=CORS_FILTER, typed_config=pack(cors_pb2.Cors())))
     return [
         *first,
-        hcm.HttpFilter(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault())),
+        *policies,
         hcm.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router())),
     ]
 
@@ -61,11 +69,13 @@ def _base(
     stat_prefix: str,
     first_filters: Sequence[hcm.HttpFilter] = (),
     telemetry: HcmTelemetry = NO_TELEMETRY,
+    *,
+    cors: bool = False,
 ) -> hcm.HttpConnectionManager:
     manager = hcm.HttpConnectionManager(
         stat_prefix=stat_prefix,
         codec_type=hcm.HttpConnectionManager.AUTO,
-        http_filters=_http_filters([*telemetry.filters, *first_filters]),
+        http_filters=_http_filters([*telemetry.filters, *first_filters], cors),
         access_log=list(telemetry.access_logs),
         use_remote_address=wrappers_pb2.BoolValue(value=False),
         normalize_path=wrappers_pb2.BoolValue(value=True),
@@ -82,7 +92,7 @@ def _base(
 def rds_connection_manager(
     stat_prefix: str, route_config_name: str, telemetry: HcmTelemetry = NO_TELEMETRY
 ) -> lc.Filter:
-    manager = _base(stat_prefix, telemetry=telemetry)
+    manager = _base(stat_prefix, telemetry=telemetry, cors=True)
     manager.rds.config_source.CopyFrom(ads_config_source())
     manager.rds.route_config_name = route_config_name
     return lc.Filter(name=HCM_FILTER, typed_config=pack(manager))

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from envoy.config.route.v3 import route_components_pb2 as rc
-from google.protobuf import any_pb2, wrappers_pb2
+from google.protobuf import wrappers_pb2
 
 from isthmus.api.networking import Headers, HTTPRedirect, HTTPRoute, Percent
+from isthmus.pilot.envoy.cors import CORS_FILTER, cors_policy
 from isthmus.pilot.envoy.durations import duration
 from isthmus.pilot.envoy.fault import FAULT_FILTER, fractional_percent, http_fault, integer_percent
 from isthmus.pilot.envoy.headers import authority_rewrite, header_removals, header_values
@@ -171,9 +172,10 @@ def build_route(
     if rule.fault is not None:
         fault = http_fault(rule.fault)
         if fault is not None:
-            packed = any_pb2.Any()
-            packed.Pack(fault)
-            route.typed_per_filter_config[FAULT_FILTER].CopyFrom(packed)
+            route.typed_per_filter_config[FAULT_FILTER].Pack(fault)
+    if rule.cors_policy is not None:
+        # As Istio, on every kind of route (redirects and direct responses too).
+        route.typed_per_filter_config[CORS_FILTER].Pack(cors_policy(rule.cors_policy))
 
     if rule.redirect is not None:
         route.redirect.CopyFrom(_redirect(rule.redirect, port))
