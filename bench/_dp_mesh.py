@@ -39,7 +39,7 @@ class BenchMesh:
         return result.stdout
 
     def up(self) -> None:
-        self.cli("up", "--mesh", self.name)
+        self.cli("up", "--mesh", self.name, "--no-ingress-gateway")
 
     def down(self) -> None:
         """Stop everything the mesh made; never raises (runs in `finally`)."""

@@ -59,6 +59,12 @@ class MeshHome:
         return self.root / "ca"
 
     @property
+    def host_netns(self) -> Path:
+        """The host's network namespace as a file (a bind mount the node runtime makes for
+        an ingress gateway's published ports; netns.host_netns). Root only."""
+        return self.root / "run" / "host-netns"
+
+    @property
     def settings(self) -> Path:
         """How `isthmus up` started this home's mesh (name, CIDRs), for restart and down."""
         return self.root / "mesh.json"

@@ -26,6 +26,7 @@ import pytest
 
 from isthmus.daemon.client import DaemonClient
 from isthmus.home import resolve_home
+from isthmus.netns.host_netns import release_host_netns
 
 ISTHMUS = str(Path(sys.executable).parent / "isthmus")
 PYTHON = sys.executable
@@ -104,16 +105,23 @@ class E2EMesh:
 
 
 @contextlib.contextmanager
-def running_mesh(*up_args: str, timeout: float = 120) -> Iterator[E2EMesh]:
-    """A new mesh (own name and home) started with `isthmus up UP_ARGS`; always `down`."""
+def running_mesh(
+    *up_args: str, timeout: float = 120, ingress_gateway: bool = False
+) -> Iterator[E2EMesh]:
+    """A new mesh (own name and home) started with `isthmus up UP_ARGS`; always `down`.
+
+    Without the ingress gateway `up` installs by default (`--no-ingress-gateway`) unless
+    `ingress_gateway`: its pod would cost every test's start and show in every pod list."""
     _need_root()
     home = Path(tempfile.mkdtemp(prefix="ie2e-", dir="/tmp"))
     m = E2EMesh(home, "e2e" + secrets.token_hex(3))
+    gateway = () if ingress_gateway else ("--no-ingress-gateway",)
     try:
-        m.up_output = m.cli("up", "--mesh", m.name, *up_args, timeout=timeout).stdout
+        m.up_output = m.cli("up", "--mesh", m.name, *gateway, *up_args, timeout=timeout).stdout
         yield m
     finally:
         m.cli("down", check=False, timeout=max(timeout, 120))
+        release_host_netns(resolve_home(home).host_netns)  # `down` did, unless it failed
         shutil.rmtree(home, ignore_errors=True)
     # `down` released the mesh's name: nothing of the mesh holds it any more.
     assert not Path(f"/run/isthmus/{m.name}.lock").exists()

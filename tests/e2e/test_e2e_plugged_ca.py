@@ -78,7 +78,8 @@ def plugged() -> Iterator[tuple[E2EMesh, x509.Certificate]]:
     mesh = E2EMesh(home, "e2eca" + secrets.token_hex(2))
     try:
         mesh.cli(
-            "up", "--mesh", mesh.name, "--cacerts", str(cacerts), "--trust-domain", TRUST_DOMAIN
+            *("up", "--mesh", mesh.name, "--no-ingress-gateway", "--cacerts", str(cacerts)),
+            *("--trust-domain", TRUST_DOMAIN),
         )
         yield mesh, root
     finally:

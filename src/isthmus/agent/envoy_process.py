@@ -30,6 +30,8 @@ from isthmus.agent.proxy_user import ProxyUser
 
 # Inbound only, as Istio drains a sidecar: the app may still call out while it shuts down.
 DRAIN_PATHS = ("/healthcheck/fail", "/drain_listeners?graceful&inboundonly")
+# Every listener, as Istio drains a gateway (a router has no outbound of its own to keep).
+ROUTER_DRAIN_PATHS = ("/healthcheck/fail", "/drain_listeners?graceful")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -55,6 +57,7 @@ class EnvoySettings:
     log_level: str = "warning"
     # Added to Envoy's environment: the workload's telemetry labels (PeerLabels).
     environment: Mapping[str, str] = field(default_factory=dict)
+    drain_paths: tuple[str, ...] = DRAIN_PATHS  # admin requests that start the drain
 
     def command(self) -> list[str]:
         """Envoy's argv. The agent never hot-restarts, so hot restart (and its shared
@@ -231,7 +234,7 @@ class EnvoySupervisor:
 
     async def _drain(self, process: asyncio.subprocess.Process) -> None:
         started = False
-        for path in DRAIN_PATHS:
+        for path in self.settings.drain_paths:
             try:
                 await self._admin.post(path)
             except AdminUnavailable as error:

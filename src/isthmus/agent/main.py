@@ -25,7 +25,13 @@ from isthmus.agent.admin import EnvoyAdmin
 from isthmus.agent.bootstrap import sidecar_bootstrap
 from isthmus.agent.certificate_manager import STATUS_FILE_NAME, CertificateManager
 from isthmus.agent.certificates import CaClient
-from isthmus.agent.envoy_process import EnvoySettings, EnvoySupervisor, envoy_binary
+from isthmus.agent.envoy_process import (
+    DRAIN_PATHS,
+    ROUTER_DRAIN_PATHS,
+    EnvoySettings,
+    EnvoySupervisor,
+    envoy_binary,
+)
 from isthmus.agent.metrics import MetricsServer
 from isthmus.agent.options import AgentOptions, MtlsOptions, OptionsError, parse_options
 from isthmus.agent.proxy_config import envoy_concurrency
@@ -168,6 +174,7 @@ async def _start(options: AgentOptions, user: ProxyUser | None, stack: AsyncExit
         environment=PeerLabels.of(
             options.identity.labels, options.identity.workload, options.identity.namespace
         ).environment(),
+        drain_paths=ROUTER_DRAIN_PATHS if options.identity.router else DRAIN_PATHS,
     )
     restarts = EnvoyRestartRecord(workdir)
     supervisor = EnvoySupervisor(settings, admin, user, on_started=restarts.envoy_started)

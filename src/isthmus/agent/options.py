@@ -7,6 +7,12 @@ flags win over it. A --token-file turns on mutual TLS: the agent then obtains th
 certificate from the CA and serves it to Envoy over SDS. --prometheus-annotations (or
 $ISTIO_PROMETHEUS_ANNOTATIONS, as Istio's injector passes it) names the application's
 metrics endpoint, which the merged metrics on --metrics-port then include.
+
+--router makes the agent a gateway's proxy (Istio's `pilot-agent proxy router`): node id
+`router~...`, no inbound ports, and Envoy runs as the agent's user (root), not uid 1337:
+it binds the gateway's ports (80, 443) and, for each --publish HOSTPORT:PORT, opens
+127.0.0.1:HOSTPORT in the host's network namespace, which --host-netns names as a file
+(Envoy's `network_namespace_filepath`, which needs CAP_SYS_ADMIN).
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ from isthmus.agent.metrics import METRICS_PORT, PROMETHEUS_ANNOTATIONS_ENV, AppS
 from isthmus.agent.proxy_config import ProxyConfigOverrides, proxy_config_from_annotation
 from isthmus.agent.readiness import READINESS_PORT
 from isthmus.api.durations import DurationSyntaxError, parse_go_duration_ns
+from isthmus.api.published_ports import (
+    PublishedPort,
+    PublishedPortError,
+    check_published_ports,
+    parse_published_port,
+)
 
 DEFAULT_CONCURRENCY = 2
 DEFAULT_DRAIN_SECONDS = 5.0
@@ -93,6 +105,23 @@ def _parser() -> argparse.ArgumentParser:
     add("--service-account", default="default")
     add("--workload", help="workload (Deployment) name; default: the pod name")
     add("--inbound-ports", default="", help="ports the app serves, e.g. 8080,9090")
+    add(
+        "--router",
+        action="store_true",
+        help="a gateway's standalone proxy: node id router~..., no capture, Envoy as root",
+    )
+    add(
+        "--publish",
+        action="append",
+        default=[],
+        metavar="HOSTPORT:PORT",
+        help="(--router) also serve PORT on the host's 127.0.0.1:HOSTPORT; repeatable",
+    )
+    add(
+        "--host-netns",
+        type=Path,
+        help="(--publish) a file referring to the host's network namespace",
+    )
     add("--http-proxy-port", type=int, help="explicit HTTP proxy port on 127.0.0.1")
     add("--cluster-domain", default=DEFAULT_CLUSTER_DOMAIN)
     add("--xds-socket", required=True, help="isthmusd's ADS unix socket")
@@ -161,6 +190,28 @@ def _ports(text: str) -> tuple[int, ...]:
     return tuple(ports)
 
 
+def _check_router_flags(args: argparse.Namespace) -> None:
+    """The flags of a router and of a sidecar do not mix; each refusal names its flag."""
+    if args.router:
+        if args.inbound_ports.strip():
+            raise OptionsError("--inbound-ports: a router has none (nothing is captured)")
+        if args.http_proxy_port is not None:
+            raise OptionsError("--http-proxy-port: a router has no explicit HTTP proxy port")
+    elif args.publish:
+        raise OptionsError("--publish needs --router (only a gateway publishes ports)")
+    if args.publish and args.host_netns is None:
+        raise OptionsError("--publish needs --host-netns (the host's network namespace)")
+    if args.host_netns is not None and not args.publish:
+        raise OptionsError("--host-netns is used only with --publish")
+
+
+def _published(pairs: Sequence[str]) -> tuple[PublishedPort, ...]:
+    try:
+        return check_published_ports(parse_published_port(pair) for pair in pairs)
+    except PublishedPortError as error:
+        raise OptionsError(f"--publish {error}") from None
+
+
 def _seconds(text: str) -> float:
     try:
         nanoseconds = parse_go_duration_ns(text)
@@ -181,6 +232,7 @@ def parse_options(argv: Sequence[str], environ: dict[str, str] | None = None) ->
     args = _parser().parse_args(list(argv))
     env = os.environ if environ is None else environ
     annotation = args.proxy_config if args.proxy_config is not None else env.get(PROXY_CONFIG_ENV)
+    _check_router_flags(args)
     try:
         overrides = proxy_config_from_annotation(annotation or "")
         identity = ProxyIdentity(
@@ -193,6 +245,9 @@ def parse_options(argv: Sequence[str], environ: dict[str, str] | None = None) ->
             inbound_ports=_ports(args.inbound_ports),
             http_proxy_port=args.http_proxy_port,
             cluster_domain=args.cluster_domain,
+            router=args.router,
+            published_ports=_published(args.publish),
+            host_netns=str(args.host_netns.absolute()) if args.host_netns is not None else None,
         )
     except OptionsError:
         raise
@@ -219,7 +274,9 @@ def parse_options(argv: Sequence[str], environ: dict[str, str] | None = None) ->
         envoy_binary=args.envoy_binary,
         envoy_log_level=args.envoy_log_level,
         log_level=args.log_level,
-        switch_user=args.switch_user,
+        # A router's Envoy runs as root: nothing is captured, so there is no uid to exempt,
+        # and it binds ports below 1024 and opens sockets in the host's namespace.
+        switch_user=args.switch_user and not args.router,
         ignored_proxy_config=overrides.ignored,
         mtls=_mtls(args, identity, overrides),
         metrics_port=args.metrics_port,

@@ -1,5 +1,10 @@
 """Kubernetes kind checks (Service, Deployment) following the API server's validation:
-port ranges and names, selector-to-template consistency, unique container names."""
+port ranges and names, selector-to-template consistency, unique container names.
+
+A gateway pod (Istio's gateway injection: a container `istio-proxy` with `image: auto`)
+runs isthmus-agent as that container, so it needs no `command` and refuses what would
+change the agent (command, args, env, workingDir, probes) and any other container, as not
+supported yet; only a gateway pod may carry `isthmus.io/published-ports`."""
 
 from __future__ import annotations
 
@@ -19,8 +24,14 @@ from isthmus.api.core import (
     ResourceRequirements,
     SecurityContext,
     Service,
+    is_gateway_container,
 )
 from isthmus.api.errors import FieldPath, Problems, short_repr
+from isthmus.api.published_ports import (
+    PUBLISHED_PORTS_ANNOTATION,
+    PublishedPortError,
+    parse_published_ports,
+)
 
 _QUANTITY = re.compile(
     r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?"
@@ -90,6 +101,32 @@ def check_deployment(deployment: Deployment, problems: Problems) -> None:
     if spec.strategy is not None:
         _check_strategy(problems, path.field("strategy"), spec.strategy)
     _check_pod_spec(problems, path.field("template").field("spec"), spec.template.spec)
+    annotations = spec.template.metadata.annotations if spec.template.metadata else {}
+    _check_published_ports(
+        problems,
+        path.field("template").field("metadata").field("annotations"),
+        annotations,
+        spec.template.spec,
+    )
+
+
+def _check_published_ports(
+    problems: Problems, path: FieldPath, annotations: dict[str, str], pod: PodSpec
+) -> None:
+    value = annotations.get(PUBLISHED_PORTS_ANNOTATION)
+    if value is None:
+        return
+    here = path.key(PUBLISHED_PORTS_ANNOTATION)
+    if not pod.gateway:
+        problems.add(
+            here,
+            "is honoured only on a gateway pod (a container istio-proxy with image: auto)",
+        )
+        return
+    try:
+        parse_published_ports(value)
+    except PublishedPortError as error:
+        problems.add(here, str(error))
 
 
 def _check_strategy(problems: Problems, path: FieldPath, strategy: DeploymentStrategy) -> None:
@@ -122,8 +159,16 @@ def _check_pod_spec(problems: Problems, path: FieldPath, pod: PodSpec) -> None:
     containers_path = path.field("containers")
     if not pod.containers:
         problems.add(containers_path, "at least one container is required")
+    gateway = pod.gateway
     for position, container in enumerate(pod.containers):
-        _check_container(problems, containers_path.index(position), container)
+        here = containers_path.index(position)
+        if gateway and not is_gateway_container(container):
+            problems.add(
+                here,
+                "a gateway pod (container istio-proxy with image: auto) runs its proxy only: "
+                "other containers are not supported yet",
+            )
+        _check_container(problems, here, container)
     check_unique(problems, containers_path, (c.name for c in pod.containers), "container name")
     check_non_negative(
         problems, path.field("terminationGracePeriodSeconds"), pod.termination_grace_period_seconds
@@ -138,11 +183,35 @@ def _check_pod_spec(problems: Problems, path: FieldPath, pod: PodSpec) -> None:
 FIELD_REF_PATHS = ("metadata.name", "metadata.namespace", "status.podIP", "spec.serviceAccountName")
 
 
+_GATEWAY_REFUSED = (
+    "is not supported yet on a gateway's istio-proxy container (it runs isthmus-agent)"
+)
+
+
+def _check_gateway_container(problems: Problems, path: FieldPath, container: Container) -> None:
+    """The agent is the container: what would change what runs or its readiness (15021,
+    the agent's) is refused. Its image, imagePullPolicy and resources are recorded and not
+    used, as every container's; its securityContext too (checked, not applied): the agent
+    runs as a sidecar's agent does and its Envoy as root (the published ports need it)."""
+    for field, value in (
+        ("command", container.command),
+        ("args", container.args),
+        ("env", container.env),
+        ("workingDir", container.working_dir),
+        ("readinessProbe", container.readiness_probe),
+        ("livenessProbe", container.liveness_probe),
+    ):
+        if value:
+            problems.add(path.field(field), _GATEWAY_REFUSED)
+
+
 def _check_container(problems: Problems, path: FieldPath, container: Container) -> None:
     problem = names.dns1123_label_error(container.name)
     if problem:
         problems.add(path.field("name"), problem)
-    if not container.command:
+    if is_gateway_container(container):
+        _check_gateway_container(problems, path, container)
+    elif not container.command:
         # No images are pulled: the local runtime runs command + args from the host.
         problems.add(
             path.field("command"),

@@ -13,6 +13,12 @@ from pydantic import Field
 
 from isthmus.api.base import Int32, IntOrString, IstioModel, Resource
 
+# Istio's gateway injection (istio.io/latest/docs/setup/additional-setup/gateway): a pod
+# whose template has a container `istio-proxy` with `image: auto` is a gateway, its proxy
+# a standalone router. The local runtime runs isthmus-agent as that container.
+PROXY_CONTAINER = "istio-proxy"
+GATEWAY_IMAGE = "auto"
+
 
 class NamespaceSpec(IstioModel):
     finalizers: list[str] = Field(default_factory=list)
@@ -258,6 +264,16 @@ class PodSpec(IstioModel):
     termination_grace_period_seconds: Int32 = 30
     restart_policy: Literal["Always"] = "Always"
     security_context: PodSecurityContext | None = None
+
+    @property
+    def gateway(self) -> bool:
+        """Istio's gateway injection: a container `istio-proxy` whose image is `auto`."""
+        return any(is_gateway_container(c) for c in self.containers)
+
+
+def is_gateway_container(container: Container) -> bool:
+    """The proxy container of a gateway pod (isthmus-agent in router mode)."""
+    return container.name == PROXY_CONTAINER and container.image == GATEWAY_IMAGE
 
 
 class PodTemplateMeta(IstioModel):

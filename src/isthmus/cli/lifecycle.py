@@ -7,6 +7,11 @@ and the node runtime (pods). Either can be restarted without touching a pod: `re
 mesh made, then stops isthmusd; when the node runtime is gone it does the cleanup itself.
 A mesh name belongs to one home: `up` from another home is refused, naming the owner, and
 `down` never touches a mesh this home does not own.
+
+`up` also installs Istio's ingress gateway (cli.ingress_gateway) unless told
+`--no-ingress-gateway`, and publishes its ports on the host's loopback as `--ingress-port
+HOSTPORT:PORT` says (none by default). An `up` of a mesh that is still there (a process
+or a pod of it runs) keeps the ingress choices it was started with unless given again.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ from typing import Any
 
 import click
 
+from isthmus.api.published_ports import (
+    PublishedPortError,
+    check_published_ports,
+    parse_published_port,
+    parse_published_ports,
+)
 from isthmus.cli.addons import (
     ADDONS,
     install_prometheus,
@@ -34,14 +45,17 @@ from isthmus.cli.addons import (
 )
 from isthmus.cli.context import CliContext, notice, pass_cli
 from isthmus.cli.errors import UserError
+from isthmus.cli.ingress_gateway import install_ingress_gateway, remove_ingress_gateway
 from isthmus.cli.mesh_options import mesh_options, read_mesh_config
 from isthmus.cli.waiting import timeout_option
 from isthmus.daemon.client import DaemonClient, DaemonError, DaemonNotRunning
 from isthmus.home import MeshHome
 from isthmus.netns import NetworkConfig, NetworkConfigError, ToolsMissing, require_tools
+from isthmus.netns.host_netns import release_host_netns
 from isthmus.node.control import NodeControl, NodeUnavailable
 from isthmus.node.ownership import MeshOwned, check_owner, current_owner
 from isthmus.runtime.process import process_alive
+from isthmus.runtime.records import PodRecords
 
 PROBE_TIMEOUT = 3.0  # a live process answers its health check at once
 
@@ -59,6 +73,8 @@ class Settings:
     cacerts: str | None = None  # Istio's plugged-in CA directory
     mesh_config: str | None = None  # Istio's MeshConfig YAML, as the user gave it (checked)
     zipkin_port: int | None = None  # isthmusd also serves the Zipkin API on 127.0.0.1:PORT
+    ingress_gateway: bool = True  # `up` installs istio-ingressgateway
+    ingress_ports: str = ""  # published on 127.0.0.1: `HOSTPORT:PORT,...`
 
     def network(self) -> NetworkConfig:
         return NetworkConfig(self.mesh, self.pod_cidr, self.service_cidr)
@@ -77,6 +93,8 @@ def read_settings(home: MeshHome) -> Settings | None:
             data.get("cacerts"),
             data.get("meshConfig"),
             data.get("zipkinPort"),
+            bool(data.get("ingressGateway", True)),
+            str(data.get("ingressPorts", "")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -95,6 +113,8 @@ def _write_settings(home: MeshHome, settings: Settings) -> None:
                 "cacerts": settings.cacerts,
                 "meshConfig": settings.mesh_config,
                 "zipkinPort": settings.zipkin_port,
+                "ingressGateway": settings.ingress_gateway,
+                "ingressPorts": settings.ingress_ports,
             }
         )
     )
@@ -306,6 +326,40 @@ def _check_tools(settings: Settings, home: MeshHome) -> None:
         raise UserError(str(exc)) from None
 
 
+def _ingress_ports(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    try:
+        ports = check_published_ports(parse_published_port(value) for value in values)
+    except PublishedPortError as error:
+        raise click.BadParameter(str(error)) from None
+    return tuple(str(port) for port in ports)
+
+
+def _mesh_present(home: MeshHome) -> bool:
+    """Whether this home's mesh is still there: a process of it runs, or a pod record
+    says a pod may (the processes were killed, their shims keep the pods)."""
+    return bool(daemon_pid(home) or node_pid(home) or PodRecords(home.node_state / "pods").exist())
+
+
+def _ingress_settings(
+    home: MeshHome, gateway: bool | None, ports: tuple[str, ...]
+) -> tuple[bool, str]:
+    """The ingress choices of this `up`: as given; what was not given is what the mesh
+    that is still there was started with, else the defaults (a gateway, nothing
+    published)."""
+    running = read_settings(home) if _mesh_present(home) else None
+    if gateway is None:
+        gateway = running.ingress_gateway if running is not None else True
+    if not ports and running is not None and gateway:
+        return gateway, running.ingress_ports
+    if ports and not gateway:
+        raise UserError(
+            "--ingress-port publishes the ingress gateway's ports: not with --no-ingress-gateway"
+        )
+    return gateway, ",".join(ports)
+
+
 @click.command("up")
 @timeout_option
 @click.option(
@@ -329,6 +383,21 @@ def _check_tools(settings: Settings, home: MeshHome) -> None:
     type=click.IntRange(1, 65535),
     help="isthmusd also serves the Zipkin API on 127.0.0.1:PORT (for a Zipkin UI).",
 )
+@click.option(
+    "--ingress-gateway/--no-ingress-gateway",
+    "ingress_gateway",
+    default=None,
+    help="Install Istio's ingress gateway (istio-system/istio-ingressgateway) [default: yes].",
+)
+@click.option(
+    "--ingress-port",
+    "ingress_ports",
+    multiple=True,
+    metavar="HOSTPORT:PORT",
+    callback=_ingress_ports,
+    help="Publish the ingress gateway's PORT on the host at 127.0.0.1:HOSTPORT (loopback "
+    "only), e.g. 8080:80; repeatable. Default: none.",
+)
 @pass_cli
 def up_command(
     cli: CliContext,
@@ -342,10 +411,13 @@ def up_command(
     cacerts: str | None,
     addons: tuple[str, ...],
     zipkin_port: int | None,
+    ingress_gateway: bool | None,
+    ingress_ports: tuple[str, ...],
 ) -> None:
     """Start isthmusd and the node runtime in the background (whichever is not running)."""
     home = cli.home
     mesh_config_text, _ = read_mesh_config(mesh_config)
+    gateway, published = _ingress_settings(home, ingress_gateway, ingress_ports)
     wanted = Settings(
         mesh,
         pod_cidr,
@@ -356,6 +428,8 @@ def up_command(
         cacerts,
         mesh_config_text,
         zipkin_port,
+        gateway,
+        published,
     )
     _check_tools(wanted, home)
     running = read_settings(home)
@@ -394,6 +468,9 @@ def up_command(
             raise
         started.append("node runtime")
     reach = {}
+    if gateway:
+        with cli.client() as client:
+            reach["ingress"] = install_ingress_gateway(client, parse_published_ports(published))
     if "prometheus" in addons:
         with cli.client() as client:
             reach["prometheus"] = install_prometheus(client, home, root_namespace)
@@ -438,8 +515,13 @@ def down_command(cli: CliContext) -> None:
         stop_node(home, teardown=True, timeout=cli.timeout)
     if daemon_health(home) is not None:  # so that the next `up` does not start them again
         remove_addon_objects(home, settings.root_namespace if settings else "istio-system", 10.0)
+        remove_ingress_gateway(home, 10.0)
     stop_daemon(home)
     remove_addon_files(home)
+    try:  # the node runtime released it, unless it was gone; this home's own file either way
+        release_host_netns(home.host_netns)
+    except OSError as error:
+        click.echo(f"isthmus: {home.host_netns} is still mounted: {error}", err=True)
     click.echo(f"isthmus is down (home {home.root})")
 
 

@@ -176,9 +176,10 @@ def delete_pods(cli: CliContext, names: tuple[str, ...], namespace: str | None, 
 def logs_command(
     cli: CliContext, pod: str, namespace: str | None, container: str | None, follow: bool
 ) -> None:
-    """Print a container's output (the first container unless -c)."""
+    """Print a container's output (the first container unless -c; a gateway's proxy)."""
     found = find_pod(cli, pod, namespace)
-    name = container or found["containers"][0]
+    # A gateway pod's only container is its proxy, istio-proxy.
+    name = container or next(iter(found["containers"]), SIDECAR_CONTAINER)
     if name not in (*found["containers"], SIDECAR_CONTAINER):
         raise UserError(f'container "{name}" is not in pod {pod}: {", ".join(found["containers"])}')
     path = Path(found["logs"]) / f"{name}.log"

@@ -1,4 +1,5 @@
-"""`isthmus down` when the node runtime is gone: stop its pods' shims, remove the network.
+"""`isthmus down` when the node runtime is gone: stop its pods' shims, remove the network
+and the reference to the host's network namespace (netns.host_netns).
 
 The node runtime normally does this itself (`down` asks it to). When it crashed, its
 pods may still run under their shims, holding the mesh's claim; they are found through
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from isthmus.home import MeshHome
 from isthmus.netns import MeshNetwork, NetworkConfig
+from isthmus.netns.host_netns import release_host_netns
 from isthmus.node.main import proxy_dir, shim_dir
 from isthmus.node.ownership import lock_path
 from isthmus.runtime.records import PodRecords
@@ -57,6 +59,7 @@ async def force_down(home: MeshHome, config: NetworkConfig) -> None:
     """Stop every shim of the mesh, then remove its namespaces, files and claim."""
     await asyncio.gather(*(_stop_shim(s) for s in _shim_sockets(config.mesh, home)))
     await MeshNetwork(config).teardown()
+    release_host_netns(home.host_netns)
     shutil.rmtree(proxy_dir(config.mesh), ignore_errors=True)
     shutil.rmtree(home.node_state, ignore_errors=True)
     lock_path(config.mesh).unlink(missing_ok=True)

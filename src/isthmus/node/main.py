@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from isthmus.home import MeshHome
 from isthmus.netns import MeshNetwork, NetworkConfig, names, require_tools
+from isthmus.netns.host_netns import ensure_host_netns, release_host_netns
 from isthmus.node.apiclient import ApiClient
 from isthmus.node.hosts import HostsTable
 from isthmus.node.informer import Informer
@@ -102,6 +104,7 @@ async def _serve(
     if held.previous is not None or (not held.adopted and not records.exist()):
         # Nothing of ours to adopt: whatever carries the mesh's name is a crashed run's.
         await network.teardown()
+        release_host_netns(home.host_netns)
     await network.ensure()
     sidecars = proxy_dir(options.mesh)
     sidecars.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -137,6 +140,7 @@ async def _serve(
         trust_domain=options.trust_domain,
         keep_fds=(held.fd,),
         root_namespace=options.root_namespace,
+        host_netns=functools.partial(ensure_host_netns, home.host_netns),
     )
     runtime = Runtime(cache=cache, context=context, refresh_hosts=hosts.refresh)
     await runtime.adopt()
@@ -174,6 +178,7 @@ async def _serve(
         await api.close()
         if shutdown.teardown:
             await network.teardown()
+            release_host_netns(home.host_netns)
             shutil.rmtree(sidecars, ignore_errors=True)
             shutil.rmtree(home.node_state, ignore_errors=True)
         (home.root / "node.pid").unlink(missing_ok=True)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from isthmus.api.core import Deployment
+from isthmus.api.core import Deployment, PodTemplateSpec
 from isthmus.model.snapshot import TLS_MODE_LABEL
 from isthmus.runtime.cache import ObjectCache
 from isthmus.runtime.naming import pod_name, pod_template_hash
@@ -33,6 +33,28 @@ def deployment_template_hash(deployment: Deployment) -> str:
     """The pod-template-hash of a Deployment's current template (its up-to-date pods)."""
     template = deployment.spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)
     return pod_template_hash(template)
+
+
+def injected(template: PodTemplateSpec, inject_ns: bool) -> bool:
+    """Whether the pod gets isthmus-agent and Envoy: unless its namespace is labelled
+    `istio-injection=disabled` or its template says `sidecar.istio.io/inject: "false"`;
+    a gateway pod always (its istio-proxy container is the agent, runtime.pod)."""
+    if template.spec.gateway:
+        return True
+    annotations = template.metadata.annotations if template.metadata else {}
+    return inject_ns and annotations.get(INJECT_ANNOTATION, "true").lower() != "false"
+
+
+def pod_labels(template: PodTemplateSpec, template_hash: str, inject: bool) -> dict[str, str]:
+    """The template's labels, the pod-template-hash and, with a sidecar, Istio's
+    `security.istio.io/tlsMode: istio`: clients send mTLS to endpoints that carry it. Not
+    on a gateway pod (nor does Istio's gateway template add it): clients reach a
+    gateway's ports in plaintext."""
+    labels = dict(template.metadata.labels) if template.metadata else {}
+    labels["pod-template-hash"] = template_hash
+    if inject and not template.spec.gateway:
+        labels[TLS_MODE_LABEL] = "istio"
+    return labels
 
 
 @dataclass
@@ -164,21 +186,16 @@ class Runtime:
         by_name = {p.name: p for p in mine}
         for name in plan.delete:
             self._stop(by_name[name])
-        meta = spec.template.metadata
-        labels = dict(meta.labels) if meta else {}
-        annotations = dict(meta.annotations) if meta else {}
-        inject = inject_ns and annotations.get(INJECT_ANNOTATION, "true").lower() != "false"
+        template = spec.template
+        annotations = dict(template.metadata.annotations) if template.metadata else {}
+        inject = injected(template, inject_ns)
         for _ in range(plan.create):
-            labels_with_hash = {**labels, "pod-template-hash": template_hash}
-            if inject:
-                # As Istio's injector: clients send mTLS to endpoints that carry it.
-                labels_with_hash[TLS_MODE_LABEL] = "istio"
             pod = Pod(
                 name=pod_name(deployment.metadata.name, template_hash),
                 namespace=ns,
                 deployment=deployment.metadata.name,
                 template_hash=template_hash,
-                labels=labels_with_hash,
+                labels=pod_labels(template, template_hash, inject),
                 annotations=annotations,
                 spec=spec.template.spec,
                 inject=inject,

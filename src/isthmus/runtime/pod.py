@@ -16,6 +16,14 @@ the requests already on their way in are let finish (the sidecar's inbound has h
 in flight for a moment), then its containers get SIGTERM (SIGKILL once
 terminationGracePeriodSeconds, counted from the start of the stop, ran out), then the
 agent drains Envoy, then the shim exits and the namespace is removed.
+
+A gateway pod (Istio's gateway injection: its template's container `istio-proxy` has
+`image: auto`) is its proxy alone: that container is the agent, started with `--router`
+(Envoy as a router, as root), no application container runs and no capture rules are
+applied; readiness is the agent's. Its annotation `isthmus.io/published-ports:
+"HOSTPORT:PORT,..."` becomes the agent's `--publish` flags with `--host-netns` (the node
+runtime's reference to the host's network namespace, netns.host_netns), so its Envoy
+serves PORT on the host's 127.0.0.1:HOSTPORT too.
 """
 
 from __future__ import annotations
@@ -35,7 +43,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from isthmus.api.core import Container, PodSpec
+from isthmus.api.core import Container, PodSpec, is_gateway_container
+from isthmus.api.published_ports import (
+    PUBLISHED_PORTS_ANNOTATION,
+    PublishedPortError,
+    parse_published_ports,
+)
 from isthmus.runtime.addons import addon_mount
 from isthmus.runtime.isolation import container_argv
 from isthmus.runtime.nsocket import http_get_in_netns, http_get_text_in_netns
@@ -123,6 +136,9 @@ class PodContext:
     keep_fds: tuple[int, ...] = ()  # held by every shim (the mesh's ownership claim)
     root_namespace: str = "istio-system"  # only its pods may have an addon's directory
     zipkin_socket: str | None = None  # isthmusd's span collector, spliced by each agent
+    # Makes sure the reference to the host's network namespace exists and returns its path
+    # (a gateway's published ports); None: this runtime publishes no ports.
+    host_netns: Callable[[], Path] | None = None
 
     def hidden_paths(self) -> tuple[Path, ...]:
         """What no application container may see (runtime.isolation): the mesh home (CA,
@@ -171,8 +187,18 @@ class Pod:
         return self.spec.service_account_name or "default"
 
     @property
+    def gateway(self) -> bool:
+        """A gateway pod: its istio-proxy container (the agent, as a router) is all it runs."""
+        return self.spec.gateway
+
+    @property
+    def app_containers(self) -> list[Container]:
+        """The containers run as application processes: all but a gateway's proxy."""
+        return [c for c in self.spec.containers if not is_gateway_container(c)]
+
+    @property
     def container_names(self) -> list[str]:
-        names = [c.name for c in self.spec.containers]
+        names = [c.name for c in self.app_containers]
         return [*names, SIDECAR] if self.inject else names
 
     def available(self, min_ready_seconds: int) -> bool:
@@ -189,7 +215,7 @@ class Pod:
 
     def container_ports(self) -> list[int]:
         return sorted(
-            {p.container_port for c in self.spec.containers for p in c.ports if p.protocol == "TCP"}
+            {p.container_port for c in self.app_containers for p in c.ports if p.protocol == "TCP"}
         )
 
     def restarts(self, name: str) -> int:
@@ -339,7 +365,7 @@ class Pod:
         self.netns, self.ip = await ctx.network.add_pod(self.key)
         self.save(ctx)
         await ctx.network.write_hosts(self.key, ctx.hosts_for(self.namespace))
-        if self.inject:
+        if self.inject and not self.gateway:  # a gateway's router captures nothing
             await ctx.network.apply_capture(self.key, self.annotations, self.container_ports())
         await self._launch_shim(ctx)
         await self._bring_up(ctx)
@@ -396,13 +422,19 @@ class Pod:
         assert self.shim is not None
         status = await self.shim.status()
         if self.inject and SIDECAR not in status.containers:
-            await self._write_token(ctx)
-            await self.shim.start(
-                SIDECAR,
-                ctx.network.exec_argv(self.netns, self._agent_argv(ctx)),
-                self.log_dir(ctx) / f"{SIDECAR}.log",
-            )
-        missing = [c for c in self.spec.containers if c.name not in status.containers]
+            try:
+                agent = self._agent_argv(ctx)
+            except ContainerConfigError as exc:  # a gateway that may not publish its ports
+                self._refuse(ctx, SIDECAR, exc)
+            else:
+                self.refused.pop(SIDECAR, None)
+                await self._write_token(ctx)
+                await self.shim.start(
+                    SIDECAR,
+                    ctx.network.exec_argv(self.netns, agent),
+                    self.log_dir(ctx) / f"{SIDECAR}.log",
+                )
+        missing = [c for c in self.app_containers if c.name not in status.containers]
         if missing and self.inject:
             await self._wait_sidecar_ready()
         for container in missing:
@@ -411,7 +443,7 @@ class Pod:
         await self._refresh_status(ctx)
         self.save(ctx)
         self._tasks.append(asyncio.create_task(self._readiness_loop(ctx), name=f"ready-{self.key}"))
-        for container in self.spec.containers:
+        for container in self.app_containers:
             if container.liveness_probe is not None and container.name not in self.refused:
                 self._tasks.append(asyncio.create_task(self._liveness_loop(ctx, container)))
 
@@ -424,12 +456,7 @@ class Pod:
             security = resolve_security(self.spec, container)
             exposed = self._exposed(ctx)
         except ContainerConfigError as exc:
-            message = f"{exc} (pod: {self.namespace}/{self.name}, container: {container.name})"
-            self.refused[container.name] = message
-            log.warning("pod container_refused pod=%s error=%r", self.key, message)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with log_path.open("a") as out:
-                out.write(f"isthmus: CreateContainerConfigError: {message}\n")
+            self._refuse(ctx, container.name, exc)
             return
         self.refused.pop(container.name, None)
         await self.shim.start(
@@ -442,6 +469,16 @@ class Pod:
             env=self._container_env(container, security),
             cwd="/",
         )
+
+    def _refuse(self, ctx: PodContext, name: str, exc: ContainerConfigError) -> None:
+        """A container that may not start: its status and its log say why."""
+        message = f"{exc} (pod: {self.namespace}/{self.name}, container: {name})"
+        self.refused[name] = message
+        log.warning("pod container_refused pod=%s error=%r", self.key, message)
+        log_path = self.log_dir(ctx) / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as out:
+            out.write(f"isthmus: CreateContainerConfigError: {message}\n")
 
     def _probe_argv(self, ctx: PodContext, container: Container, argv: Sequence[str]) -> list[str]:
         """An exec probe runs as its container does: isolated, with its securityContext."""
@@ -490,8 +527,11 @@ class Pod:
             self.service_account,
             "--workload",
             self.deployment,
-            "--inbound-ports",
-            ",".join(str(p) for p in self.container_ports()),
+            *(
+                ("--router", *self._publish_args(ctx))
+                if self.gateway
+                else ("--inbound-ports", ",".join(str(p) for p in self.container_ports()))
+            ),
             "--xds-socket",
             ctx.xds_socket,
             *(("--zipkin-socket", ctx.zipkin_socket) if ctx.zipkin_socket else ()),
@@ -509,6 +549,31 @@ class Pod:
         if app_metrics:
             argv += ["--prometheus-annotations", app_metrics]
         return argv
+
+    def _publish_args(self, ctx: PodContext) -> list[str]:
+        """A gateway's `--publish HOSTPORT:PORT ... --host-netns PATH`, from its annotation;
+        raises ContainerConfigError when the ports can not be published."""
+        value = self.annotations.get(PUBLISHED_PORTS_ANNOTATION, "")
+        try:
+            ports = parse_published_ports(value)
+        except PublishedPortError as error:
+            message = f"annotation {PUBLISHED_PORTS_ANNOTATION}: {error}"
+            raise ContainerConfigError(message) from None
+        if not ports:
+            return []
+        if ctx.host_netns is None:
+            raise ContainerConfigError(
+                f"annotation {PUBLISHED_PORTS_ANNOTATION}: this runtime publishes no ports"
+            )
+        try:
+            host_netns = ctx.host_netns()
+        except OSError as error:
+            raise ContainerConfigError(
+                f"annotation {PUBLISHED_PORTS_ANNOTATION}: no reference to the host's network "
+                f"namespace: {error}"
+            ) from None
+        argv = [arg for port in ports for arg in ("--publish", str(port))]
+        return [*argv, "--host-netns", str(host_netns)]
 
     def workdir(self, ctx: PodContext) -> Path:
         return ctx.proxy_dir / self.key
@@ -574,7 +639,7 @@ class Pod:
     async def _readiness_loop(self, ctx: PodContext) -> None:
         states = {
             c.name: ProbeState(c.readiness_probe, initially=False)
-            for c in self.spec.containers
+            for c in self.app_containers
             if c.readiness_probe is not None
         }
         started = time.monotonic()
@@ -589,7 +654,7 @@ class Pod:
                 restarted = False
             # The sidecar is a container too: its agent runs and Envoy answers ready on 15021.
             results = [self.running(SIDECAR) and await self._sidecar_ready()] if self.inject else []
-            for container in self.spec.containers:
+            for container in self.app_containers:
                 running = self.running(container.name)
                 probe = container.readiness_probe
                 if probe is None:
@@ -617,7 +682,7 @@ class Pod:
             period = min(
                 (
                     c.readiness_probe.period_seconds
-                    for c in self.spec.containers
+                    for c in self.app_containers
                     if c.readiness_probe
                 ),
                 default=1,
@@ -681,7 +746,7 @@ class Pod:
         shim = self.shim or ShimClient(self.shim_socket(ctx))
         if self.shim is not None or shim.socket_path.exists():
             try:
-                await shim.stop([c.name for c in self.spec.containers], grace)
+                await shim.stop([c.name for c in self.app_containers], grace)
                 if self.inject:
                     await shim.stop([SIDECAR], AGENT_STOP_GRACE)
                 await shim.exit()
