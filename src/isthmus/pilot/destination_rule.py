@@ -33,12 +33,18 @@ replaced by the subset's own portLevelSettings entry when one matches. The subse
 overrides loadBalancer, connectionPool, outlierDetection and tls one block at a time (a
 block is replaced whole, never merged field by field); when the subset's port-level entry
 matched, all four blocks are taken from it, set or not.
+
+The tcp_proxy of an outbound TCP chain reads the rule differently (Istio's
+networkfilter.go): only the top-level connectionPool.tcp idleTimeout and
+maxConnectionDuration, and a source-IP hash from the top-level consistentHash unless the
+subset of a single destination sets a loadBalancer of its own (see `tcp_proxy_policy`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from isthmus.api.networking import (
     ConsistentHashLB,
@@ -289,3 +295,44 @@ def _port_hash(policy: TrafficPolicy | None, port: int | None) -> ConsistentHash
         if entry.port is not None and entry.port.number == port:
             return entry.load_balancer.consistent_hash if entry.load_balancer else None
     return None
+
+
+@dataclass(frozen=True)
+class TcpProxyPolicy:
+    """What an outbound tcp_proxy takes from a DestinationRule (unset: Envoy's defaults,
+    an idle timeout of 1h and no limit on a connection's duration)."""
+
+    idle_timeout: timedelta | None = None
+    max_connection_duration: timedelta | None = None
+    hash_source_ip: bool = False
+
+
+NO_TCP_PROXY_POLICY = TcpProxyPolicy()
+
+
+def tcp_proxy_policy(rule: MergedDestinationRule | None, subset: str | None) -> TcpProxyPolicy:
+    """Istio's buildOutboundNetworkFilters* and maybeSetHashPolicy (networkfilter.go) for
+    the rule of a TCP route's first destination host. `subset` is the destination's subset
+    when the route has a single destination, else None (Istio passes "" for weighted routes).
+
+    Only the rule's top-level policy counts: portLevelSettings and subset policies never
+    reach the tcp_proxy, except that a matching subset with a loadBalancer decides the hash
+    (its consistentHash.useSourceIp; a simple balancer, no hash)."""
+    if rule is None:
+        return NO_TCP_PROXY_POLICY
+    policy = rule.traffic_policy
+    pool = policy.connection_pool if policy else None
+    tcp = pool.tcp if pool else None
+    hashing = _hash_of(policy)
+    use_source_ip = bool(hashing and hashing.use_source_ip)
+    found = rule.subset(subset) if subset else None
+    if found is not None and found.traffic_policy is not None:
+        balancer = found.traffic_policy.load_balancer
+        if balancer is not None:
+            chosen = balancer.consistent_hash
+            use_source_ip = bool(chosen and chosen.use_source_ip)
+    return TcpProxyPolicy(
+        idle_timeout=tcp.idle_timeout if tcp else None,
+        max_connection_duration=tcp.max_connection_duration if tcp else None,
+        hash_source_ip=use_source_ip,
+    )

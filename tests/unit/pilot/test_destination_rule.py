@@ -13,10 +13,13 @@ from isthmus.api.networking import (
     TrafficPolicy,
 )
 from isthmus.pilot.destination_rule import (
+    NO_TCP_PROXY_POLICY,
     DestinationRuleIndex,
     MergedDestinationRule,
+    TcpProxyPolicy,
     effective_policy,
     route_consistent_hash,
+    tcp_proxy_policy,
 )
 
 INVENTORY = "inventory-service.production.svc.cluster.local"
@@ -296,3 +299,70 @@ def test_route_hash_prefers_subset_port_then_subset_then_port_then_rule() -> Non
 
 def test_route_hash_without_rule_is_none() -> None:
     assert route_consistent_hash(None, 8080, None) is None
+
+
+# --- what the tcp_proxy of a TCP route takes ----------------------------------------------
+
+TCP_PROXY = dr(
+    "inv",
+    "production",
+    "inventory-service",
+    """  trafficPolicy:
+    loadBalancer: {consistentHash: {useSourceIp: true}}
+    connectionPool: {tcp: {idleTimeout: 30s, maxConnectionDuration: 1h}}
+    portLevelSettings:
+      - port: {number: 8080}
+        loadBalancer: {simple: ROUND_ROBIN}
+        connectionPool: {tcp: {idleTimeout: 5s, maxConnectionDuration: 1m}}
+  subsets:
+    - name: plain
+      labels: {version: v1}
+      trafficPolicy: {connectionPool: {tcp: {idleTimeout: 1s}}}
+    - name: simple
+      labels: {version: v2}
+      trafficPolicy: {loadBalancer: {simple: RANDOM}}
+    - name: header
+      labels: {version: v3}
+      trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+""",
+)
+
+
+def tcp_policy(subset: str | None, rules: str = TCP_PROXY) -> TcpProxyPolicy:
+    return tcp_proxy_policy(rule_for(SERVICES + rules, "production"), subset)
+
+
+def test_tcp_proxy_takes_the_top_level_timeouts_only() -> None:
+    """Istio reads GetTrafficPolicy().GetConnectionPool().GetTcp(): neither the port's
+    entry nor the subset's connectionPool reaches the tcp_proxy."""
+    for subset in (None, "plain", "simple", "missing"):
+        policy = tcp_policy(subset)
+        assert policy.idle_timeout == timedelta(seconds=30)
+        assert policy.max_connection_duration == timedelta(hours=1)
+
+
+def test_tcp_proxy_hash_is_the_rules_unless_the_subset_has_a_load_balancer() -> None:
+    assert tcp_policy(None).hash_source_ip
+    assert tcp_policy("plain").hash_source_ip  # no loadBalancer of its own
+    assert tcp_policy("missing").hash_source_ip
+    assert not tcp_policy("simple").hash_source_ip  # a simple balancer: no hash
+    assert not tcp_policy("header").hash_source_ip  # hashes by something else
+
+
+def test_tcp_proxy_hash_from_a_subset_alone() -> None:
+    rules = dr(
+        "inv",
+        "production",
+        "inventory-service",
+        """  subsets:
+    - name: sticky
+      labels: {version: v1}
+      trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}
+""",
+    )
+    assert tcp_policy("sticky", rules) == TcpProxyPolicy(hash_source_ip=True)
+    assert tcp_policy(None, rules) == NO_TCP_PROXY_POLICY
+
+
+def test_tcp_proxy_without_rule_gets_envoys_defaults() -> None:
+    assert tcp_proxy_policy(None, "v1") == NO_TCP_PROXY_POLICY

@@ -2,13 +2,18 @@
 
 Outbound listeners depend only on (mesh, proxy's SidecarScope, labels where a
 VirtualService uses sourceLabels) and are cached per scope by the caller; the inbound
-listener and the explicit proxy listener depend on the proxy.
+listener and the explicit proxy listener depend on the proxy. The tcp_proxy of a TCP chain
+takes its idle timeout, duration limit and source-IP hash from the DestinationRule of its
+first destination (pilot.destination_rule.tcp_proxy_policy); DestinationRules are read only
+when the listeners have a TCP chain.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -17,7 +22,13 @@ from envoy.config.listener.v3 import listener_pb2
 from isthmus.api.networking import L4MatchAttributes
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.model.types import Protocol, Service
-from isthmus.pilot.destinations import destination_cluster
+from isthmus.pilot.destination_rule import (
+    NO_TCP_PROXY_POLICY,
+    DestinationRuleIndex,
+    TcpProxyPolicy,
+    tcp_proxy_policy,
+)
+from isthmus.pilot.destinations import destination_cluster, destination_host
 from isthmus.pilot.envoy.http_connection_manager import (
     rds_connection_manager,
 )
@@ -92,30 +103,75 @@ def _in_subnets(address: str | None, subnets: list[str]) -> bool:
     return any(ip in ipaddress.ip_network(subnet, strict=False) for subnet in subnets)
 
 
-def tcp_destinations(
+@dataclass(frozen=True)
+class TcpRoute:
+    """Where a TCP chain sends connections (clusters and weights), and what its tcp_proxy
+    takes from the DestinationRule of the first destination's host."""
+
+    clusters: list[tuple[str, int]]
+    policy: TcpProxyPolicy
+
+
+Rules = Callable[[], DestinationRuleIndex]
+
+
+def tcp_route(
     mesh: MeshSnapshot,
     virtual_services: VirtualServiceIndex,
+    rules: Rules,
     svc: Service,
     port: int,
     namespace: str,
     labels: dict[str, str],
-) -> list[tuple[str, int]]:
-    """Clusters (and weights) for a TCP service port: the first `tcp` rule that applies,
-    from the VirtualServices of the host in Istio's order, or the service's own cluster."""
+) -> TcpRoute:
+    """A TCP service port's route: the first `tcp` rule that applies, from the
+    VirtualServices of the host in Istio's order, or the service's own cluster. As in
+    Istio's buildOutboundNetworkFilters, the DestinationRule is the one the proxy's
+    namespace sees for the first destination's host, and a subset counts only when the
+    route has a single destination."""
     for entry in virtual_services.for_host(svc.hostname):
         for rule in entry.resource.spec.tcp:
             if rule.match and not any(
                 _l4_applies(m, labels, namespace, port, svc.address) for m in rule.match
             ):
                 continue
-            return [
+            clusters = [
                 (
                     destination_cluster(d.destination, entry.namespace, port, mesh),
                     100 if d.weight is None and len(rule.route) == 1 else (d.weight or 0),
                 )
                 for d in rule.route
             ]
-    return [(outbound_cluster_name(port, "", svc.hostname), 100)]
+            if not rule.route:
+                return TcpRoute(clusters, NO_TCP_PROXY_POLICY)
+            first = rule.route[0].destination
+            host = destination_host(first, entry.namespace, mesh)
+            subset = first.subset if len(rule.route) == 1 else None
+            return TcpRoute(clusters, _tcp_policy(mesh, rules, host, subset, namespace))
+    own = [(outbound_cluster_name(port, "", svc.hostname), 100)]
+    return TcpRoute(own, _tcp_policy(mesh, rules, svc.hostname, None, namespace))
+
+
+def _tcp_policy(
+    mesh: MeshSnapshot, rules: Rules, host: str, subset: str | None, namespace: str
+) -> TcpProxyPolicy:
+    """No service, no rule: Istio looks the rule up by the destination's service."""
+    target = mesh.services.get(host)
+    if target is None:
+        return NO_TCP_PROXY_POLICY
+    return tcp_proxy_policy(rules().lookup(host, target.namespace, namespace), subset)
+
+
+def _lazy_rules(mesh: MeshSnapshot, rules: DestinationRuleIndex | None) -> Rules:
+    """The rule index, built from `mesh` on first use when not given."""
+    built: list[DestinationRuleIndex] = [rules] if rules is not None else []
+
+    def get() -> DestinationRuleIndex:
+        if not built:
+            built.append(DestinationRuleIndex.of(mesh))
+        return built[0]
+
+    return get
 
 
 def generate_outbound_listeners(
@@ -124,10 +180,14 @@ def generate_outbound_listeners(
     labels: dict[str, str] | None = None,
     telemetry: ProxyTelemetry = DEFAULT_TELEMETRY,
     scope: SidecarScope | None = None,
+    rules: DestinationRuleIndex | None = None,
 ) -> list[listener_pb2.Listener]:
     """virtualOutbound plus one listener per HTTP port and per TCP service address:port
-    the proxy's Sidecar `scope` sees."""
+    the proxy's Sidecar `scope` sees. `rules`: the mesh's DestinationRuleIndex (built from
+    `mesh` when a TCP chain needs it, if not given; a caller caching the listeners must
+    obtain it inside the cached build)."""
     labels = labels or {}
+    lazy_rules = _lazy_rules(mesh, rules)
     scope = scope if scope is not None else default_scope(mesh, namespace)
     http_ports: dict[int, list[Service]] = defaultdict(list)
     sniffed: dict[int, list[Service]] = defaultdict(list)
@@ -145,9 +205,14 @@ def generate_outbound_listeners(
             elif svc.address and f"{svc.address}_{p.port}" not in tcp_listeners:
                 # Hosts may share an address (one ServiceEntry's hosts do): the first
                 # service (by host name) keeps address:port, as Istio keeps the first chain.
-                clusters = tcp_destinations(mesh, virtual_services, svc, p.port, namespace, labels)
+                route = tcp_route(
+                    mesh, virtual_services, lazy_rules, svc, p.port, namespace, labels
+                )
                 stat = f"outbound|{p.port}||{svc.hostname}"
-                chain = tcp_chain(stat, weighted_tcp_proxy(stat, clusters, outbound_tcp(telemetry)))
+                tcp = weighted_tcp_proxy(
+                    stat, route.clusters, outbound_tcp(telemetry), route.policy
+                )
+                chain = tcp_chain(stat, tcp)
                 listener = outbound_port_listener(svc.address, p.port, [chain])
                 tcp_listeners[listener.name] = listener
     listeners = list(tcp_listeners.values())
@@ -158,6 +223,7 @@ def generate_outbound_listeners(
             _http_port_listener(
                 mesh,
                 virtual_services,
+                lazy_rules,
                 port,
                 sniffed.get(port, []),
                 namespace,
@@ -180,6 +246,7 @@ def generate_outbound_listeners(
 def _http_port_listener(
     mesh: MeshSnapshot,
     virtual_services: VirtualServiceIndex,
+    rules: Rules,
     port: int,
     sniffed: list[Service],
     namespace: str,
@@ -205,10 +272,11 @@ def _http_port_listener(
     for svc in sniffed:
         if svc.address and svc.address not in addresses:
             addresses.add(svc.address)
-            clusters = tcp_destinations(mesh, virtual_services, svc, port, namespace, labels)
+            route = tcp_route(mesh, virtual_services, rules, svc, port, namespace, labels)
             cluster_stat = f"outbound|{port}||{svc.hostname}"
             chains.append(http_chain(f"{stat}|{svc.address}", hcm(), True, svc.address))
-            tcp = weighted_tcp_proxy(cluster_stat, clusters, outbound_tcp(telemetry))
+            logs = outbound_tcp(telemetry)
+            tcp = weighted_tcp_proxy(cluster_stat, route.clusters, logs, route.policy)
             chains.append(tcp_chain(cluster_stat, tcp, prefix=svc.address, sniffed=True))
     default = _catch_all(telemetry, registry_only)
     return outbound_port_listener("0.0.0.0", port, chains, sniff_http=True, default_chain=default)
