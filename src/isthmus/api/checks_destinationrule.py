@@ -13,6 +13,7 @@ from isthmus.api.checks_common import (
     check_port,
     check_range,
 )
+from isthmus.api.checks_locality import check_locality_lb_setting
 from isthmus.api.errors import FieldPath, Problems
 from isthmus.api.networking import (
     ClientTLSSettings,
@@ -21,6 +22,7 @@ from isthmus.api.networking import (
     H2UpgradePolicy,
     LoadBalancerSettings,
     OutlierDetection,
+    SimpleLB,
     TLSMode,
     TrafficPolicy,
     TrafficPolicy_PortTrafficPolicy,
@@ -153,6 +155,11 @@ def _check_load_balancer(
     hashing = settings.consistent_hash
     if settings.simple is not None and hashing is not None:
         problems.add(path, "set only one of simple and consistentHash")
+    _check_warmup(problems, path, settings)
+    if settings.locality_lb_setting is not None:
+        check_locality_lb_setting(
+            problems, path.field("localityLbSetting"), settings.locality_lb_setting
+        )
     if hashing is None:
         return
     here = path.field("consistentHash")
@@ -184,6 +191,47 @@ def _check_load_balancer(
         if not cookie.name:
             problems.add(here.field("httpCookie").field("name"), "must not be empty")
         check_duration(problems, here.field("httpCookie").field("ttl"), cookie.ttl, zero_ok=True)
+
+
+# The load balancers Envoy has slow start for (Istio sets it only on these; unset means
+# LEAST_REQUEST).
+_WARMUP_POLICIES = (
+    None,
+    SimpleLB.UNSPECIFIED,
+    SimpleLB.ROUND_ROBIN,
+    SimpleLB.LEAST_REQUEST,
+    SimpleLB.LEAST_CONN,
+)
+
+
+def _check_warmup(problems: Problems, path: FieldPath, settings: LoadBalancerSettings) -> None:
+    """Istio's rules (webhook and CRD): duration at least 1ms, minimumPercent 0..100,
+    aggression above 0. Stricter than Istio, where it would ignore them: warmup and
+    warmupDurationSecs together, and either with a balancer that has no slow start."""
+    warmup = settings.warmup
+    if warmup is not None:
+        here = path.field("warmup")
+        check_duration(problems, here.field("duration"), warmup.duration)
+        check_range(problems, here.field("minimumPercent"), warmup.minimum_percent, 0, 100)
+        if warmup.aggression is not None and warmup.aggression <= 0:
+            problems.add(here.field("aggression"), "must be greater than 0")
+    check_duration(problems, path.field("warmupDurationSecs"), settings.warmup_duration_secs)
+    if warmup is not None and settings.warmup_duration_secs is not None:
+        problems.add(
+            path.field("warmupDurationSecs"),
+            "set only one of warmup and warmupDurationSecs (deprecated; Istio would ignore it)",
+        )
+    name = "warmup" if warmup is not None else "warmupDurationSecs"
+    if warmup is None and settings.warmup_duration_secs is None:
+        return
+    if settings.consistent_hash is not None:
+        problems.add(path.field(name), "has no effect with consistentHash (no slow start)")
+    elif settings.simple not in _WARMUP_POLICIES:
+        problems.add(
+            path.field(name),
+            f"has no effect with simple {settings.simple}: slow start needs ROUND_ROBIN, "
+            "LEAST_REQUEST or LEAST_CONN",
+        )
 
 
 def _check_connection_pool(

@@ -2,8 +2,9 @@
 what istiod reads from the `istio` ConfigMap's `mesh` key, same field names.
 
 Honoured: accessLogFile, accessLogEncoding, accessLogFormat, enableTracing,
-defaultConfig.tracing.sampling, defaultConfig.tracing.zipkin.address and
-outboundTrafficPolicy.mode. The mesh's
+defaultConfig.tracing.sampling, defaultConfig.tracing.zipkin.address,
+outboundTrafficPolicy.mode and localityLbSetting (replacing Istio's default, `enabled:
+true`, as a MeshConfig field replaces its default). The mesh's
 identity settings have their own flags (--trust-domain, --root-namespace,
 --path-normalization); the rest of Istio's MeshConfig is refused as not supported yet,
 so a setting is never silently ignored.
@@ -18,7 +19,9 @@ from typing import Annotated
 from pydantic import Field, Strict, ValidationError
 
 from isthmus.api.base import IstioModel
-from isthmus.api.errors import FieldProblem, one_line
+from isthmus.api.checks_locality import check_locality_lb_setting
+from isthmus.api.errors import FieldPath, FieldProblem, Problems, one_line
+from isthmus.api.networking import LocalityLoadBalancerSetting
 from isthmus.api.schema_errors import validation_problems
 from isthmus.api.sidecar import OutboundTrafficPolicyMode
 from isthmus.api.yamlstream import decode_input, read_documents
@@ -84,7 +87,6 @@ class MeshConfigFile(IstioModel):
             "ingressClass",
             "ingressService",
             "ingressControllerMode",
-            "localityLbSetting",
             "dnsRefreshRate",
             "protocolDetectionTimeout",
             "connectTimeout",
@@ -106,6 +108,7 @@ class MeshConfigFile(IstioModel):
     enable_tracing: bool | None = None
     default_config: ProxyConfig | None = None
     outbound_traffic_policy: MeshOutboundTrafficPolicy | None = None
+    locality_lb_setting: LocalityLoadBalancerSetting | None = None
 
 
 class MeshConfigError(ValueError):
@@ -130,6 +133,10 @@ def _semantic(config: MeshConfigFile) -> list[FieldProblem]:
             problems.append(
                 FieldProblem("defaultConfig.tracing.zipkin.address", "must be HOST:PORT")
             )
+    if config.locality_lb_setting is not None:
+        found = Problems()
+        check_locality_lb_setting(found, FieldPath("localityLbSetting"), config.locality_lb_setting)
+        problems.extend(found.items)
     return problems
 
 

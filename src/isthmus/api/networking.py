@@ -272,15 +272,48 @@ class ConsistentHashLB(IstioModel):
     minimum_ring_size: UInt64 | None = None
 
 
+class LocalityLoadBalancerSetting_Distribute(IstioModel):
+    """Traffic from proxies in locality `from` split over the localities of `to` by weight
+    (localities `region/zone/subzone`, a trailing `*` matches any)."""
+
+    from_: str = ""
+    to: dict[str, UInt32] = Field(default_factory=dict)
+
+
+class LocalityLoadBalancerSetting_Failover(IstioModel):
+    """From proxies in region `from`, fail over to region `to` before any other region."""
+
+    from_: str = ""
+    to: str = ""
+
+
+class LocalityLoadBalancerSetting(IstioModel):
+    """Locality-aware load balancing (also MeshConfig's localityLbSetting)."""
+
+    distribute: list[LocalityLoadBalancerSetting_Distribute] = Field(default_factory=list)
+    failover: list[LocalityLoadBalancerSetting_Failover] = Field(default_factory=list)
+    failover_priority: list[str] = Field(default_factory=list)
+    enabled: bool | None = None
+
+
+class WarmupConfiguration(IstioModel):
+    """Envoy's slow start for new endpoints (ROUND_ROBIN and LEAST_REQUEST only)."""
+
+    duration: Duration
+    minimum_percent: float | None = None
+    aggression: float | None = None
+
+
 class LoadBalancerSettings(IstioModel):
     """Either `simple` or `consistentHash` (Istio's oneof lb_policy)."""
 
-    not_supported_fields = frozenset(
-        {"localityLbSetting", "zoneAwareLbSetting", "warmupDurationSecs", "warmup"}
-    )
+    not_supported_fields = frozenset({"zoneAwareLbSetting"})
 
     simple: Annotated[SimpleLB, Strict(False)] | None = None
     consistent_hash: ConsistentHashLB | None = None
+    locality_lb_setting: LocalityLoadBalancerSetting | None = None
+    warmup_duration_secs: Duration | None = None
+    warmup: WarmupConfiguration | None = None
 
 
 class TCPKeepalive(IstioModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from isthmus.model.topology import topology_labels, workload_locality
+from isthmus.model.topology import pod_locality, topology_labels
 from isthmus.model.types import Workload
 
 POD_KIND = "Pod"
@@ -51,7 +51,7 @@ class PodView:
     container_ports: tuple[int, ...] = ()  # every declared TCP containerPort, named or not
 
     def workload(self) -> Workload:
-        locality = workload_locality(None, self.labels)
+        locality = pod_locality(self.labels)
         return Workload(
             name=self.name,
             namespace=self.namespace,

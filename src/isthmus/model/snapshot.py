@@ -22,6 +22,7 @@ from isthmus.api.security import PeerAuthentication
 from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
 from isthmus.model.jwks import JwksSource
+from isthmus.model.locality_lb import ISTIO_DEFAULT, LocalityLbSetting
 from isthmus.model.types import Endpoint, Resolution, Service
 
 T = TypeVar("T")
@@ -59,6 +60,9 @@ class MeshConfig:
     # outside its registry when no Sidecar says otherwise (ALLOW_ANY: pass through;
     # REGISTRY_ONLY: BlackHoleCluster). Istio's default is ALLOW_ANY.
     outbound_traffic_policy: str = "ALLOW_ANY"
+    # MeshConfig localityLbSetting: the locality load balancing of every cluster whose
+    # DestinationRule sets none (None: off). Istio's default is `enabled: true`.
+    locality_lb_setting: LocalityLbSetting | None = ISTIO_DEFAULT
 
     def with_file(self, file: MeshConfigFile) -> MeshConfig:
         """This config with what a MeshConfig file sets (api.mesh_config)."""
@@ -79,6 +83,8 @@ class MeshConfig:
         policy = file.outbound_traffic_policy
         if policy is not None and policy.mode is not None:
             changes["outbound_traffic_policy"] = policy.mode.value
+        if file.locality_lb_setting is not None:
+            changes["locality_lb_setting"] = LocalityLbSetting.of(file.locality_lb_setting)
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 

@@ -138,6 +138,9 @@ class Proxy:
     # The proxy's bootstrap has the `zipkin` cluster (the agent relays spans to isthmusd's
     # collector): only then can it be given a tracer.
     zipkin: bool = False
+    # Where the proxy runs (model.topology.proxy_locality): locality load balancing ranks
+    # endpoints by their distance from it.
+    locality: Locality = UNKNOWN_LOCALITY
 
     @property
     def label_dict(self) -> dict[str, str]:

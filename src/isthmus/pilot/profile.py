@@ -6,13 +6,17 @@ unless a workload-specific Sidecar picks them) or on its scope and labels (route
 some VirtualService uses sourceLabels). Those parts are built and packed once per view
 key, kept across mesh versions while the mesh fields they were built from are unchanged
 (pilot.views), and the same PreparedResource objects are handed to every proxy that
-shares the view.
+shares the view. Where locality load balancing makes endpoints depend on where a proxy
+is (pilot.locality_lb), the endpoint view (and the outbound clusters, when DNS clusters
+are ranked) is keyed by the part of the proxy's place the scope's clusters read, and
+nothing more.
 Generators run in a fixed order; a failure names the generator that failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -25,10 +29,11 @@ from isthmus.pilot.consistency import dangling_references, listener_rds_names
 from isthmus.pilot.destination_rule import DestinationRuleIndex, route_consistent_hash
 from isthmus.pilot.envoy.load_balancer import hash_policy_for
 from isthmus.pilot.generators.clusters import (
+    PlacedCluster,
     eds_cluster_names,
     generate_inbound_clusters,
-    generate_outbound_clusters,
     inbound_ports,
+    outbound_clusters,
 )
 from isthmus.pilot.generators.endpoints import AssignmentInputs, endpoint_inputs
 from isthmus.pilot.generators.inbound_listener import generate_inbound_listener
@@ -40,6 +45,7 @@ from isthmus.pilot.generators.routes import (
     generate_http_proxy_route_config,
     generate_port_route_config,
 )
+from isthmus.pilot.locality_lb import LocalityNeeds, ProxyPlace
 from isthmus.pilot.naming import parse_cluster_name
 from isthmus.pilot.resources import (
     CLUSTER,
@@ -65,6 +71,18 @@ CAPTURE_LISTENERS = frozenset({"virtualOutbound", "virtualInbound"})
 
 class GeneratorError(Exception):
     """A generator failed for a proxy; the message names the generator and the proxy."""
+
+
+@dataclass(frozen=True)
+class _OutboundParts:
+    """A scope's outbound clusters: the shared ones packed, the EDS names among them, the
+    DNS clusters finished per place, and what of a proxy's place they (and the EDS
+    assignments) read."""
+
+    shared: Layer
+    eds_names: list[str]
+    placed: tuple[PlacedCluster, ...]
+    needs: LocalityNeeds
 
 
 def _prepare(messages: Iterable[Message]) -> Layer:
@@ -98,6 +116,7 @@ class ConfigGenerator:
             proxy.http_proxy_port,
             proxy.capture,
             proxy.zipkin,
+            proxy.locality,
         )
         return views.get(key, lambda: self._build(views, mesh, proxy))
 
@@ -167,17 +186,40 @@ class ConfigGenerator:
         )
 
     def _cds(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> tuple[Layer, list[str]]:
-        """The scope's outbound clusters, packed, and the EDS ones among them."""
+        """The scope's outbound clusters for the proxy's place, packed, and the EDS ones
+        among them: the shared layer itself unless DNS clusters are ranked by place."""
+        parts = self._outbound_parts(views, mesh, proxy)
+        if not parts.placed:
+            return parts.shared, parts.eds_names
+        scope = self._scope(views, mesh, proxy)
+        place = self._place(parts, proxy)
+
+        def placed() -> Layer:
+            # Fetched inside the build, so that what it read is what this view depends on.
+            built = self._outbound_parts(views, mesh, proxy)
+            here = place or ProxyPlace()
+            return Layer({**built.shared, **_prepare(c.at(here) for c in built.placed)})
+
+        return views.get(("cds-placed", scope, proxy.sds, place), placed), parts.eds_names
+
+    def _outbound_parts(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> _OutboundParts:
         scope = self._scope(views, mesh, proxy)
 
-        def outbound_clusters() -> tuple[Layer, list[str]]:
+        def build() -> _OutboundParts:
             rules = _rules(views, mesh)
-            clusters = generate_outbound_clusters(
-                mesh, proxy.namespace, rules, proxy.sds, scope=scope
+            found = outbound_clusters(mesh, proxy.namespace, rules, proxy.sds, scope=scope)
+            return _OutboundParts(
+                _prepare(found.shared),
+                eds_cluster_names(found.shared),
+                tuple(found.placed),
+                found.needs,
             )
-            return _prepare(clusters), eds_cluster_names(clusters)
 
-        return views.get(("cds", scope, proxy.sds), outbound_clusters)
+        return views.get(("cds", scope, proxy.sds), build)
+
+    def _place(self, parts: _OutboundParts, proxy: Proxy) -> ProxyPlace | None:
+        """The part of the proxy's place its scope's clusters read: a view key."""
+        return ProxyPlace.of(proxy).narrowed(parts.needs)
 
     def _clusters(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         outbound, _ = self._cds(views, mesh, proxy)
@@ -196,17 +238,19 @@ class ConfigGenerator:
         return Layers(outbound, inbound)
 
     def _endpoints(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
+        place = self._place(self._outbound_parts(views, mesh, proxy), proxy)
         return Layers(
             views.get(
-                ("eds", self._scope(views, mesh, proxy)),
+                ("eds", self._scope(views, mesh, proxy), place),
                 lambda: Layer(
                     {
                         inputs.cluster_name: self._assignments.get(inputs, _prepare_assignment)
                         for inputs in endpoint_inputs(
                             mesh,
                             proxy.namespace,
-                            self._cds(views, mesh, proxy)[1],
+                            self._outbound_parts(views, mesh, proxy).eds_names,
                             _rules(views, mesh),
+                            place,
                         )
                     }
                 ),

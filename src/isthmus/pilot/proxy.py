@@ -6,7 +6,9 @@ WORKLOAD_NAME, INSTANCE_IPS); isthmus adds PROXY_HTTP_PORT, INBOUND_PORTS and SD
 ("true" when the agent serves certificates on the bootstrap's sds-grpc cluster) and
 ZIPKIN ("true" when the bootstrap has the `zipkin` cluster that relays spans). As in
 Istio's ParseServiceNodeWithMetadata, the IP comes from INSTANCE_IPS when that holds a
-valid address, else from the id, and a node with no valid IP is refused.
+valid address, else from the id, and a node with no valid IP is refused. The proxy's
+locality is its pod's, read from LABELS (model.topology.proxy_locality), else the node's
+own `locality`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import ipaddress
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
+from isthmus.model.topology import Locality, proxy_locality
 from isthmus.model.types import Proxy
 
 
@@ -78,11 +81,14 @@ def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = N
     interception = str(meta.get("INTERCEPTION_MODE") or "REDIRECT").upper()
     if interception not in ("REDIRECT", "NONE"):
         raise InvalidNode(f"node {node.id!r}: INTERCEPTION_MODE {interception!r} is not supported")
+    labels = _labels(node.id, meta.get("LABELS") or {})
+    reported = Locality(node.locality.region, node.locality.zone, node.locality.sub_zone)
     return Proxy(
         id=node.id,
         namespace=namespace,
         ip=_instance_ip(node.id, id_ip, meta),
-        labels=_labels(node.id, meta.get("LABELS") or {}),
+        labels=labels,
+        locality=proxy_locality(dict(labels), reported),
         service_account=str(meta.get("SERVICE_ACCOUNT") or "default"),
         workload_name=str(meta.get("WORKLOAD_NAME") or pod.rsplit(".", 1)[0]),
         http_proxy_port=(

@@ -157,9 +157,12 @@ def start_sidecar(
     delta: bool = False,
     concurrency: int = 1,
     runtime: Mapping[str, Any] | None = None,
+    locality: Mapping[str, str] | None = None,
 ) -> EnvoyProcess:
     """An Envoy configured only over ADS by `daemon`, with the explicit HTTP proxy listener
-    on 127.0.0.1:http_proxy_port (Istio's proxyHttpPort) so tests need no iptables."""
+    on 127.0.0.1:http_proxy_port (Istio's proxyHttpPort) so tests need no iptables.
+    `locality` (region, zone, sub_zone) is the node's, which isthmusd takes as the proxy's
+    when its labels name none (as istiod does)."""
     metadata = {
         "NAMESPACE": namespace,
         "LABELS": dict(labels or {}),
@@ -177,6 +180,8 @@ def start_sidecar(
         delta=delta,
         runtime=runtime,
     )
+    if locality:
+        bootstrap["node"]["locality"] = dict(locality)
     return EnvoyProcess(bootstrap, workdir, name=pod, concurrency=concurrency)
 
 

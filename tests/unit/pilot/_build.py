@@ -1,7 +1,8 @@
 """Test inputs for pilot: YAML documents -> (MeshSnapshot, Proxy).
 
 The config kinds go through the real model builder; one test-only kind, `Proxy`, says
-which sidecar the output is generated for (namespace, labels, served ports).
+which sidecar the output is generated for (namespace, labels, served ports; its locality
+comes from its labels, else from `locality`, as its Envoy node would report it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
 from isthmus.model.build import ConfigObject, build_snapshot
 from isthmus.model.snapshot import MeshSnapshot
+from isthmus.model.topology import Locality, proxy_locality
 from isthmus.model.types import Proxy
 
 KINDS: dict[str, type[Resource]] = {
@@ -67,4 +69,7 @@ def _proxy(document: dict[str, Any]) -> Proxy:
         labels=tuple(sorted(document.get("labels", {}).items())),
         inbound_ports=tuple(document.get("inboundPorts", ())),
         zipkin=bool(document.get("zipkin", False)),
+        locality=proxy_locality(
+            document.get("labels", {}), Locality.parse(document.get("locality", ""))
+        ),
     )

@@ -17,6 +17,7 @@ from _build import mesh_from_file
 
 from isthmus.pilot.generators.clusters import eds_cluster_names, generate_clusters
 from isthmus.pilot.generators.endpoints import generate_endpoints
+from isthmus.pilot.locality_lb import ProxyPlace
 from isthmus.testing.protojson import message_to_dict
 from isthmus.testing.validate import validate_resources
 
@@ -27,7 +28,8 @@ CASES = sorted(p.name.removesuffix(".input.yaml") for p in GOLDEN.glob("*.input.
 def _generate(case: str) -> tuple[list[Any], list[Any]]:
     mesh, proxy = mesh_from_file(GOLDEN / f"{case}.input.yaml")
     clusters = generate_clusters(mesh, proxy)
-    endpoints = generate_endpoints(mesh, proxy.namespace, eds_cluster_names(clusters))
+    names = eds_cluster_names(clusters)
+    endpoints = generate_endpoints(mesh, proxy.namespace, names, place=ProxyPlace.of(proxy))
     return clusters, endpoints
 
 

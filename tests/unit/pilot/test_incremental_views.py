@@ -5,7 +5,9 @@ unchanged (pilot.views). Random sequences of changes (Services, endpoints,
 DestinationRules, VirtualServices, ServiceEntries, PeerAuthentications, Telemetry,
 Sidecars) are
 applied one at a time; after each, every proxy's snapshot from the long-lived generator
-must be byte-equal to one from a fresh generator.
+must be byte-equal to one from a fresh generator. Endpoints are in two zones and two
+client proxies differ only in their zone, so that locality load balancing (which ranks
+endpoints per proxy place) can not hand one of them the other's endpoints.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
 from isthmus.model.build import ConfigObject, build_snapshot
 from isthmus.model.snapshot import MeshSnapshot
+from isthmus.model.topology import Locality
 from isthmus.model.types import Proxy
 from isthmus.pilot.profile import ConfigGenerator, GeneratorError
 from isthmus.pilot.resources import PUSH_ORDER, Snapshot
@@ -46,6 +49,7 @@ PROXIES = (
         ip="10.44.0.2",
         labels=(("app", "a"), ("version", "v1")),
         inbound_ports=(8080,),
+        locality=Locality("r1", "zone-a"),
     ),
     Proxy(
         id="sidecar~10.44.0.3~b-1.beta~beta.svc.cluster.local",
@@ -59,6 +63,14 @@ PROXIES = (
         namespace="alpha",
         ip="10.44.0.4",
         labels=(("app", "client"),),
+        locality=Locality("r1", "zone-b"),
+    ),
+    Proxy(
+        id="sidecar~10.44.0.5~client-2.alpha~alpha.svc.cluster.local",
+        namespace="alpha",
+        ip="10.44.0.5",
+        labels=(("app", "client"),),
+        locality=Locality("r1", "zone-a"),
     ),
 )
 
@@ -87,6 +99,7 @@ kind: WorkloadEntry
 metadata: {{name: {app}-we, namespace: {ns}}}
 spec:
   address: 10.44.1.{variant + (10 if ns == "beta" else 0)}
+  locality: r1/zone-{"a" if variant == 1 else "b"}
   serviceAccount: {account}
   labels: {{{sidecar} app: {app}, version: {version}}}
 """
@@ -94,7 +107,8 @@ spec:
 
 def _destination_rule(app: str, ns: str, variant: int) -> str:
     policy = {
-        1: "{}",
+        1: "{loadBalancer: {warmup: {duration: 10s}, localityLbSetting: {distribute:"
+        " [{from: r1/zone-a, to: {r1/zone-a: 60, r1/zone-b: 40}}]}}}",
         2: "{outlierDetection: {consecutive5xxErrors: 3}}",
         3: "{connectionPool: {http: {http1MaxPendingRequests: 5}}, tls: {mode: ISTIO_MUTUAL}}",
     }[variant]
@@ -105,7 +119,29 @@ metadata: {{name: {app}, namespace: {ns}}}
 spec:
   host: {app}
   trafficPolicy: {policy}
-  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
+  subsets:
+  - {{name: v1, labels: {{version: v1}}}}
+  - name: v2
+    labels: {{version: v2}}
+    trafficPolicy:
+      loadBalancer: {{localityLbSetting: {{failoverPriority: [topology.kubernetes.io/zone]}}}}
+"""
+
+
+def _external_rule(app: str, ns: str, variant: int) -> str:
+    """Locality load balancing of the ServiceEntries' endpoints (two zones; inline in DNS
+    clusters). A wildcard host, so that it meets a ServiceEntry often."""
+    policy = {
+        1: "{outlierDetection: {consecutive5xxErrors: 3}}",
+        2: "{outlierDetection: {consecutive5xxErrors: 3}, loadBalancer: {localityLbSetting:"
+        " {failover: [{from: r1, to: r2}]}}}",
+        3: "{loadBalancer: {localityLbSetting: {enabled: false}}}",
+    }[variant]
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: ext-{app}, namespace: {ns}}}
+spec: {{host: "*.example.com", trafficPolicy: {policy}}}
 """
 
 
@@ -138,7 +174,9 @@ spec:
   location: MESH_EXTERNAL
   resolution: {resolution}
   ports: [{{number: 443, name: tls, protocol: TLS}}]
-  endpoints: [{{address: 10.44.2.{variant}}}]
+  endpoints:
+  - {{address: 10.44.2.{variant}, locality: r1/zone-a}}
+  - {{address: 10.44.3.{variant}, locality: r1/zone-b}}
 """
 
 
@@ -190,6 +228,7 @@ DOCUMENTS = {
     "Service": _service,
     "WorkloadEntry": _workload_entry,
     "DestinationRule": _destination_rule,
+    "ExternalRule": _external_rule,
     "VirtualService": _virtual_service,
     "ServiceEntry": _service_entry,
     "PeerAuthentication": _peer_authentication,

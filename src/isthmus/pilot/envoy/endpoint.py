@@ -57,19 +57,23 @@ def lb_endpoint(endpoint: Endpoint, mtls_disabled: MtlsDisabled | None = None) -
     return out
 
 
-def locality_lb_endpoints(
-    endpoints: Sequence[Endpoint], mtls_disabled: MtlsDisabled | None = None
-) -> list[LocalityLbEndpoints]:
-    """One group per locality, in locality order (endpoints keep theirs); none at all when
-    there are no endpoints."""
+def group_by_locality(endpoints: Sequence[Endpoint]) -> list[tuple[Locality, list[Endpoint]]]:
+    """The endpoints of each locality, in locality order (endpoints keep theirs)."""
     by_locality: dict[Locality, list[Endpoint]] = {}
     for endpoint in endpoints:
         by_locality.setdefault(endpoint.locality, []).append(endpoint)
+    ordered = sorted(by_locality, key=lambda loc: (loc.region, loc.zone, loc.subzone))
+    return [(locality, by_locality[locality]) for locality in ordered]
+
+
+def locality_lb_endpoints(
+    endpoints: Sequence[Endpoint], mtls_disabled: MtlsDisabled | None = None
+) -> list[LocalityLbEndpoints]:
+    """One group per locality (`group_by_locality`); none at all when there are no
+    endpoints."""
     out = []
-    for locality in sorted(by_locality, key=lambda loc: (loc.region, loc.zone, loc.subzone)):
-        group = LocalityLbEndpoints(
-            lb_endpoints=[lb_endpoint(e, mtls_disabled) for e in by_locality[locality]]
-        )
+    for locality, members in group_by_locality(endpoints):
+        group = LocalityLbEndpoints(lb_endpoints=[lb_endpoint(e, mtls_disabled) for e in members])
         if locality != UNKNOWN_LOCALITY:
             group.locality.region = locality.region
             group.locality.zone = locality.zone
