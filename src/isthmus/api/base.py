@@ -114,3 +114,8 @@ class Resource(IstioModel):
     api_version: str
     kind: str
     metadata: ObjectMeta
+
+    def stored_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body an apply stores for this object: the user's, as given. A kind the API
+        server rewrites on write (Secret merges stringData into data) overrides this."""
+        return body

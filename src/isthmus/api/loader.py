@@ -56,8 +56,10 @@ class LoadedObject:
 
     `index` is the 0-based position of its YAML document in the source (items of a
     `kind: List` share their List's index). `body` is the user's mapping with
-    metadata.namespace filled in (dropped for cluster-scoped kinds) and any top-level
-    `status` removed; it is what gets stored and shown by `get -o yaml`.
+    metadata.namespace filled in (dropped for cluster-scoped kinds), any top-level
+    `status` removed, and what the API server rewrites on write rewritten (a Secret's
+    stringData merged into data: `Resource.stored_body`); it is what gets stored and
+    shown by `get -o yaml`.
     """
 
     source: str
@@ -219,7 +221,8 @@ class _Loader:
         body = _normalized_body(data, info, self.default_namespace)
         outcome = _parse(info, body)
         if isinstance(outcome, Resource):
-            self.loaded.append(LoadedObject(self.source, line, index, outcome, body))
+            stored = outcome.stored_body(body)
+            self.loaded.append(LoadedObject(self.source, line, index, outcome, stored))
         else:
             prefix = place.prefix(data, self.default_namespace)
             self.errors.extend(_problem_line(prefix, problem) for problem in outcome)

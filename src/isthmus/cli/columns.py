@@ -89,6 +89,16 @@ def _sidecar_outbound(body: Body) -> str:
     return str(policy.get("mode", "REGISTRY_ONLY"))
 
 
+def _secret_data(body: Body) -> str:
+    """kubectl's DATA: how many keys a Secret holds (never a value)."""
+    keys: set[object] = set()
+    for field in ("data", "stringData"):
+        values = body.get(field)
+        if isinstance(values, dict):
+            keys.update(values)
+    return str(len(keys))
+
+
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "VirtualService": (
         ("GATEWAYS", _joined("spec", "gateways")),
@@ -104,6 +114,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     "Gateway": (),
     "Service": (("PORTS", _service_ports),),
     "Deployment": (("REPLICAS", _scalar("spec", "replicas", default="1")),),
+    "Secret": (("TYPE", _scalar("type", default="Opaque")), ("DATA", _secret_data)),
     "PeerAuthentication": (("MODE", _scalar("spec", "mtls", "mode", default="UNSET")),),
     "AuthorizationPolicy": (("ACTION", _scalar("spec", "action", default="ALLOW")),),
     "Sidecar": (

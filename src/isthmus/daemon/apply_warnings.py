@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from isthmus.api.authorization import AuthorizationPolicy
+from isthmus.api.checks_secret import secret_warnings
 from isthmus.api.loader import LoadedObject
 from isthmus.api.networking import WorkloadEntry
+from isthmus.api.secret import Secret
 from isthmus.pilot.authz.warnings import path_normalization_warnings
 
 __all__ = ["DEFAULT_PATH_NORMALIZATION", "apply_warnings"]
@@ -26,6 +28,8 @@ def apply_warnings(objects: Sequence[LoadedObject], path_normalization: str) -> 
             out.extend(path_normalization_warnings(o.resource, path_normalization))
         elif isinstance(o.resource, WorkloadEntry):
             out.extend(_unreachable_entry(o.resource))
+        elif isinstance(o.resource, Secret):
+            out.extend(secret_warnings(o.resource))
     return out
 
 

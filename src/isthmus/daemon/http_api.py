@@ -40,6 +40,7 @@ from aiohttp import web
 
 from isthmus.api.errors import ApiError
 from isthmus.api.loader import FinalObject, LoadedObject, final_objects, load_sources
+from isthmus.api.updates import update_problems
 from isthmus.daemon.idempotency import IdempotencyCache, idempotency_middleware
 from isthmus.store import Conflict, NotFound, ObjectKey, ResourceStore, same_content
 from isthmus.store.content import expected_version
@@ -267,6 +268,9 @@ class _ObjectApi:
             dry_run, objects, warnings = await self._worker.run(lambda: self._parse_apply(raw))
             # Back on the loop: plan and write with no await in between.
             results = _plan_apply(self._store, objects)
+            refused = _update_problems(self._store, objects)
+            if refused:
+                raise _RequestError(422, refused)
             if not dry_run:
                 try:
                     _check_superseded_versions(self._store, objects)
@@ -379,6 +383,22 @@ def _plan_apply(store: ResourceStore, objects: Sequence[FinalObject]) -> list[di
             result["appliedFrom"] = obj.last.place
         results.append(result)
     return results
+
+
+def _update_problems(store: ResourceStore, objects: Sequence[FinalObject]) -> list[str]:
+    """What the apply may not change in objects that exist (Kubernetes' update rules, such
+    as an immutable Secret's data), one line per problem; a dry run reports them too."""
+    lines = []
+    for obj in objects:
+        key = ObjectKey(*obj.last.key)
+        stored = store.get(key)
+        if stored is None:
+            continue
+        name = f"{key.namespace}/{key.name}" if key.namespace else key.name
+        label = f"{key.kind} {name}"
+        for problem in update_problems(key.kind, stored.body, obj.last.body):
+            lines.append(f"{obj.last.place} {label}: {problem.render()}")
+    return lines
 
 
 def _check_superseded_versions(store: ResourceStore, objects: Sequence[FinalObject]) -> None:

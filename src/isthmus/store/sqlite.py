@@ -3,12 +3,14 @@
 The file is written through (WAL, synchronous=FULL: a returned apply survives a power
 cut) and read only when opening; all reads are served from the in-memory index. The
 store-wide revision is kept in the file too, so it continues after a restart even when
-the newest changes were deletions.
+the newest changes were deletions. It holds Secrets, so only its owner may read it (0600).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -93,6 +95,7 @@ class SqliteStore(IndexedStore):
 def _open(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """Open (creating if needed) the database with durable-commit settings."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _owner_only(path)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -113,6 +116,17 @@ def _open(path: Path, busy_timeout: float) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _owner_only(path: Path) -> None:
+    """Make the database readable by its owner only (mode 0600, as the API socket): it
+    holds Secrets, private keys included. SQLite gives the WAL and shared-memory files it
+    creates the database's mode; ones left by an older isthmus are narrowed too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
 
 
 def _load(db: sqlite3.Connection) -> tuple[list[StoredObject], int]:

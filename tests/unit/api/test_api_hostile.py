@@ -181,7 +181,8 @@ def test_problems_of_every_document_are_collected_in_order() -> None:
         "app.yaml:11 Service default/svc: spec.x: unknown field",
         "app.yaml:16 Nope default/n: unknown kind Nope (v9); isthmus accepts AuthorizationPolicy, "
         "Deployment, DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, "
-        "Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, WorkloadEntry",
+        "Secret, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, "
+        "WorkloadEntry",
         "app.yaml:20 invalid YAML: mapping values are not allowed in this context",
     ]
 

@@ -82,8 +82,9 @@ def test_kubernetes_kinds() -> None:
             "v1",
             "Pod",
             "unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, Deployment, "
-            "DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, Service, "
-            "ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, WorkloadEntry",
+            "DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, Secret, "
+            "Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, "
+            "WorkloadEntry",
         ),
     ],
 )
@@ -126,5 +127,5 @@ def test_unknown_kind_names_resolve_to_nothing() -> None:
         "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry",
         "Namespace", "Service", "ServiceAccount", "Deployment",
         "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication", "Telemetry",
-        "Sidecar",
+        "Sidecar", "Secret",
     }  # fmt: skip
