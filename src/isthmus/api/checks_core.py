@@ -24,6 +24,7 @@ from isthmus.api.core import (
     ResourceRequirements,
     SecurityContext,
     Service,
+    ServiceAccount,
     is_gateway_container,
 )
 from isthmus.api.errors import FieldPath, Problems, short_repr
@@ -241,7 +242,13 @@ def _check_container(problems: Problems, path: FieldPath, container: Container) 
         if env.value_from is not None and env.value_from.field_ref is None:
             problems.add(here.field("valueFrom").field("fieldRef"), "is required")
         elif env.value_from is not None and env.value_from.field_ref is not None:
-            field_path = env.value_from.field_ref.field_path
+            field_ref = env.value_from.field_ref
+            field_path = field_ref.field_path
+            if field_ref.api_version not in (None, "v1"):  # the only version (Kubernetes)
+                problems.add(
+                    here.field("valueFrom").field("fieldRef").field("apiVersion"),
+                    f"must be v1 (got {field_ref.api_version!r})",
+                )
             if field_path not in FIELD_REF_PATHS:
                 problems.add(
                     here.field("valueFrom").field("fieldRef").field("fieldPath"),
@@ -358,3 +365,13 @@ def _check_resources(problems: Problems, path: FieldPath, resources: ResourceReq
                     path.field(field).key(name),
                     f"{short_repr(quantity)} is not a quantity like 500m or 64Mi",
                 )
+
+
+def check_service_account(account: ServiceAccount, problems: Problems) -> None:
+    """isthmus mounts no Kubernetes API token into any pod: `false` says what happens,
+    `true` asks for what isthmus does not do."""
+    if account.automount_service_account_token:
+        problems.add(
+            FieldPath("automountServiceAccountToken"),
+            "true is not supported yet (isthmus mounts no Kubernetes API token into pods)",
+        )

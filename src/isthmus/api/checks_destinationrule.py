@@ -28,6 +28,10 @@ from isthmus.api.networking import (
     TrafficPolicy_PortTrafficPolicy,
 )
 
+DEPRECATED_CONSECUTIVE_ERRORS = (
+    "Istio ignores this deprecated field: use consecutive5xxErrors (or consecutiveGatewayErrors)"
+)
+
 
 def check_destination_rule(rule: DestinationRule, problems: Problems) -> None:
     spec = rule.spec
@@ -272,7 +276,10 @@ def _check_outlier_detection(
 ) -> None:
     check_duration(problems, path.field("interval"), outlier.interval)
     check_duration(problems, path.field("baseEjectionTime"), outlier.base_ejection_time)
-    check_non_negative(problems, path.field("consecutiveErrors"), outlier.consecutive_errors)
+    if outlier.consecutive_errors is not None:
+        # Deprecated in Istio and ignored by its translation; its webhook only warns
+        # (validateOutlierDetection). Accepted, it would promise an ejection Envoy never does.
+        problems.add(path.field("consecutiveErrors"), DEPRECATED_CONSECUTIVE_ERRORS)
     check_range(problems, path.field("maxEjectionPercent"), outlier.max_ejection_percent, 0, 100)
     check_range(problems, path.field("minHealthPercent"), outlier.min_health_percent, 0, 100)
     if not outlier.split_external_local_origin_errors and outlier.consecutive_local_origin_failures:

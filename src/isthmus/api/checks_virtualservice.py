@@ -73,10 +73,8 @@ CORS_METHODS = frozenset(
 def check_virtual_service(vs: VirtualService, problems: Problems) -> None:
     spec = vs.spec
     path = FieldPath("spec")
-    _check_hosts(problems, path.field("hosts"), spec.hosts)
-    for position, gateway in enumerate(spec.gateways):
-        if gateway != MESH_GATEWAY:
-            problems.add(path.field("gateways").index(position), NOT_SUPPORTED)
+    _check_hosts(problems, path.field("hosts"), spec.hosts, for_mesh=binds_mesh(spec.gateways))
+    check_gateway_names(problems, path.field("gateways"), spec.gateways)
     if spec.tls:
         problems.add(path.field("tls"), NOT_SUPPORTED)
     if not (spec.http or spec.tcp or spec.tls):
@@ -85,20 +83,48 @@ def check_virtual_service(vs: VirtualService, problems: Problems) -> None:
         _check_http_route(problems, path.field("http").index(position), http)
     for position, tcp in enumerate(spec.tcp):
         _check_tcp_route(problems, path.field("tcp").index(position), tcp)
+    if spec.tcp and not binds_mesh(spec.gateways):
+        # Gateways serve HTTP servers only: these rules would apply nowhere.
+        problems.add(path.field("tcp"), f"tcp routes on a gateway are {NOT_SUPPORTED}")
     check_export_to(problems, path.field("exportTo"), vs.metadata.namespace or "", spec.export_to)
 
 
-def _check_hosts(problems: Problems, path: FieldPath, hosts: list[str]) -> None:
+def binds_mesh(gateways: list[str]) -> bool:
+    """A VirtualService applies to sidecars when `gateways` is empty or names `mesh`."""
+    return not gateways or MESH_GATEWAY in gateways
+
+
+def check_gateway_names(problems: Problems, path: FieldPath, gateways: list[str]) -> None:
+    """Istio's validateGatewayNames: `mesh`, `name`, `namespace/name`, or the legacy
+    `name.namespace[.svc.cluster.local]` form."""
+    for position, gateway in enumerate(gateways):
+        if gateway == MESH_GATEWAY:
+            continue
+        namespace, slash, name = gateway.partition("/")
+        if not slash:
+            problem = names.fqdn_error(gateway)
+        elif not namespace or not name:
+            problem = "namespace and gateway name cannot be empty"
+        else:
+            problem = names.dns1123_label_error(namespace) or names.dns1123_label_error(name)
+        if problem:
+            problems.add(path.index(position), problem)
+
+
+def _check_hosts(
+    problems: Problems, path: FieldPath, hosts: list[str], for_mesh: bool = True
+) -> None:
     if not hosts:
         problems.add(path, "at least one host is required")
         return
     all_valid = True
     for position, host in enumerate(hosts):
         if host == "*":
-            problems.add(
-                path.index(position), 'host "*" is not allowed for the mesh; name the hosts'
-            )
-            all_valid = False
+            if for_mesh:  # a gateway may take every host; sidecars need names (Istio)
+                problems.add(
+                    path.index(position), 'host "*" is not allowed for the mesh; name the hosts'
+                )
+                all_valid = False
             continue
         problem = names.wildcard_domain_error(host)
         if problem and not names.is_ip_address(host):
@@ -274,9 +300,7 @@ def _check_http_match(problems: Problems, path: FieldPath, match: HTTPMatchReque
         )
     check_port(problems, path.field("port"), match.port)
     check_labels(problems, path.field("sourceLabels"), match.source_labels)
-    for position, gateway in enumerate(match.gateways):
-        if gateway != MESH_GATEWAY:
-            problems.add(path.field("gateways").index(position), NOT_SUPPORTED)
+    check_gateway_names(problems, path.field("gateways"), match.gateways)
     if match.source_namespace is not None and names.dns1123_label_error(match.source_namespace):
         problems.add(path.field("sourceNamespace"), "must be a namespace name")
 
@@ -582,9 +606,7 @@ def _check_l4_match(problems: Problems, path: FieldPath, match: L4MatchAttribute
             problems.add(path.field("destinationSubnets").index(position), problem)
     check_port(problems, path.field("port"), match.port)
     check_labels(problems, path.field("sourceLabels"), match.source_labels)
-    for position, gateway in enumerate(match.gateways):
-        if gateway != MESH_GATEWAY:
-            problems.add(path.field("gateways").index(position), NOT_SUPPORTED)
+    check_gateway_names(problems, path.field("gateways"), match.gateways)
     if match.source_namespace is not None and names.dns1123_label_error(match.source_namespace):
         problems.add(path.field("sourceNamespace"), "must be a namespace name")
 

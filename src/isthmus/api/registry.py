@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from isthmus.api.authorization import AUTHORIZATION_API_VERSIONS, AuthorizationPolicy
 from isthmus.api.base import Resource
 from isthmus.api.core import Deployment, Namespace, Service, ServiceAccount
+from isthmus.api.gateway import Gateway
 from isthmus.api.networking import (
     NETWORKING_API_VERSIONS,
     DestinationRule,
@@ -30,6 +31,7 @@ from isthmus.api.request_authentication import (
     REQUEST_AUTHENTICATION_API_VERSIONS,
     RequestAuthentication,
 )
+from isthmus.api.secret import Secret
 from isthmus.api.security import SECURITY_API_VERSIONS, PeerAuthentication
 from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import TELEMETRY_API_VERSIONS, Telemetry
@@ -109,6 +111,7 @@ KINDS: Mapping[str, KindInfo] = {
         _networking(ServiceEntry, "serviceentries", "se"),
         _networking(WorkloadEntry, "workloadentries", "we"),
         _networking(Sidecar, "sidecars"),
+        _networking(Gateway, "gateways", "gw"),
         KindInfo(
             "PeerAuthentication",
             SECURITY_API_VERSIONS,
@@ -139,13 +142,14 @@ KINDS: Mapping[str, KindInfo] = {
         KindInfo("Namespace", ("v1",), Namespace, False, "namespaces", ("ns",)),
         KindInfo("Service", ("v1",), Service, True, "services", ("svc",)),
         KindInfo("ServiceAccount", ("v1",), ServiceAccount, True, "serviceaccounts", ("sa",)),
+        KindInfo("Secret", ("v1",), Secret, True, "secrets"),
         KindInfo("Deployment", ("apps/v1",), Deployment, True, "deployments", ("deploy",)),
     )
 }
 
 _GATEWAY_API = ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1")
 NOT_SUPPORTED_YET: Mapping[str, tuple[str, ...]] = {
-    "Gateway": (*NETWORKING_API_VERSIONS, *_GATEWAY_API),
+    "Gateway": _GATEWAY_API,
     "EnvoyFilter": ("networking.istio.io/v1alpha3",),
     "WorkloadGroup": NETWORKING_API_VERSIONS,
     "ProxyConfig": ("networking.istio.io/v1beta1",),

@@ -16,18 +16,22 @@ from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.base import Resource
 from isthmus.api.checks_authorization import check_authorization_policy
 from isthmus.api.checks_common import check_labels
-from isthmus.api.checks_core import check_deployment, check_service
+from isthmus.api.checks_core import check_deployment, check_service, check_service_account
 from isthmus.api.checks_destinationrule import check_destination_rule
+from isthmus.api.checks_gateway import check_gateway
 from isthmus.api.checks_request_authentication import check_request_authentication
+from isthmus.api.checks_secret import check_secret
 from isthmus.api.checks_security import check_peer_authentication
 from isthmus.api.checks_serviceentry import check_service_entry, check_workload_entry
 from isthmus.api.checks_sidecar import check_sidecar
 from isthmus.api.checks_telemetry import check_telemetry
 from isthmus.api.checks_virtualservice import check_virtual_service
-from isthmus.api.core import Deployment, Namespace, Service
+from isthmus.api.core import Deployment, Namespace, Service, ServiceAccount
 from isthmus.api.errors import FieldPath, FieldProblem, Problems
+from isthmus.api.gateway import Gateway
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from isthmus.api.request_authentication import RequestAuthentication
+from isthmus.api.secret import Secret
 from isthmus.api.security import PeerAuthentication
 from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
@@ -41,11 +45,14 @@ _KIND_CHECKS: dict[type[Resource], Callable[[Any, Problems], None]] = {
     WorkloadEntry: check_workload_entry,
     Service: check_service,
     Deployment: check_deployment,
+    ServiceAccount: check_service_account,
     AuthorizationPolicy: check_authorization_policy,
     PeerAuthentication: check_peer_authentication,
     RequestAuthentication: check_request_authentication,
     Telemetry: check_telemetry,
     Sidecar: check_sidecar,
+    Secret: check_secret,
+    Gateway: check_gateway,
 }
 
 # Annotations that change how Istio treats an object; users may not set them.

@@ -43,6 +43,8 @@ CONFIG_KINDS = frozenset(
         "RequestAuthentication",
         "Telemetry",
         "Sidecar",
+        "Secret",
+        "Gateway",
     }
 )
 MESH_KINDS = CONFIG_KINDS | {POD_KIND}

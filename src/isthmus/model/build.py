@@ -17,6 +17,7 @@ from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.base import Resource
 from isthmus.api.core import Namespace
 from isthmus.api.core import Service as KubeService
+from isthmus.api.gateway import Gateway
 from isthmus.api.networking import (
     DestinationRule,
     ServiceEntry,
@@ -26,9 +27,11 @@ from isthmus.api.networking import (
     WorkloadEntry,
 )
 from isthmus.api.request_authentication import RequestAuthentication
+from isthmus.api.secret import Secret
 from isthmus.api.security import PeerAuthentication
 from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
+from isthmus.model.credentials import SecretIndex
 from isthmus.model.hosts import service_fqdn
 from isthmus.model.jwks import JwksSource, jwks_sources
 from isthmus.model.protocol import parse_protocol, select_protocol
@@ -79,6 +82,7 @@ def build_snapshot(
     ras: list[ConfigEntry[RequestAuthentication]] = []
     telemetries: list[ConfigEntry[Telemetry]] = []
     sidecars: list[ConfigEntry[Sidecar]] = []
+    gateways: list[ConfigEntry[Gateway]] = []
     namespaces: set[str] = set()
 
     for obj in objs:
@@ -116,6 +120,8 @@ def build_snapshot(
             telemetries.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
         elif isinstance(res, Sidecar):
             sidecars.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
+        elif isinstance(res, Gateway):
+            gateways.append(ConfigEntry(res.metadata.name, ns, res, obj.created_revision))
 
     if config.service_cidr:
         services = allocate_cluster_ips(services, config.service_cidr)
@@ -134,8 +140,10 @@ def build_snapshot(
         request_authentications=tuple(ras),
         telemetries=tuple(telemetries),
         sidecars=tuple(sidecars),
+        gateways=tuple(gateways),
         jwks=_referenced_jwks(ras, jwks or {}),
         namespaces=frozenset(namespaces),
+        secrets=SecretIndex(o.resource for o in objs if isinstance(o.resource, Secret)),
     )
     return snapshot
 

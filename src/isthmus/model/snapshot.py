@@ -15,12 +15,14 @@ from datetime import timedelta
 from typing import Generic, TypeVar
 
 from isthmus.api.authorization import AuthorizationPolicy
+from isthmus.api.gateway import Gateway
 from isthmus.api.mesh_config import MeshConfigFile
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
 from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
+from isthmus.model.credentials import SecretIndex
 from isthmus.model.jwks import JwksSource
 from isthmus.model.locality_lb import ISTIO_DEFAULT, LocalityLbSetting
 from isthmus.model.types import Endpoint, Resolution, Service
@@ -203,10 +205,14 @@ class MeshSnapshot:
     request_authentications: tuple[ConfigEntry[RequestAuthentication], ...] = ()
     telemetries: tuple[ConfigEntry[Telemetry], ...] = ()
     sidecars: tuple[ConfigEntry[Sidecar], ...] = ()
+    gateways: tuple[ConfigEntry[Gateway], ...] = ()
     # The fetched key set (JWKS text) of each source the RequestAuthentications name; None
     # when fetching failed, absent when not fetched yet. Both fail closed (see pilot jwt).
     jwks: Mapping[JwksSource, str | None] = field(default_factory=dict)
     namespaces: frozenset[str] = field(default_factory=frozenset)
+    # Secrets by (namespace, name), for gateway credentials (model.credentials). Their
+    # repr is a keyed digest, so input_versions and debug output hold no secret byte.
+    secrets: SecretIndex = field(default_factory=SecretIndex)
     # Derived from services and endpoints (see EndpointFacts).
     endpoint_facts: EndpointFactsIndex = field(init=False, repr=False, compare=False)
 

@@ -141,6 +141,13 @@ class Proxy:
     # Where the proxy runs (model.topology.proxy_locality): locality load balancing ranks
     # endpoints by their distance from it.
     locality: Locality = UNKNOWN_LOCALITY
+    # A gateway pod's Envoy (Istio's `router` node type), not a sidecar: it gets the
+    # listeners of the Gateways that select its labels, and no capture or inbound ones.
+    router: bool = False
+    # A router's ports published on the host's loopback, (host port, gateway port), and
+    # the file naming the host's network namespace, where those listeners open.
+    published_ports: tuple[tuple[int, int], ...] = ()
+    host_netns: str = ""
 
     @property
     def label_dict(self) -> dict[str, str]:

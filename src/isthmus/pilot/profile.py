@@ -28,6 +28,9 @@ from isthmus.model.types import Proxy
 from isthmus.pilot.consistency import dangling_references, listener_rds_names
 from isthmus.pilot.destination_rule import DestinationRuleIndex, route_consistent_hash
 from isthmus.pilot.envoy.load_balancer import hash_policy_for
+from isthmus.pilot.gateway.listeners import gateway_listeners
+from isthmus.pilot.gateway.routes import gateway_route_config
+from isthmus.pilot.gateway.servers import GATEWAY_ROUTE_PREFIX, servers_by_port
 from isthmus.pilot.generators.clusters import (
     PlacedCluster,
     eds_cluster_names,
@@ -57,7 +60,7 @@ from isthmus.pilot.resources import (
     PreparedResource,
     Snapshot,
 )
-from isthmus.pilot.sidecar_scope import SidecarScope, sidecar_scope
+from isthmus.pilot.sidecar_scope import SidecarScope, default_scope, sidecar_scope
 from isthmus.pilot.telemetry.connection import ProxyTelemetry
 from isthmus.pilot.telemetry.policy import proxy_telemetry
 from isthmus.pilot.views import Memo, Views
@@ -117,6 +120,9 @@ class ConfigGenerator:
             proxy.capture,
             proxy.zipkin,
             proxy.locality,
+            proxy.router,
+            proxy.published_ports,
+            proxy.host_netns,
         )
         return views.get(key, lambda: self._build(views, mesh, proxy))
 
@@ -179,7 +185,14 @@ class ConfigGenerator:
     # --- clusters ------------------------------------------------------------------
 
     def _scope(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> SidecarScope:
-        """The Sidecar scope of the proxy: a hashable value that keys its outbound views."""
+        """The Sidecar scope of the proxy: a hashable value that keys its outbound views.
+        A gateway pod sees every service exported to its namespace (Sidecars do not apply
+        to gateways, as in Istio)."""
+        if proxy.router:
+            return views.get(
+                ("gateway-scope", proxy.namespace),
+                lambda: default_scope(mesh, proxy.namespace),
+            )
         return views.get(
             ("sidecar-scope", proxy.namespace, proxy.labels),
             lambda: sidecar_scope(mesh, proxy.namespace, proxy.labels),
@@ -223,6 +236,8 @@ class ConfigGenerator:
 
     def _clusters(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         outbound, _ = self._cds(views, mesh, proxy)
+        if proxy.router:
+            return Layers(outbound)
         ports = proxy.inbound_ports
         # Everything a build uses is fetched inside it, so its reads are its dependencies.
         inbound = views.get(
@@ -277,6 +292,20 @@ class ConfigGenerator:
     def _listeners(self, views: Views, mesh: MeshSnapshot, proxy: Proxy) -> Layers:
         labels = self._labels_key(views, mesh, proxy)
         telemetry = self._telemetry(views, mesh, proxy)
+        if proxy.router:
+            return Layers(
+                views.get(
+                    (
+                        "lds-gateway",
+                        proxy.namespace,
+                        proxy.labels,
+                        proxy.published_ports,
+                        proxy.host_netns,
+                        telemetry.client,
+                    ),
+                    lambda: _prepare(gateway_listeners(mesh, proxy, telemetry)),
+                )
+            )
         scope = self._scope(views, mesh, proxy)
         outbound = views.get(
             ("lds", scope, labels, telemetry.client),
@@ -331,7 +360,25 @@ class ConfigGenerator:
         wanted = set().union(*self._rds_by_listener(views, listeners).values())
         out: list[Layer] = []
         for name in sorted(wanted):
-            if name.isdigit():
+            if name.startswith(GATEWAY_ROUTE_PREFIX):
+                port = int(name.removeprefix(GATEWAY_ROUTE_PREFIX))
+                out.append(
+                    views.get(
+                        ("rds-gateway", proxy.namespace, proxy.labels, port),
+                        lambda port=port: _prepare(
+                            [
+                                gateway_route_config(
+                                    mesh,
+                                    proxy,
+                                    port,
+                                    servers_by_port(mesh, proxy).get(port, []),
+                                    hashes(),
+                                )
+                            ]
+                        ),  # type: ignore[misc]
+                    )
+                )
+            elif name.isdigit():
                 port = int(name)
                 out.append(
                     views.get(

@@ -1,6 +1,8 @@
 """Who is asking: an Envoy Node (id + metadata) -> model.Proxy.
 
-Node ids follow Istio: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`.
+Node ids follow Istio: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`,
+`router~...` for a gateway pod's Envoy (which may add PUBLISHED_PORTS, `HOSTPORT:PORT,...`
+served on the host's loopback, and HOST_NETNS, the file naming the host's namespace).
 Metadata keys follow Istio's where it has them (NAMESPACE, LABELS, SERVICE_ACCOUNT,
 WORKLOAD_NAME, INSTANCE_IPS); isthmus adds PROXY_HTTP_PORT, INBOUND_PORTS and SDS
 ("true" when the agent serves certificates on the bootstrap's sds-grpc cluster) and
@@ -65,10 +67,12 @@ def _labels(node_id: str, labels: object) -> tuple[tuple[str, str], ...]:
 
 def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = None) -> Proxy:
     parts = node.id.split("~")
-    if len(parts) != 4 or parts[0] != "sidecar":
+    if len(parts) != 4 or parts[0] not in ("sidecar", "router"):
         raise InvalidNode(
-            f"node id {node.id!r} is not sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN"
+            f"node id {node.id!r} is not sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN "
+            "(or router~... for a gateway)"
         )
+    router = parts[0] == "router"
     _, id_ip, pod, dns_domain = parts
     if not pod:
         raise InvalidNode(f"node id {node.id!r} names no pod")
@@ -99,7 +103,27 @@ def proxy_from_node(node: base_pb2.Node, default_http_proxy_port: int | None = N
         inbound_ports=tuple(
             sorted({_port(node.id, "INBOUND_PORTS", p) for p in inbound.split(",") if p.strip()})
         ),
-        capture=interception == "REDIRECT",
+        capture=interception == "REDIRECT" and not router,
         sds=str(meta.get("SDS") or "").lower() == "true",
         zipkin=str(meta.get("ZIPKIN") or "").lower() == "true",
+        router=router,
+        published_ports=_published(node.id, meta) if router else (),
+        host_netns=str(meta.get("HOST_NETNS") or "") if router else "",
     )
+
+
+def _published(node_id: str, meta: dict[str, object]) -> tuple[tuple[int, int], ...]:
+    """PUBLISHED_PORTS `HOSTPORT:PORT,...`; a published port needs HOST_NETNS."""
+    out = []
+    for pair in str(meta.get("PUBLISHED_PORTS") or "").split(","):
+        if not pair.strip():
+            continue
+        host, colon, port = pair.partition(":")
+        if not colon:
+            raise InvalidNode(f"node {node_id!r}: PUBLISHED_PORTS {pair!r} is not HOSTPORT:PORT")
+        out.append(
+            (_port(node_id, "PUBLISHED_PORTS", host), _port(node_id, "PUBLISHED_PORTS", port))
+        )
+    if out and not str(meta.get("HOST_NETNS") or "").startswith("/"):
+        raise InvalidNode(f"node {node_id!r}: PUBLISHED_PORTS needs an absolute HOST_NETNS")
+    return tuple(sorted(set(out)))

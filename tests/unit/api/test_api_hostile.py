@@ -180,9 +180,9 @@ def test_problems_of_every_document_are_collected_in_order() -> None:
         "most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
         "app.yaml:11 Service default/svc: spec.x: unknown field",
         "app.yaml:16 Nope default/n: unknown kind Nope (v9); isthmus accepts AuthorizationPolicy, "
-        "Deployment, DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, "
-        "Secret, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, "
-        "WorkloadEntry",
+        "Deployment, DestinationRule, Gateway, Namespace, PeerAuthentication, "
+        "RequestAuthentication, Secret, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, "
+        "VirtualService, WorkloadEntry",
         "app.yaml:20 invalid YAML: mapping values are not allowed in this context",
     ]
 
@@ -190,12 +190,13 @@ def test_problems_of_every_document_are_collected_in_order() -> None:
 def test_every_semantic_problem_of_a_document_is_reported() -> None:
     text = (
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
-        "spec:\n  hosts: [r]\n  gateways: [gw]\n  http:\n  - route:\n"
+        "spec:\n  hosts: [r]\n  gateways: [gw/]\n  http:\n  - route:\n"
         "    - destination: {host: r}\n      weight: 101\n    timeout: 1500us\n"
     )
 
     assert load_errors(text) == [
-        "app.yaml:1 VirtualService default/r: spec.gateways[0]: not supported yet",
+        "app.yaml:1 VirtualService default/r: spec.gateways[0]: namespace and gateway name "
+        "cannot be empty",
         "app.yaml:1 VirtualService default/r: spec.http[0].route[0].weight: must be between 0 and "
         "100",
         "app.yaml:1 VirtualService default/r: spec.http[0].timeout: only durations to ms precision "

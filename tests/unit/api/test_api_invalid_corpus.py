@@ -350,16 +350,17 @@ fault: {}"""),
         VS + "spec.http[0].fault: set abort, delay or both",
     ),
     # --- VirtualService: not supported yet --------------------------------------------
-    "gateways-not-mesh": (
-        document("VirtualService", ROUTE_V1 + "gateways: [istio-system/ingress]\n"),
-        VS + "spec.gateways[0]: not supported yet",
+    "gateways-bad-name": (
+        document("VirtualService", ROUTE_V1 + "gateways: [istio-system/]\n"),
+        VS + "spec.gateways[0]: namespace and gateway name cannot be empty",
     ),
-    "match-gateways": (
+    "match-gateways-bad-name": (
         vs("""match:
-- gateways: [ingress]
+- gateways: [-ingress]
 route:
 - destination: {host: reviews}"""),
-        VS + "spec.http[0].match[0].gateways[0]: not supported yet",
+        VS + 'spec.http[0].match[0].gateways[0]: domain name "-ingress" is invalid: label '
+        '"-ingress" is invalid',
     ),
     "tls-routes": (
         document(
@@ -435,6 +436,20 @@ retries: {attempts: 2, backoff: 25ms}"""),
     "dr-outlier-percent": (
         dr("trafficPolicy: {outlierDetection: {maxEjectionPercent: 150}}"),
         DR + "spec.trafficPolicy.outlierDetection.maxEjectionPercent: must be between 0 and 100",
+    ),
+    "dr-outlier-consecutive-errors": (
+        dr("trafficPolicy: {outlierDetection: {consecutiveErrors: 5}}"),
+        DR + "spec.trafficPolicy.outlierDetection.consecutiveErrors: Istio ignores this "
+        "deprecated field: use consecutive5xxErrors (or consecutiveGatewayErrors)",
+    ),
+    "dr-subset-port-outlier-consecutive-errors": (
+        dr(
+            "subsets: [{name: v1, trafficPolicy: {portLevelSettings: [{port: {number: 80}, "
+            "outlierDetection: {consecutive5xxErrors: 5, consecutiveErrors: 5}}]}}]"
+        ),
+        DR + "spec.subsets[0].trafficPolicy.portLevelSettings[0].outlierDetection."
+        "consecutiveErrors: Istio ignores this deprecated field: use consecutive5xxErrors "
+        "(or consecutiveGatewayErrors)",
     ),
     "dr-outlier-interval": (
         dr("trafficPolicy: {outlierDetection: {interval: 10}}"),
@@ -613,9 +628,10 @@ template:
         "app.yaml:1 VirtualService in document 1: metadata.name: is required",
     ),
     "kind-unsupported": (
-        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: ingress}\nspec: {}\n",
-        "app.yaml:1 Gateway default/ingress: kind Gateway (networking.istio.io/v1) is not "
-        "supported yet",
+        "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: f}\n"
+        "spec: {}\n",
+        "app.yaml:1 EnvoyFilter default/f: kind EnvoyFilter (networking.istio.io/v1alpha3) is "
+        "not supported yet",
     ),
     "kind-security-wrong-api-version": (
         "apiVersion: security.istio.io/v1alpha1\nkind: RequestAuthentication\n"
@@ -633,8 +649,8 @@ template:
     "kind-unknown": (
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {}\n",
         "app.yaml:1 ConfigMap default/settings: unknown kind ConfigMap (v1); isthmus accepts "
-        "AuthorizationPolicy, Deployment, DestinationRule, Namespace, PeerAuthentication, "
-        "RequestAuthentication, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, "
+        "AuthorizationPolicy, Deployment, DestinationRule, Gateway, Namespace, PeerAuthentication, "
+        "RequestAuthentication, Secret, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, "
         "VirtualService, WorkloadEntry",
     ),
     "kind-missing": (

@@ -197,9 +197,9 @@ def test_parse_resource_rejects_unknown_kinds() -> None:
 
     assert raised.value.errors == [
         "<stored> Pod default/p: unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, "
-        "Deployment, DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, "
-        "Secret, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, "
-        "WorkloadEntry"
+        "Deployment, DestinationRule, Gateway, Namespace, PeerAuthentication, "
+        "RequestAuthentication, Secret, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, "
+        "VirtualService, WorkloadEntry"
     ]
 
 

@@ -33,9 +33,14 @@ def test_kubernetes_kinds() -> None:
     ("api_version", "kind", "message"),
     [
         (
-            "networking.istio.io/v1",
+            "networking.istio.io/v1alpha3",
+            "EnvoyFilter",
+            "kind EnvoyFilter (networking.istio.io/v1alpha3) is not supported yet",
+        ),
+        (
+            "gateway.networking.k8s.io/v1",
             "Gateway",
-            "kind Gateway (networking.istio.io/v1) is not supported yet",
+            "kind Gateway (gateway.networking.k8s.io/v1) is not supported yet",
         ),
         (
             "networking.istio.io/v1alpha3",
@@ -75,15 +80,14 @@ def test_kubernetes_kinds() -> None:
             "security.istio.io/v1",
             "Gateway",
             "kind Gateway is not served by apiVersion security.istio.io/v1; use one of "
-            "networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3, "
-            "gateway.networking.k8s.io/v1, gateway.networking.k8s.io/v1beta1",
+            "networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3",
         ),
         (
             "v1",
             "Pod",
             "unknown kind Pod (v1); isthmus accepts AuthorizationPolicy, Deployment, "
-            "DestinationRule, Namespace, PeerAuthentication, RequestAuthentication, Secret, "
-            "Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, "
+            "DestinationRule, Gateway, Namespace, PeerAuthentication, RequestAuthentication, "
+            "Secret, Service, ServiceAccount, ServiceEntry, Sidecar, Telemetry, VirtualService, "
             "WorkloadEntry",
         ),
     ],
@@ -122,9 +126,9 @@ def test_kind_names_as_typed_on_a_command_line(typed: str, kind: str) -> None:
 
 
 def test_unknown_kind_names_resolve_to_nothing() -> None:
-    assert resolve_kind_name("gateway") is None
+    assert resolve_kind_name("envoyfilter") is None
     assert set(KINDS) == {
-        "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry",
+        "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry", "Gateway",
         "Namespace", "Service", "ServiceAccount", "Deployment",
         "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication", "Telemetry",
         "Sidecar", "Secret",

@@ -26,7 +26,9 @@ def _data(text: str) -> object:
         ("a: [2001:db8::1]\n", {"a": ["2001:db8::1"]}),
     ],
 )
-def test_a_colon_inside_a_flow_collection_is_part_of_the_scalar(text: str, expected: object) -> None:
+def test_a_colon_inside_a_flow_collection_is_part_of_the_scalar(
+    text: str, expected: object
+) -> None:
     assert _data(text) == [expected]
 
 
@@ -78,6 +80,4 @@ def test_limits_hold_on_the_kubernetes_reading_too() -> None:
 def test_invalid_yaml_in_the_kubernetes_reading_names_its_line() -> None:
     text = "a: [2001:db8::]\nb: c: d\n"
 
-    assert load_errors(text) == [
-        "app.yaml:2 invalid YAML: mapping values are not allowed here"
-    ]
+    assert load_errors(text) == ["app.yaml:2 invalid YAML: mapping values are not allowed here"]

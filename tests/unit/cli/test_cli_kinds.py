@@ -45,7 +45,7 @@ def test_unknown_kind_lists_the_known_ones() -> None:
     with pytest.raises(UnknownKind, match=r'unknown resource type "pods"; known types: .*vs'):
         resolve_kind("pods")
     with pytest.raises(UnknownKind):
-        resolve_kind("gateways")  # known to Istio, not served by isthmus yet
+        resolve_kind("envoyfilters")  # known to Istio, not served by isthmus yet
 
 
 def test_namespace_is_cluster_scoped() -> None:

@@ -15,6 +15,7 @@ import yaml
 from isthmus.api.authorization import AuthorizationPolicy
 from isthmus.api.base import Resource
 from isthmus.api.core import Service
+from isthmus.api.gateway import Gateway
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from isthmus.api.request_authentication import RequestAuthentication
 from isthmus.api.security import PeerAuthentication
@@ -36,6 +37,7 @@ KINDS: dict[str, type[Resource]] = {
     "RequestAuthentication": RequestAuthentication,
     "Telemetry": Telemetry,
     "Sidecar": Sidecar,
+    "Gateway": Gateway,
 }
 
 
@@ -62,8 +64,11 @@ def mesh_from_file(path: Path) -> tuple[MeshSnapshot, Proxy]:
 def _proxy(document: dict[str, Any]) -> Proxy:
     namespace = document.get("namespace", "production")
     ip = document.get("ip", "10.44.0.1")
+    router = bool(document.get("router", False))
+    node_type = "router" if router else "sidecar"
+    published = document.get("publishedPorts", {})
     return Proxy(
-        id=f"sidecar~{ip}~client.{namespace}~{namespace}.svc.cluster.local",
+        id=f"{node_type}~{ip}~client.{namespace}~{namespace}.svc.cluster.local",
         namespace=namespace,
         ip=ip,
         labels=tuple(sorted(document.get("labels", {}).items())),
@@ -72,4 +77,8 @@ def _proxy(document: dict[str, Any]) -> Proxy:
         locality=proxy_locality(
             document.get("labels", {}), Locality.parse(document.get("locality", ""))
         ),
+        router=router,
+        capture=not router,
+        published_ports=tuple(sorted((int(h), int(p)) for h, p in published.items())),
+        host_netns="/run/netns/host-for-tests" if published else "",
     )

@@ -81,11 +81,13 @@ def _service(app: str, ns: str, variant: int) -> str:
         2: "[{name: http, port: 8080}, {name: grpc, port: 9090}]",
         3: "[{name: tcp, port: 8080}]",
     }[variant]
+    # A cluster IP gives the TCP variant its outbound listener (and tcp_proxy).
+    address = f"10.96.{NAMESPACES.index(ns)}.{APPS.index(app) + 1}"
     return f"""
 apiVersion: v1
 kind: Service
 metadata: {{name: {app}, namespace: {ns}}}
-spec: {{selector: {{app: {app}}}, ports: {ports}}}
+spec: {{selector: {{app: {app}}}, clusterIP: {address}, ports: {ports}}}
 """
 
 
@@ -109,8 +111,11 @@ def _destination_rule(app: str, ns: str, variant: int) -> str:
     policy = {
         1: "{loadBalancer: {warmup: {duration: 10s}, localityLbSetting: {distribute:"
         " [{from: r1/zone-a, to: {r1/zone-a: 60, r1/zone-b: 40}}]}}}",
-        2: "{outlierDetection: {consecutive5xxErrors: 3}}",
-        3: "{connectionPool: {http: {http1MaxPendingRequests: 5}}, tls: {mode: ISTIO_MUTUAL}}",
+        2: "{outlierDetection: {consecutive5xxErrors: 3},"
+        " loadBalancer: {consistentHash: {useSourceIp: true}},"
+        " connectionPool: {tcp: {idleTimeout: 30s}}}",
+        3: "{connectionPool: {http: {http1MaxPendingRequests: 5},"
+        " tcp: {maxConnectionDuration: 1h}}, tls: {mode: ISTIO_MUTUAL}}",
     }[variant]
     return f"""
 apiVersion: networking.istio.io/v1
@@ -155,11 +160,18 @@ def _virtual_service(app: str, ns: str, variant: int) -> str:
         f" retries: {{attempts: 2, retryOn: 5xx}}}},"
         f" {{route: [{{destination: {{host: {app}, subset: v1}}}}]}}]",
     }[variant]
+    # Variant 2 routes TCP too (the variant-3 Service's port): that tcp_proxy takes the
+    # DestinationRule's settings for subset v1.
+    tcp = (
+        f", tcp: [{{route: [{{destination: {{host: {app}, subset: v1}}}}]}}]"
+        if variant == 2
+        else ""
+    )
     return f"""
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {{name: {app}, namespace: {ns}}}
-spec: {{hosts: [{app}], http: {routes}}}
+spec: {{hosts: [{app}], http: {routes}{tcp}}}
 """
 
 

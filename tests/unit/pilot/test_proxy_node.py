@@ -84,7 +84,7 @@ def test_invalid_instance_ips_fall_back_to_the_id() -> None:
     [
         ("", None, "is not sidecar~IP"),
         ("sidecar~10.44.0.7~order.production", None, "is not sidecar~IP"),
-        ("router~10.44.0.7~gw.istio-system~istio-system.svc.cluster.local", None, "sidecar~IP"),
+        ("ingress~10.44.0.7~gw.istio-system~istio-system.svc.cluster.local", None, "sidecar~IP"),
         ("sidecar~10.44.0.7~a~b~c", None, "is not sidecar~IP"),
         ("sidecar~not-an-ip~order.production~production.svc.cluster.local", None, "no valid IP"),
         ("sidecar~~order.production~production.svc.cluster.local", None, "no valid IP"),

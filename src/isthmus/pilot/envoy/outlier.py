@@ -2,7 +2,7 @@
 
 Istio's mapping: success-rate ejection is switched off; each consecutive-error kind that
 is set is enforced at 100% (0% when set to 0, which disables it); the deprecated
-`consecutiveErrors` is ignored, as Istio has ignored it since 1.7. minHealthPercent
+`consecutiveErrors`, which Istio ignores, is refused by the api checks. minHealthPercent
 becomes the healthy panic threshold, which Istio sets even when it is 0 (Envoy would
 otherwise use 50%) so few-pod services do not send traffic to ejected hosts.
 """

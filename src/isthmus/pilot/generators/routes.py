@@ -48,13 +48,32 @@ def _no_hash(_: str) -> Sequence[rc.RouteAction.HashPolicy]:
     return ()
 
 
-def _match_applies(match: HTTPMatchRequest, proxy: Proxy, port: int) -> bool:
-    """Istio's port and sourceMatchHTTP checks: a match naming gateways applies to sidecars
-    only if it names `mesh` (sourceLabels are then not consulted)."""
+def resolve_gateway_name(name: str, namespace: str) -> str:
+    """A gateway as a VirtualService names it, as `namespace/name` (Istio's
+    resolveGatewayName): `mesh` stays, a bare name is in the VirtualService's namespace,
+    the legacy `name.namespace[.svc.cluster.local]` form names its namespace."""
+    if name == MESH_GATEWAY or "/" in name:
+        return name
+    if "." in name:
+        gateway, rest = name.split(".", 1)
+        return f"{rest.split('.', 1)[0]}/{gateway}"
+    return f"{namespace}/{name}"
+
+
+def _match_applies(
+    match: HTTPMatchRequest,
+    proxy: Proxy,
+    port: int,
+    vs_namespace: str,
+    gateways: frozenset[str] = frozenset({MESH_GATEWAY}),
+) -> bool:
+    """Istio's port and sourceMatchHTTP checks: a match naming gateways applies only to
+    those (`mesh`: the sidecars; else the gateways `proxy` serves), and sourceLabels are
+    then not consulted."""
     if match.port is not None and match.port != port:
         return False
     if match.gateways:
-        return MESH_GATEWAY in match.gateways
+        return any(resolve_gateway_name(g, vs_namespace) in gateways for g in match.gateways)
     if match.source_namespace is not None and match.source_namespace != proxy.namespace:
         return False
     labels = proxy.label_dict
@@ -81,16 +100,19 @@ def vs_routes(
     proxy: Proxy,
     port: int,
     hash_lookup: HashPolicyLookup = _no_hash,
+    gateways: frozenset[str] = frozenset({MESH_GATEWAY}),
 ) -> list[rc.Route]:
     """The VirtualService's http rules in order; first match wins, as in Envoy and Istio.
 
-    Matches that do not apply to this proxy or port are left out; an empty result means
-    the VirtualService does not route this proxy's traffic on this port at all."""
+    Matches that do not apply to this proxy (a sidecar: gateway `mesh`; a gateway pod: the
+    `gateways` it serves) or port are left out; an empty result means the VirtualService
+    does not route this proxy's traffic on this port at all."""
     routes: list[rc.Route] = []
     for index, rule in enumerate(entry.resource.spec.http):
         matches: list[HTTPMatchRequest | None]
         if rule.match:
-            matches = [m for m in rule.match if _match_applies(m, proxy, port)]
+            ns = entry.namespace
+            matches = [m for m in rule.match if _match_applies(m, proxy, port, ns, gateways)]
         else:
             matches = [None]
         for route in _rule_routes(entry, rule, index, matches, mesh, port, hash_lookup):

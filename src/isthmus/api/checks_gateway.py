@@ -1,0 +1,83 @@
+"""Gateway checks, as Istio's ValidateGateway, plus "not supported yet" for what isthmus
+does not enforce on a gateway yet."""
+
+from __future__ import annotations
+
+from isthmus.api import names
+from isthmus.api.base import json_name
+from isthmus.api.checks_common import NOT_SUPPORTED, check_port, check_unique
+from isthmus.api.checks_serviceentry import PROTOCOLS
+from isthmus.api.errors import FieldPath, Problems, short_repr
+from isthmus.api.gateway import Gateway, Server, ServerTLSSettings
+
+# Server protocols a gateway serves today: HTTP's family, terminated by the gateway.
+SERVED_PROTOCOLS = frozenset({"http", "http2", "grpc", "grpc-web"})
+_SPECIAL_NAMESPACES = frozenset({".", "*"})
+
+
+def check_gateway(gateway: Gateway, problems: Problems) -> None:
+    path = FieldPath("spec")
+    name_problem = names.dns1123_label_error(gateway.metadata.name)
+    if name_problem:
+        problems.add(FieldPath("metadata").field("name"), f"gateway name: {name_problem}")
+    servers = gateway.spec.servers
+    if not servers:
+        problems.add(path.field("servers"), "a gateway needs at least one server")
+    for position, server in enumerate(servers):
+        _check_server(problems, path.field("servers").index(position), server)
+    check_unique(
+        problems, path.field("servers"), (s.port.name for s in servers), "server port name"
+    )
+
+
+def _check_server(problems: Problems, path: FieldPath, server: Server) -> None:
+    if not server.hosts:
+        problems.add(path.field("hosts"), "a server needs at least one host")
+    for position, host in enumerate(server.hosts):
+        problem = server_host_error(host)
+        if problem:
+            problems.add(path.field("hosts").index(position), problem)
+    port = server.port
+    here = path.field("port")
+    protocol = port.protocol.lower()
+    if protocol not in PROTOCOLS:
+        problems.add(here.field("protocol"), f"unknown protocol {short_repr(port.protocol)}")
+    elif protocol not in SERVED_PROTOCOLS:
+        problems.add(here.field("protocol"), f"{port.protocol} servers are {NOT_SUPPORTED}")
+    check_port(problems, here.field("number"), port.number)
+    if not port.name:
+        problems.add(here.field("name"), "is required")
+    if port.target_port is not None:
+        problems.add(here.field("targetPort"), "has no effect on gateways (Istio refuses it)")
+    if server.bind is not None:
+        problems.add(path.field("bind"), NOT_SUPPORTED)
+    if server.default_endpoint is not None:
+        problems.add(path.field("defaultEndpoint"), NOT_SUPPORTED)
+    if server.tls is not None:
+        _check_tls(problems, path.field("tls"), server.tls, protocol)
+
+
+def _check_tls(problems: Problems, path: FieldPath, tls: ServerTLSSettings, protocol: str) -> None:
+    """An HTTP server may only say `httpsRedirect` (Istio: no TLS settings on plaintext
+    ports); terminating TLS is not supported yet (the server's protocol says so)."""
+    if protocol not in SERVED_PROTOCOLS:
+        return
+    for name in sorted(tls.model_fields_set - {"https_redirect"}):
+        problems.add(
+            path.field(json_name(name)),
+            "server cannot have TLS settings for plain text HTTP ports",
+        )
+
+
+def server_host_error(host: str) -> str | None:
+    """Istio's namespace/host form for gateway servers: `host` (any namespace), `ns/host`,
+    `./host`, `*/host`, where host is a name, `*` or a `*.`-prefixed wildcard."""
+    namespace, slash, name = host.rpartition("/")
+    if slash and namespace not in _SPECIAL_NAMESPACES:
+        problem = names.dns1123_label_error(namespace)
+        if problem:
+            return f"namespace of {short_repr(host)}: {problem}"
+    if name == "*":
+        return None
+    problem = names.wildcard_domain_error(name)
+    return f"host of {short_repr(host)}: {problem}" if problem else None
