@@ -1,0 +1,246 @@
+"""Traffic from the host through the ingress gateway pod, with Istio's own samples: the
+bookinfo gateway (port 8080, every host, by path) and the httpbin ingress task (port 80,
+by host and path), applied verbatim (one long comment line left out) apart from the apps,
+which are the demo app run by `command`. Requests enter on the host's 127.0.0.1 (`isthmus
+up --ingress-port`), are routed by the gateway's Envoy and reach the app through its
+sidecar over mTLS.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import PYTHON, E2EMesh, running_mesh, wait_until
+
+HOST = "127.0.0.1"
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+HTTP_PORT = _free_loopback_port()  # -> gateway port 80
+BOOKINFO_PORT = _free_loopback_port()  # -> gateway port 8080
+
+# Istio's samples/bookinfo/networking/bookinfo-gateway.yaml.
+BOOKINFO_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: bookinfo-gateway
+spec:
+  # The selector matches the ingress gateway pod labels.
+  selector:
+    istio: ingressgateway # use istio default controller
+  servers:
+  - port:
+      number: 8080
+      name: http
+      protocol: HTTP
+    hosts:
+    - "*"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: bookinfo
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - bookinfo-gateway
+  http:
+  - match:
+    - uri:
+        exact: /productpage
+    - uri:
+        prefix: /static
+    - uri:
+        exact: /login
+    - uri:
+        exact: /logout
+    - uri:
+        prefix: /api/v1/products
+    route:
+    - destination:
+        host: productpage
+        port:
+          number: 9080
+"""
+
+# Istio's ingress task (tasks/traffic-management/ingress/ingress-control).
+HTTPBIN_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: httpbin-gateway
+spec:
+  # The selector matches the ingress gateway pod labels.
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - "httpbin.example.com"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+spec:
+  hosts:
+  - "httpbin.example.com"
+  gateways:
+  - httpbin-gateway
+  http:
+  - match:
+    - uri:
+        prefix: /status
+    - uri:
+        prefix: /delay
+    route:
+    - destination:
+        port:
+          number: 8000
+        host: httpbin
+"""
+
+REDIRECT_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: secure, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http-secure, protocol: HTTP}
+    hosts: [shop/secure.example.com]
+    tls: {httpsRedirect: true}
+"""
+
+
+def _app(name: str, service_port: int) -> str:
+    """The demo app as `name` (Deployment + Service on `service_port` -> 8080)."""
+    return f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: http, port: {service_port}, targetPort: 8080}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}, version: v1}}}}
+    spec:
+      containers:
+      - name: app
+        image: docker.io/kennethreitz/{name}
+        command: [{PYTHON}, -m, isthmus.demo.app]
+        env:
+        - {{name: SERVICE, value: {name}}}
+        ports: [{{containerPort: 8080, name: http}}]
+        readinessProbe:
+          httpGet: {{path: /healthz, port: 8080}}
+          periodSeconds: 1
+---
+"""
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[E2EMesh]:
+    ports = ("--ingress-port", f"{HTTP_PORT}:80", "--ingress-port", f"{BOOKINFO_PORT}:8080")
+    with running_mesh(*ports, ingress_gateway=True) as m:
+        m.apply(_app("productpage", 9080) + _app("httpbin", 8000))
+        m.apply(BOOKINFO_GATEWAY + "---\n" + HTTPBIN_GATEWAY)
+        m.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n" + REDIRECT_GATEWAY)
+        m.wait_pods({"istio-ingressgateway": 1, "productpage": 1, "httpbin": 1})
+        yield m
+
+
+def _get(port: int, path: str, host: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Host": host} if host else {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def _routed(port: int, path: str, host: str | None = None) -> tuple[int, dict[str, Any]] | None:
+    """The answer once the gateway routes `path` to a ready app (before its routes arrive
+    it says 404; before the app's endpoint does, 503)."""
+    try:
+        status, _, body = _get(port, path, host)
+    except OSError:
+        return None
+    if status in (404, 503):  # not routed yet, or the app's endpoint not pushed yet
+        return None
+    return status, json.loads(body) if body.startswith(b"{") else {}
+
+
+def test_bookinfo_sample_routes_by_path_on_every_host(mesh: E2EMesh) -> None:
+    status, body = wait_until(
+        lambda: _routed(BOOKINFO_PORT, "/productpage"), 60, "the bookinfo route"
+    )
+    assert status == 200
+    assert body["service"] == "productpage"
+    for path in ("/static/css/style.css", "/login", "/api/v1/products/1"):
+        assert _get(BOOKINFO_PORT, path, "bookinfo.example.com")[0] == 200, path
+    # Not a path the VirtualService routes: the gateway answers 404 itself.
+    status, _, _ = _get(BOOKINFO_PORT, "/reviews")
+    assert status == 404
+
+
+def test_the_app_sees_the_gateway_as_its_mtls_peer(mesh: E2EMesh) -> None:
+    wait_until(lambda: _routed(BOOKINFO_PORT, "/productpage"), 60, "the bookinfo route")
+    _, _, body = _get(BOOKINFO_PORT, "/productpage")
+    peer = json.loads(body)["peer"]
+    assert "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account" in peer
+
+
+def test_httpbin_task_routes_by_host_and_path(mesh: E2EMesh) -> None:
+    status, body = wait_until(
+        lambda: _routed(HTTP_PORT, "/status/200", "httpbin.example.com"), 60, "the httpbin route"
+    )
+    assert (status, body["service"]) == (200, "httpbin")
+    assert _get(HTTP_PORT, "/status/418", "httpbin.example.com")[0] == 418
+    # Another host, or a path the VirtualService does not route: 404 from the gateway.
+    assert _get(HTTP_PORT, "/status/200", "other.example.com")[0] == 404
+    assert _get(HTTP_PORT, "/headers", "httpbin.example.com")[0] == 404
+
+
+def test_https_redirect(mesh: E2EMesh) -> None:
+    def redirected() -> tuple[int, dict[str, str], bytes] | None:
+        answer = _get(HTTP_PORT, "/cart?id=1", "secure.example.com")
+        return answer if answer[0] == 301 else None
+
+    _, headers, _ = wait_until(redirected, 60, "the https redirect")
+    assert headers["location"] == "https://secure.example.com/cart?id=1"
+
+
+def test_published_only_on_the_hosts_loopback(mesh: E2EMesh) -> None:
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.read().splitlines()[1:]]
+    listening: dict[int, set[str]] = {}
+    for row in rows:
+        if row[3] == "0A":  # LISTEN
+            address, port = row[1].split(":")
+            listening.setdefault(int(port, 16), set()).add(address)
+    assert listening[HTTP_PORT] == {"0100007F"}  # 127.0.0.1 and nothing else
+    assert listening[BOOKINFO_PORT] == {"0100007F"}
