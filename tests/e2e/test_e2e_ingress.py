@@ -11,11 +11,15 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from conftest import PYTHON, E2EMesh, running_mesh, wait_until
+
+from isthmus.testing.certs import KeyPair, Pki, secret_yaml
 
 HOST = "127.0.0.1"
 
@@ -28,6 +32,13 @@ def _free_loopback_port() -> int:
 
 HTTP_PORT = _free_loopback_port()  # -> gateway port 80
 BOOKINFO_PORT = _free_loopback_port()  # -> gateway port 8080
+HTTPS_PORT = _free_loopback_port()  # -> gateway port 443
+
+SERVER_PKI = Pki("example.com CA")
+CLIENT_PKI = Pki("client CA")
+HTTPBIN_CERT = SERVER_PKI.server("httpbin.example.com")
+MUTUAL_CERT = SERVER_PKI.server("mutual.example.com")
+CLIENT_CERT = CLIENT_PKI.server("client.example.com")
 
 # Istio's samples/bookinfo/networking/bookinfo-gateway.yaml.
 BOOKINFO_GATEWAY = """
@@ -128,19 +139,85 @@ spec:
 """
 
 
-def _app(name: str, service_port: int) -> str:
+# Istio's secure ingress task (tasks/traffic-management/ingress/secure-ingress), in
+# namespace `tls`; its Secret (kubectl create secret tls httpbin-credential) in istio-system.
+SECURE_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: mygateway
+spec:
+  selector:
+    istio: ingressgateway # use istio default ingress gateway
+  servers:
+  - port:
+      number: 443
+      name: https
+      protocol: HTTPS
+    tls:
+      mode: SIMPLE
+      credentialName: httpbin-credential # must be the same as secret
+    hosts:
+    - httpbin.example.com
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+spec:
+  hosts:
+  - "httpbin.example.com"
+  gateways:
+  - mygateway
+  http:
+  - match:
+    - uri:
+        prefix: /status
+    - uri:
+        prefix: /delay
+    route:
+    - destination:
+        port:
+          number: 8000
+        host: httpbin
+"""
+
+# The mutual TLS variant of the task: the same Secret carries ca.crt, the mode is MUTUAL.
+MUTUAL_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: mutual-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https-mutual, protocol: HTTPS}
+    tls: {mode: MUTUAL, credentialName: mutual-credential}
+    hosts: [mutual.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mutual}
+spec:
+  hosts: [mutual.example.com]
+  gateways: [mutual-gateway]
+  http:
+  - route: [{destination: {host: httpbin, port: {number: 8000}}}]
+"""
+
+
+def _app(name: str, service_port: int, namespace: str = "default") -> str:
     """The demo app as `name` (Deployment + Service on `service_port` -> 8080)."""
     return f"""
 apiVersion: v1
 kind: Service
-metadata: {{name: {name}}}
+metadata: {{name: {name}, namespace: {namespace}}}
 spec:
   selector: {{app: {name}}}
   ports: [{{name: http, port: {service_port}, targetPort: 8080}}]
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {{name: {name}}}
+metadata: {{name: {name}, namespace: {namespace}}}
 spec:
   replicas: 1
   selector: {{matchLabels: {{app: {name}}}}}
@@ -163,13 +240,42 @@ spec:
 
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[E2EMesh]:
-    ports = ("--ingress-port", f"{HTTP_PORT}:80", "--ingress-port", f"{BOOKINFO_PORT}:8080")
+    ports = (
+        *("--ingress-port", f"{HTTP_PORT}:80"),
+        *("--ingress-port", f"{BOOKINFO_PORT}:8080"),
+        *("--ingress-port", f"{HTTPS_PORT}:443"),
+    )
     with running_mesh(*ports, ingress_gateway=True) as m:
         m.apply(_app("productpage", 9080) + _app("httpbin", 8000))
         m.apply(BOOKINFO_GATEWAY + "---\n" + HTTPBIN_GATEWAY)
         m.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n" + REDIRECT_GATEWAY)
-        m.wait_pods({"istio-ingressgateway": 1, "productpage": 1, "httpbin": 1})
+        m.apply(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: tls}\n---\n"
+            + _app("httpbin", 8000, "tls")
+            + secret_yaml(
+                "httpbin-credential",
+                {"tls.crt": HTTPBIN_CERT.certificate, "tls.key": HTTPBIN_CERT.key},
+            )
+            + "---\n"
+            + secret_yaml(
+                "mutual-credential",
+                {
+                    "tls.crt": MUTUAL_CERT.certificate,
+                    "tls.key": MUTUAL_CERT.key,
+                    "ca.crt": CLIENT_PKI.ca_pem,
+                },
+            )
+        )
+        m.apply(_in_namespace("tls", SECURE_GATEWAY + "---\n" + MUTUAL_GATEWAY))
+        m.wait_pods({"istio-ingressgateway": 1, "productpage": 1, "httpbin": 2})
         yield m
+
+
+def _in_namespace(namespace: str, text: str) -> str:
+    """Documents written without a namespace, placed in `namespace` (as `kubectl -n`)."""
+    return text.replace("metadata:\n", f"metadata:\n  namespace: {namespace}\n").replace(
+        "metadata: {", f"metadata: {{namespace: {namespace}, "
+    )
 
 
 def _get(port: int, path: str, host: str | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -244,3 +350,66 @@ def test_published_only_on_the_hosts_loopback(mesh: E2EMesh) -> None:
             listening.setdefault(int(port, 16), set()).add(address)
     assert listening[HTTP_PORT] == {"0100007F"}  # 127.0.0.1 and nothing else
     assert listening[BOOKINFO_PORT] == {"0100007F"}
+
+
+def _https_get(host: str, path: str, client: KeyPair | None = None) -> tuple[int, dict[str, Any]]:
+    """GET over TLS to the published 443 with SNI `host`, checking the gateway's certificate
+    against the example.com CA; with `client`, presenting that certificate."""
+    context = ssl.create_default_context(cadata=SERVER_PKI.ca_pem.decode())
+    if client is not None:
+        with tempfile.NamedTemporaryFile() as cert, tempfile.NamedTemporaryFile() as key:
+            cert.write(client.certificate)
+            key.write(client.key)
+            cert.flush()
+            key.flush()
+            context.load_cert_chain(cert.name, key.name)
+    # A connection whose socket is already TLS to 127.0.0.1 with SNI `host`.
+    connection = http.client.HTTPConnection(HOST, HTTPS_PORT, timeout=10)
+    try:
+        connection.sock = context.wrap_socket(
+            socket.create_connection((HOST, HTTPS_PORT), timeout=10), server_hostname=host
+        )
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, json.loads(body) if body.startswith(b"{") else {}
+    finally:
+        connection.close()
+
+
+def _https_routed(
+    host: str, path: str, client: KeyPair | None = None
+) -> tuple[int, dict[str, Any]] | None:
+    try:
+        status, body = _https_get(host, path, client)
+    except (OSError, ssl.SSLError):
+        return None
+    return None if status in (404, 503) else (status, body)
+
+
+def test_secure_ingress_task_terminates_tls_with_the_secrets_certificate(mesh: E2EMesh) -> None:
+    status, body = wait_until(
+        lambda: _https_routed("httpbin.example.com", "/status/418"), 60, "the HTTPS route"
+    )
+    assert status == 418
+    assert (body["service"], body["pod"].startswith("httpbin")) == ("httpbin", True)
+    # The certificate served is the Secret's: checked against its CA, for its host name.
+    with socket.create_connection((HOST, HTTPS_PORT), timeout=10) as raw:
+        context = ssl.create_default_context(cadata=SERVER_PKI.ca_pem.decode())
+        with context.wrap_socket(raw, server_hostname="httpbin.example.com") as tls:
+            names = dict(x[0] for x in tls.getpeercert()["subject"])
+    assert names["commonName"] == "httpbin.example.com"
+
+
+def test_mutual_tls_requires_a_client_certificate_from_the_secrets_ca(mesh: E2EMesh) -> None:
+    status, _ = wait_until(
+        lambda: _https_routed("mutual.example.com", "/status/200", CLIENT_CERT),
+        60,
+        "the MUTUAL route",
+    )
+    assert status == 200
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        _https_get("mutual.example.com", "/status/200")
+    stranger = SERVER_PKI.server("stranger.example.com")  # not signed by the client CA
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        _https_get("mutual.example.com", "/status/200", stranger)

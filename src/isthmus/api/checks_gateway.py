@@ -1,5 +1,5 @@
-"""Gateway checks, as Istio's ValidateGateway, plus "not supported yet" for what isthmus
-does not enforce on a gateway yet."""
+"""Gateway checks, as Istio's ValidateGateway (validateServer, validateTLSOptions), plus
+"not supported yet" for what isthmus does not enforce on a gateway yet."""
 
 from __future__ import annotations
 
@@ -8,10 +8,27 @@ from isthmus.api.base import json_name
 from isthmus.api.checks_common import NOT_SUPPORTED, check_port, check_unique
 from isthmus.api.checks_serviceentry import PROTOCOLS
 from isthmus.api.errors import FieldPath, Problems, short_repr
-from isthmus.api.gateway import Gateway, Server, ServerTLSSettings
+from isthmus.api.gateway import Gateway, Server, ServerTLSMode, ServerTLSSettings
 
-# Server protocols a gateway serves today: HTTP's family, terminated by the gateway.
-SERVED_PROTOCOLS = frozenset({"http", "http2", "grpc", "grpc-web"})
+# Server protocols a gateway serves today: HTTP's family, and HTTPS it terminates.
+PLAINTEXT_PROTOCOLS = frozenset({"http", "http2", "grpc", "grpc-web"})
+SERVED_PROTOCOLS = PLAINTEXT_PROTOCOLS | {"https"}
+TERMINATED_MODES = frozenset(
+    {
+        ServerTLSMode.SIMPLE,
+        ServerTLSMode.MUTUAL,
+        ServerTLSMode.OPTIONAL_MUTUAL,
+        ServerTLSMode.ISTIO_MUTUAL,
+    }
+)
+_MUTUAL = frozenset({ServerTLSMode.MUTUAL, ServerTLSMode.OPTIONAL_MUTUAL})
+# TLS settings isthmus does not translate yet.
+_UNSUPPORTED_TLS = (
+    "credential_names",
+    "tls_certificates",
+    "ca_cert_credential_name",
+    "insecure_skip_verify",
+)
 _SPECIAL_NAMESPACES = frozenset({".", "*"})
 
 
@@ -55,18 +72,60 @@ def _check_server(problems: Problems, path: FieldPath, server: Server) -> None:
         problems.add(path.field("defaultEndpoint"), NOT_SUPPORTED)
     if server.tls is not None:
         _check_tls(problems, path.field("tls"), server.tls, protocol)
+    elif protocol == "https":
+        problems.add(path.field("tls"), "an HTTPS server needs TLS settings")
 
 
 def _check_tls(problems: Problems, path: FieldPath, tls: ServerTLSSettings, protocol: str) -> None:
-    """An HTTP server may only say `httpsRedirect` (Istio: no TLS settings on plaintext
-    ports); terminating TLS is not supported yet (the server's protocol says so)."""
+    """A plaintext HTTP server may only say `httpsRedirect` (Istio: no TLS settings on
+    plaintext ports). An HTTPS server terminates TLS with its certificate (SIMPLE), also
+    checking clients' (MUTUAL, OPTIONAL_MUTUAL), or with the mesh's (ISTIO_MUTUAL)."""
     if protocol not in SERVED_PROTOCOLS:
         return
-    for name in sorted(tls.model_fields_set - {"https_redirect"}):
+    if protocol in PLAINTEXT_PROTOCOLS:
+        for name in sorted(tls.model_fields_set - {"https_redirect"}):
+            problems.add(
+                path.field(json_name(name)),
+                "server cannot have TLS settings for plain text HTTP ports",
+            )
+        return
+    if tls.mode not in TERMINATED_MODES:
+        problems.add(path.field("mode"), f"{tls.mode.value} is {NOT_SUPPORTED} on HTTPS servers")
+        return
+    for name in _UNSUPPORTED_TLS:
+        if name in tls.model_fields_set:
+            problems.add(path.field(json_name(name)), NOT_SUPPORTED)
+    if tls.mode is ServerTLSMode.ISTIO_MUTUAL:
+        for name in ("server_certificate", "private_key", "ca_certificates", "credential_name"):
+            if getattr(tls, name):
+                problems.add(
+                    path.field(json_name(name)), "ISTIO_MUTUAL uses the mesh's certificates"
+                )
+        return
+    if tls.credential_name and (tls.server_certificate or tls.private_key):
         problems.add(
-            path.field(json_name(name)),
-            "server cannot have TLS settings for plain text HTTP ports",
+            path.field("credentialName"),
+            "set either credentialName or serverCertificate/privateKey, not both",
         )
+    what = "MUTUAL TLS" if tls.mode in _MUTUAL else "SIMPLE TLS"
+    files = tls.server_certificate or tls.private_key
+    if not (tls.credential_name or tls.credential_names or tls.tls_certificates or files):
+        problems.add(
+            path, f"{what} needs a certificate: credentialName, or serverCertificate and privateKey"
+        )
+    elif files and not tls.credential_name:
+        for name, value in (
+            ("serverCertificate", tls.server_certificate),
+            ("privateKey", tls.private_key),
+        ):
+            if not value:
+                problems.add(path.field(name), f"{what} requires it with the other")
+        if tls.mode in _MUTUAL and not tls.ca_certificates:
+            problems.add(path.field("caCertificates"), f"{what} requires a client CA bundle")
+    for name in ("server_certificate", "private_key", "ca_certificates", "ca_crl"):
+        value = getattr(tls, name)
+        if value and not value.startswith("/"):
+            problems.add(path.field(json_name(name)), "must be an absolute path")
 
 
 def server_host_error(host: str) -> str | None:

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
 from google.protobuf.message import Message
 
 from isthmus.model.snapshot import MeshSnapshot
@@ -30,7 +31,7 @@ from isthmus.pilot.destination_rule import DestinationRuleIndex, route_consisten
 from isthmus.pilot.envoy.load_balancer import hash_policy_for
 from isthmus.pilot.gateway.listeners import gateway_listeners
 from isthmus.pilot.gateway.routes import gateway_route_config
-from isthmus.pilot.gateway.servers import GATEWAY_ROUTE_PREFIX, servers_by_port
+from isthmus.pilot.gateway.servers import is_gateway_route, servers_by_route
 from isthmus.pilot.generators.clusters import (
     PlacedCluster,
     eds_cluster_names,
@@ -360,21 +361,12 @@ class ConfigGenerator:
         wanted = set().union(*self._rds_by_listener(views, listeners).values())
         out: list[Layer] = []
         for name in sorted(wanted):
-            if name.startswith(GATEWAY_ROUTE_PREFIX):
-                port = int(name.removeprefix(GATEWAY_ROUTE_PREFIX))
+            if is_gateway_route(name):
                 out.append(
                     views.get(
-                        ("rds-gateway", proxy.namespace, proxy.labels, port),
-                        lambda port=port: _prepare(
-                            [
-                                gateway_route_config(
-                                    mesh,
-                                    proxy,
-                                    port,
-                                    servers_by_port(mesh, proxy).get(port, []),
-                                    hashes(),
-                                )
-                            ]
+                        ("rds-gateway", proxy.namespace, proxy.labels, name),
+                        lambda name=name: _prepare(
+                            [_gateway_route_config(name, mesh, proxy, hashes())]
                         ),  # type: ignore[misc]
                     )
                 )
@@ -398,6 +390,16 @@ class ConfigGenerator:
                     )
                 )
         return Layers(*out)
+
+
+def _gateway_route_config(
+    name: str,
+    mesh: MeshSnapshot,
+    proxy: Proxy,
+    hashes: Callable[[str], Sequence[rc.RouteAction.HashPolicy]],
+) -> route_pb2.RouteConfiguration:
+    port, servers = servers_by_route(mesh, proxy).get(name, (0, []))
+    return gateway_route_config(name, mesh, proxy, port, servers, hashes)
 
 
 def _prepare_assignment(inputs: AssignmentInputs) -> PreparedResource:

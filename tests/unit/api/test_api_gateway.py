@@ -58,6 +58,24 @@ def test_server_host_forms(hosts: str) -> None:
     assert len(load(gateway(server))) == 1
 
 
+@pytest.mark.parametrize(
+    "tls",
+    [
+        "{mode: SIMPLE, credentialName: bookinfo-credential}",
+        "{mode: MUTUAL, credentialName: bookinfo-credential}",
+        "{mode: OPTIONAL_MUTUAL, credentialName: bookinfo-credential}",
+        "{mode: ISTIO_MUTUAL}",
+        "{mode: SIMPLE, serverCertificate: /etc/istio/cert.pem, privateKey: /etc/istio/key.pem}",
+        "{mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem, caCertificates: /ca.pem,"
+        " subjectAltNames: [client.example.com], minProtocolVersion: TLSV1_2,"
+        " cipherSuites: [ECDHE-ECDSA-AES256-GCM-SHA384]}",
+    ],
+)
+def test_https_servers_as_istio_accepts_them(tls: str) -> None:
+    server = "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
+    assert len(load(gateway(server + "  tls: " + tls + "\n"))) == 1
+
+
 def test_http_server_may_redirect_to_https() -> None:
     server = HTTP_SERVER + "  tls: {httpsRedirect: true}\n"
     (obj,) = load(gateway(server))
@@ -75,9 +93,49 @@ def test_http_server_may_redirect_to_https() -> None:
             GW + "spec.servers[0].hosts: a server needs at least one host",
         ),
         (
+            "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n",
+            GW + "spec.servers[0].tls: an HTTPS server needs TLS settings",
+        ),
+        (
             "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
-            "  tls: {mode: SIMPLE, credentialName: cert}\n",
-            GW + "spec.servers[0].port.protocol: HTTPS servers are not supported yet",
+            "  tls: {mode: PASSTHROUGH}\n",
+            GW + "spec.servers[0].tls.mode: PASSTHROUGH is not supported yet on HTTPS servers",
+        ),
+        (
+            "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
+            "  tls: {mode: SIMPLE}\n",
+            GW + "spec.servers[0].tls: SIMPLE TLS needs a certificate: credentialName, or "
+            "serverCertificate and privateKey",
+        ),
+        (
+            "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
+            "  tls: {mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem}\n",
+            GW + "spec.servers[0].tls.caCertificates: MUTUAL TLS requires a client CA bundle",
+        ),
+        (
+            "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
+            "  tls: {mode: ISTIO_MUTUAL, credentialName: cert}\n",
+            GW + "spec.servers[0].tls.credentialName: ISTIO_MUTUAL uses the mesh's certificates",
+        ),
+        (
+            "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
+            "  tls: {mode: SIMPLE, credentialName: a, serverCertificate: /c.pem}\n",
+            GW + "spec.servers[0].tls.credentialName: set either credentialName or",
+        ),
+        (
+            "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
+            "  tls: {mode: SIMPLE, serverCertificate: c.pem, privateKey: /k.pem}\n",
+            GW + "spec.servers[0].tls.serverCertificate: must be an absolute path",
+        ),
+        (
+            "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
+            "  tls: {mode: SIMPLE, credentialNames: [a, b]}\n",
+            GW + "spec.servers[0].tls.credentialNames: not supported yet",
+        ),
+        (
+            "- port: {number: 443, name: tls, protocol: TLS}\n  hosts: ['*']\n"
+            "  tls: {mode: PASSTHROUGH}\n",
+            GW + "spec.servers[0].port.protocol: TLS servers are not supported yet",
         ),
         (
             "- port: {number: 80, name: http, protocol: HTTP}\n  hosts: ['*']\n"

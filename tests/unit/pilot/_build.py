@@ -18,6 +18,7 @@ from isthmus.api.core import Service
 from isthmus.api.gateway import Gateway
 from isthmus.api.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from isthmus.api.request_authentication import RequestAuthentication
+from isthmus.api.secret import Secret
 from isthmus.api.security import PeerAuthentication
 from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
@@ -38,6 +39,7 @@ KINDS: dict[str, type[Resource]] = {
     "Telemetry": Telemetry,
     "Sidecar": Sidecar,
     "Gateway": Gateway,
+    "Secret": Secret,
 }
 
 

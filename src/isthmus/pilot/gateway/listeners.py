@@ -1,22 +1,33 @@
 """LDS for a gateway pod: one listener per server port, `0.0.0.0_PORT`, bound in the pod
-(a gateway is not captured: clients connect to it), its HTTP connection manager on route
-configuration `http.PORT`. A port the host publishes (`isthmus up --ingress-port`) gets a
-second listener, `host_127.0.0.1_HOSTPORT`, with the same chain, whose socket Envoy opens
-in the host's network namespace on its loopback: the host reaches the gateway without a
-route, an iptables rule or a Python process in between.
+(a gateway is not captured: clients connect to it). Plaintext HTTP servers share one chain,
+its HTTP connection manager on route configuration `http.PORT`; each HTTPS server gets a
+chain of its own, matched by SNI (its hosts; none for `*`), terminating TLS (pilot.gateway
+.tls) before its own route configuration. A server whose credentialName names no usable
+Secret gets no chain, as an Istio gateway serves nothing for it until the Secret exists.
+
+A port the host publishes (`isthmus up --ingress-port`) gets a second listener,
+`host_127.0.0.1_HOSTPORT`, with the same chains, whose socket Envoy opens in the host's
+network namespace on its loopback: the host reaches the gateway without a route, an
+iptables rule or a Python process in between.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
+from isthmus.model.credentials import credential_problem, server_credential
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.model.types import Proxy
 from isthmus.pilot.envoy.http_connection_manager import rds_connection_manager
 from isthmus.pilot.envoy.listener import http_chain, socket_address
-from isthmus.pilot.gateway.servers import route_name, servers_by_port
+from isthmus.pilot.envoy.typed import pack
+from isthmus.pilot.gateway.servers import GatewayServer, is_https, route_name, servers_by_port
+from isthmus.pilot.gateway.tls import server_tls_socket
 from isthmus.pilot.telemetry.connection import ProxyTelemetry, outbound_http
 
 HOST_LOOPBACK = "127.0.0.1"  # the only host address a gateway is ever published on
@@ -26,27 +37,78 @@ def gateway_listeners(
     mesh: MeshSnapshot, proxy: Proxy, telemetry: ProxyTelemetry
 ) -> list[listener_pb2.Listener]:
     out = []
-    for port in servers_by_port(mesh, proxy):
+    for port, servers in servers_by_port(mesh, proxy).items():
         name = f"0.0.0.0_{port}"
-        chain = http_chain(
-            name,
-            rds_connection_manager(f"outbound_{name}", route_name(port), outbound_http(telemetry)),
-        )
-        out.append(_listener(name, "0.0.0.0", port, chain))
+        if is_https(servers[0].server):
+            chains = _https_chains(mesh, proxy, servers, telemetry)
+        else:
+            chains = [http_chain(name, _manager(name, f"http.{port}", telemetry))]
+        if not chains:
+            continue
+        out.append(_listener(name, "0.0.0.0", port, chains))
         for host_port, published in proxy.published_ports:
             if published == port:
                 listener = _listener(
-                    f"host_{HOST_LOOPBACK}_{host_port}", HOST_LOOPBACK, host_port, chain
+                    f"host_{HOST_LOOPBACK}_{host_port}", HOST_LOOPBACK, host_port, chains
                 )
                 listener.address.socket_address.network_namespace_filepath = proxy.host_netns
                 out.append(listener)
     return out
 
 
-def _listener(name: str, ip: str, port: int, chain: lc.FilterChain) -> listener_pb2.Listener:
-    return listener_pb2.Listener(
+def _manager(stat: str, route: str, telemetry: ProxyTelemetry) -> lc.Filter:
+    return rds_connection_manager(f"outbound_{stat}", route, outbound_http(telemetry))
+
+
+def _https_chains(
+    mesh: MeshSnapshot, proxy: Proxy, servers: Sequence[GatewayServer], telemetry: ProxyTelemetry
+) -> list[lc.FilterChain]:
+    chains = []
+    seen: set[tuple[str, ...]] = set()
+    for item in servers:
+        tls = item.server.tls
+        assert tls is not None  # an HTTPS server has TLS settings (api.checks_gateway)
+        credential = None
+        name = tls.credential_name
+        if name:
+            mutual = tls.mode.value in ("MUTUAL", "OPTIONAL_MUTUAL")
+            if credential_problem(mesh.secrets, proxy.namespace, name, mutual=mutual):
+                continue
+            credential = server_credential(mesh.secrets, proxy.namespace, name)
+            if credential is None:
+                continue
+        sni = _sni_hosts(item)
+        if sni in seen:  # Envoy refuses two chains with the same match: the first wins
+            continue
+        seen.add(sni)
+        route = route_name(item)
+        chain = http_chain(route, _manager(route, route, telemetry))
+        chain.filter_chain_match.server_names.extend(sni)
+        chain.transport_socket.CopyFrom(server_tls_socket(tls, credential))
+        chains.append(chain)
+    return chains
+
+
+def _sni_hosts(item: GatewayServer) -> tuple[str, ...]:
+    """Istio's getSNIHostsForServer: the hosts without namespace; `*` matches any SNI."""
+    hosts = sorted({host.rpartition("/")[2].lower() for host in item.server.hosts})
+    return () if "*" in hosts else tuple(hosts)
+
+
+def _listener(
+    name: str, ip: str, port: int, chains: Sequence[lc.FilterChain]
+) -> listener_pb2.Listener:
+    listener = listener_pb2.Listener(
         name=name,
         address=socket_address(ip, port),
-        filter_chains=[chain],
+        filter_chains=list(chains),
         traffic_direction=base_pb2.OUTBOUND,
     )
+    if any(chain.HasField("transport_socket") for chain in chains):
+        listener.listener_filters.append(
+            lc.ListenerFilter(
+                name="envoy.filters.listener.tls_inspector",
+                typed_config=pack(tls_inspector_pb2.TlsInspector()),
+            )
+        )
+    return listener

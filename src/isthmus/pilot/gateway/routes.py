@@ -1,5 +1,5 @@
-"""RDS for a gateway pod: route configuration `http.PORT` (Istio's
-buildGatewayHTTPRouteConfig).
+"""RDS for a gateway pod: route configuration `http.PORT` of a port's plaintext servers, or
+an HTTPS server's own (Istio's buildGatewayHTTPRouteConfig).
 
 For each server on the port, the VirtualServices bound to its Gateway (by `gateways`,
 visible to the gateway pod's namespace by exportTo) are matched against the server's hosts;
@@ -22,7 +22,7 @@ from isthmus.api.networking import VirtualService
 from isthmus.model.hosts import host_matches
 from isthmus.model.snapshot import ConfigEntry, MeshSnapshot, is_exported_to
 from isthmus.model.types import Proxy
-from isthmus.pilot.gateway.servers import GatewayServer, route_name
+from isthmus.pilot.gateway.servers import GatewayServer
 from isthmus.pilot.generators.routes import (
     MAX_DIRECT_RESPONSE_BODY_BYTES,
     HashPolicyLookup,
@@ -64,13 +64,15 @@ def intersect_hosts(server_hosts: Sequence[str], vs_hosts: Sequence[str]) -> lis
 
 
 def gateway_route_config(
+    name: str,
     mesh: MeshSnapshot,
     proxy: Proxy,
     port: int,
     servers: Sequence[GatewayServer],
     hash_lookup: HashPolicyLookup,
 ) -> route_pb2.RouteConfiguration:
-    """Route configuration `http.PORT` for the gateway pod `proxy`."""
+    """Route configuration `name` (`http.PORT`, or one HTTPS server's) for the gateway pod
+    `proxy`, from `servers`."""
     vhosts: dict[str, rc.VirtualHost] = {}
     built: dict[tuple[str, str, str], list[rc.Route]] = {}
     for item in servers:
@@ -103,7 +105,7 @@ def gateway_route_config(
     if not out:
         out = [rc.VirtualHost(name=f"blackhole:{port}", domains=["*"])]
     return route_pb2.RouteConfiguration(
-        name=route_name(port),
+        name=name,
         virtual_hosts=out,
         validate_clusters=wrappers_pb2.BoolValue(value=False),
         ignore_port_in_host_matching=True,

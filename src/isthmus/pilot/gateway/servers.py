@@ -3,7 +3,8 @@
 A Gateway selects gateway pods by labels, in any namespace (Istio's default: its
 PILOT_SCOPE_GATEWAY_TO_NAMESPACE is off); an empty selector selects every gateway pod.
 HTTP servers on one port, of one Gateway or several, share one listener and one route
-configuration, `http.PORT`.
+configuration, `http.PORT`; each HTTPS server gets a filter chain (by SNI) and a route
+configuration of its own.
 """
 
 from __future__ import annotations
@@ -44,16 +45,31 @@ class GatewayServer:
         return [entry.rpartition("/")[2].lower() for entry in self.server.hosts]
 
 
-GATEWAY_ROUTE_PREFIX = "http."
+GATEWAY_ROUTE_PREFIXES = ("http.", "https.")
 
 
-def route_name(port: int) -> str:
-    """Istio's gatewayRDSRouteName for a plaintext HTTP server."""
-    return f"{GATEWAY_ROUTE_PREFIX}{port}"
+def is_gateway_route(name: str) -> bool:
+    return name.startswith(GATEWAY_ROUTE_PREFIXES)
+
+
+def is_https(server: Server) -> bool:
+    return server.port.protocol.lower() == "https"
+
+
+def route_name(item: GatewayServer) -> str:
+    """Istio's gatewayRDSRouteName: `http.PORT` for every plaintext server of a port,
+    `https.PORT.PORTNAME.GATEWAY.NAMESPACE` per HTTPS server."""
+    port = item.server.port
+    if not is_https(item.server):
+        return f"http.{port.number}"
+    name, namespace = item.gateway.split("/")[1], item.namespace
+    return f"https.{port.number}.{port.name}.{name}.{namespace}"
 
 
 def servers_by_port(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, list[GatewayServer]]:
-    """The servers of every Gateway selecting the proxy, by port, oldest Gateway first."""
+    """The servers of every Gateway selecting the proxy, by port, oldest Gateway first.
+    A port is plaintext HTTP or HTTPS as its first server says; a server of the other
+    kind on it is left out (Istio merges servers of one protocol per port)."""
     labels = proxy.label_dict
     out: dict[int, list[GatewayServer]] = defaultdict(list)
     for entry in mesh.gateways:
@@ -62,5 +78,19 @@ def servers_by_port(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, list[GatewayS
             continue
         name = f"{entry.namespace}/{entry.name}"
         for server in spec.servers:
-            out[server.port.number].append(GatewayServer(name, entry.namespace, server))
+            kept = out[server.port.number]
+            if kept and is_https(kept[0].server) != is_https(server):
+                continue
+            kept.append(GatewayServer(name, entry.namespace, server))
     return dict(sorted(out.items()))
+
+
+def servers_by_route(
+    mesh: MeshSnapshot, proxy: Proxy
+) -> dict[str, tuple[int, list[GatewayServer]]]:
+    """Route configuration name -> (port, the servers whose routes it holds)."""
+    out: dict[str, tuple[int, list[GatewayServer]]] = {}
+    for port, servers in servers_by_port(mesh, proxy).items():
+        for item in servers:
+            out.setdefault(route_name(item), (port, []))[1].append(item)
+    return out
