@@ -39,6 +39,7 @@ CLIENT_PKI = Pki("client CA")
 HTTPBIN_CERT = SERVER_PKI.server("httpbin.example.com")
 MUTUAL_CERT = SERVER_PKI.server("mutual.example.com")
 CLIENT_CERT = CLIENT_PKI.server("client.example.com")
+NGINX_CERT = SERVER_PKI.server("nginx.example.com")
 
 # Istio's samples/bookinfo/networking/bookinfo-gateway.yaml.
 BOOKINFO_GATEWAY = """
@@ -205,6 +206,87 @@ spec:
 """
 
 
+# Istio's TLS passthrough task (tasks/traffic-management/ingress/ingress-sni-passthrough),
+# in namespace `passthrough`; the nginx pod is a TLS server of ours.
+PASSTHROUGH_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: mygateway
+spec:
+  selector:
+    istio: ingressgateway # use istio default ingress gateway
+  servers:
+  - port:
+      number: 443
+      name: https
+      protocol: HTTPS
+    tls:
+      mode: PASSTHROUGH
+    hosts:
+    - nginx.example.com
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: nginx
+spec:
+  hosts:
+  - nginx.example.com
+  gateways:
+  - mygateway
+  tls:
+  - match:
+    - port: 443
+      sniHosts:
+      - nginx.example.com
+    route:
+    - destination:
+        host: my-nginx
+        port:
+          number: 443
+"""
+
+
+def _tls_server(name: str, namespace: str, pair: KeyPair) -> str:
+    """A pod terminating TLS itself (isthmus.testing.tls_server) behind Service `name`:443."""
+
+    def block(pem: bytes) -> str:
+        return "|\n" + "".join(f"            {line}\n" for line in pem.decode().splitlines())
+
+    return f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: https, port: 443, targetPort: 8443}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        command: [{PYTHON}, -m, isthmus.testing.tls_server]
+        env:
+        - name: SERVICE
+          value: {name}
+        - name: TLS_CERT
+          value: {block(pair.certificate)}
+        - name: TLS_KEY
+          value: {block(pair.key)}
+        ports: [{{containerPort: 8443, name: https}}]
+---
+"""
+
+
 def _app(name: str, service_port: int, namespace: str = "default") -> str:
     """The demo app as `name` (Deployment + Service on `service_port` -> 8080)."""
     return f"""
@@ -267,7 +349,12 @@ def mesh() -> Iterator[E2EMesh]:
             )
         )
         m.apply(_in_namespace("tls", SECURE_GATEWAY + "---\n" + MUTUAL_GATEWAY))
-        m.wait_pods({"istio-ingressgateway": 1, "productpage": 1, "httpbin": 2})
+        m.apply(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: passthrough}\n---\n"
+            + _tls_server("my-nginx", "passthrough", NGINX_CERT)
+            + _in_namespace("passthrough", PASSTHROUGH_GATEWAY)
+        )
+        m.wait_pods({"istio-ingressgateway": 1, "productpage": 1, "httpbin": 2, "my-nginx": 1})
         yield m
 
 
@@ -413,3 +500,29 @@ def test_mutual_tls_requires_a_client_certificate_from_the_secrets_ca(mesh: E2EM
     stranger = SERVER_PKI.server("stranger.example.com")  # not signed by the client CA
     with pytest.raises((ssl.SSLError, ConnectionError)):
         _https_get("mutual.example.com", "/status/200", stranger)
+
+
+def test_tls_passthrough_task_reaches_the_tls_server_untouched(mesh: E2EMesh) -> None:
+    """The certificate is the pod's, and the pod saw the client's SNI: the gateway (which
+    shares port 443 with servers it terminates) only read the SNI and passed bytes on."""
+
+    def answer() -> tuple[str, dict[str, Any]] | None:
+        context = ssl.create_default_context(cadata=SERVER_PKI.ca_pem.decode())
+        try:
+            raw = socket.create_connection((HOST, HTTPS_PORT), timeout=10)
+            with context.wrap_socket(raw, server_hostname="nginx.example.com") as tls:
+                subject = dict(x[0] for x in tls.getpeercert()["subject"])
+                tls.sendall(b"GET / HTTP/1.0\r\nHost: nginx.example.com\r\n\r\n")
+                reply = b""
+                while chunk := tls.recv(65536):
+                    reply += chunk
+        except (OSError, ssl.SSLError):
+            return None
+        head, _, body = reply.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.0 200"):
+            return None
+        return str(subject["commonName"]), json.loads(body)
+
+    common_name, body = wait_until(answer, 60, "the passthrough route")
+    assert common_name == "nginx.example.com"
+    assert body == {"service": "my-nginx", "sni": "nginx.example.com"}

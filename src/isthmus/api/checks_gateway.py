@@ -10,9 +10,10 @@ from isthmus.api.checks_serviceentry import PROTOCOLS
 from isthmus.api.errors import FieldPath, Problems, short_repr
 from isthmus.api.gateway import Gateway, Server, ServerTLSMode, ServerTLSSettings
 
-# Server protocols a gateway serves today: HTTP's family, and HTTPS it terminates.
+# Server protocols a gateway serves today: HTTP's family; HTTPS it terminates or passes
+# through; TLS it passes through (by SNI, to a VirtualService's tls routes).
 PLAINTEXT_PROTOCOLS = frozenset({"http", "http2", "grpc", "grpc-web"})
-SERVED_PROTOCOLS = PLAINTEXT_PROTOCOLS | {"https"}
+SERVED_PROTOCOLS = PLAINTEXT_PROTOCOLS | {"https", "tls"}
 TERMINATED_MODES = frozenset(
     {
         ServerTLSMode.SIMPLE,
@@ -72,8 +73,8 @@ def _check_server(problems: Problems, path: FieldPath, server: Server) -> None:
         problems.add(path.field("defaultEndpoint"), NOT_SUPPORTED)
     if server.tls is not None:
         _check_tls(problems, path.field("tls"), server.tls, protocol)
-    elif protocol == "https":
-        problems.add(path.field("tls"), "an HTTPS server needs TLS settings")
+    elif protocol in ("https", "tls"):
+        problems.add(path.field("tls"), f"an {protocol.upper()} server needs TLS settings")
 
 
 def _check_tls(problems: Problems, path: FieldPath, tls: ServerTLSSettings, protocol: str) -> None:
@@ -89,8 +90,12 @@ def _check_tls(problems: Problems, path: FieldPath, tls: ServerTLSSettings, prot
                 "server cannot have TLS settings for plain text HTTP ports",
             )
         return
-    if tls.mode not in TERMINATED_MODES:
-        problems.add(path.field("mode"), f"{tls.mode.value} is {NOT_SUPPORTED} on HTTPS servers")
+    if tls.mode is ServerTLSMode.PASSTHROUGH:
+        return  # the client's TLS goes through untouched: no certificate (Istio warns)
+    if protocol == "tls" or tls.mode not in TERMINATED_MODES:
+        problems.add(
+            path.field("mode"), f"{tls.mode.value} is {NOT_SUPPORTED} on {protocol.upper()} servers"
+        )
         return
     for name in _UNSUPPORTED_TLS:
         if name in tls.model_fields_set:

@@ -36,6 +36,7 @@ from isthmus.api.networking import (
     L4MatchAttributes,
     RouteDestination,
     TCPRoute,
+    TLSRoute,
     VirtualService,
 )
 
@@ -75,8 +76,11 @@ def check_virtual_service(vs: VirtualService, problems: Problems) -> None:
     path = FieldPath("spec")
     _check_hosts(problems, path.field("hosts"), spec.hosts, for_mesh=binds_mesh(spec.gateways))
     check_gateway_names(problems, path.field("gateways"), spec.gateways)
-    if spec.tls:
-        problems.add(path.field("tls"), NOT_SUPPORTED)
+    if spec.tls and binds_mesh(spec.gateways):
+        problems.add(path.field("tls"), f"tls routes on sidecars are {NOT_SUPPORTED}")
+    elif spec.tls:
+        for position, tls in enumerate(spec.tls):
+            _check_tls_route(problems, path.field("tls").index(position), tls, spec.hosts)
     if not (spec.http or spec.tcp or spec.tls):
         problems.add(path, "set at least one of http, tcp and tls")
     for position, http in enumerate(spec.http):
@@ -597,6 +601,46 @@ def _check_tcp_route(problems: Problems, path: FieldPath, tcp: TCPRoute) -> None
     if not tcp.route:
         problems.add(path.field("route"), "at least one destination is required")
     _check_route_destinations(problems, path.field("route"), tcp.route)
+
+
+def _check_tls_route(problems: Problems, path: FieldPath, tls: TLSRoute, hosts: list[str]) -> None:
+    """Istio's validateTLSRoute: matches with SNI hosts within the VirtualService's
+    hosts, and destinations."""
+    if not tls.match:
+        problems.add(path.field("match"), "a TLS route needs at least one match")
+    for position, match in enumerate(tls.match):
+        here = path.field("match").index(position)
+        if not match.sni_hosts:
+            problems.add(here.field("sniHosts"), "a TLS match needs at least one SNI host")
+        for index, sni in enumerate(match.sni_hosts):
+            problem = names.wildcard_domain_error(sni)
+            if problem is None and not any(_sni_within(sni, h) for h in hosts):
+                problem = (
+                    f"SNI host {short_repr(sni)} is not within any of the VirtualService's hosts"
+                )
+            if problem:
+                problems.add(here.field("sniHosts").index(index), problem)
+        for field, value in (
+            ("destinationSubnets", match.destination_subnets),
+            ("sourceLabels", match.source_labels),
+            ("sourceNamespace", match.source_namespace),
+        ):
+            if value:  # Istio's gateways ignore them (l4SingleMatch): say so, not ignore
+                problems.add(here.field(field), f"{NOT_SUPPORTED} on gateways")
+        check_port(problems, here.field("port"), match.port)
+        check_gateway_names(problems, here.field("gateways"), match.gateways)
+    if not tls.route:
+        problems.add(path.field("route"), "at least one destination is required")
+    _check_route_destinations(problems, path.field("route"), tls.route)
+
+
+def _sni_within(sni: str, host: str) -> bool:
+    """Istio's host.Name.SubsetOf: `host` (maybe a wildcard) covers `sni`."""
+    if host == "*":
+        return True
+    if host.startswith("*."):
+        return sni.endswith(host[1:])
+    return sni == host
 
 
 def _check_l4_match(problems: Problems, path: FieldPath, match: L4MatchAttributes) -> None:

@@ -76,6 +76,38 @@ def test_https_servers_as_istio_accepts_them(tls: str) -> None:
     assert len(load(gateway(server + "  tls: " + tls + "\n"))) == 1
 
 
+def test_istio_tls_passthrough_sample_is_accepted() -> None:
+    text = (
+        document(
+            "Gateway",
+            """
+            selector: {istio: ingressgateway}
+            servers:
+            - port: {number: 443, name: https, protocol: HTTPS}
+              tls: {mode: PASSTHROUGH}
+              hosts: [nginx.example.com]
+            """,
+            name="mygateway",
+        )
+        + "---\n"
+        + document(
+            "VirtualService",
+            """
+            hosts: [nginx.example.com]
+            gateways: [mygateway]
+            tls:
+            - match:
+              - port: 443
+                sniHosts: [nginx.example.com]
+              route:
+              - destination: {host: my-nginx, port: {number: 443}}
+            """,
+            name="nginx",
+        )
+    )
+    assert len(load(text)) == 2
+
+
 def test_http_server_may_redirect_to_https() -> None:
     server = HTTP_SERVER + "  tls: {httpsRedirect: true}\n"
     (obj,) = load(gateway(server))
@@ -98,8 +130,8 @@ def test_http_server_may_redirect_to_https() -> None:
         ),
         (
             "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
-            "  tls: {mode: PASSTHROUGH}\n",
-            GW + "spec.servers[0].tls.mode: PASSTHROUGH is not supported yet on HTTPS servers",
+            "  tls: {mode: AUTO_PASSTHROUGH}\n",
+            GW + "spec.servers[0].tls.mode: AUTO_PASSTHROUGH is not supported yet on HTTPS",
         ),
         (
             "- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ['*']\n"
@@ -134,8 +166,12 @@ def test_http_server_may_redirect_to_https() -> None:
         ),
         (
             "- port: {number: 443, name: tls, protocol: TLS}\n  hosts: ['*']\n"
-            "  tls: {mode: PASSTHROUGH}\n",
-            GW + "spec.servers[0].port.protocol: TLS servers are not supported yet",
+            "  tls: {mode: SIMPLE, credentialName: a}\n",
+            GW + "spec.servers[0].tls.mode: SIMPLE is not supported yet on TLS servers",
+        ),
+        (
+            "- port: {number: 31400, name: tcp, protocol: TCP}\n  hosts: ['*']\n",
+            GW + "spec.servers[0].port.protocol: TCP servers are not supported yet",
         ),
         (
             "- port: {number: 80, name: http, protocol: HTTP}\n  hosts: ['*']\n"
@@ -186,6 +222,26 @@ def test_invalid_gateways(servers: str, error: str) -> None:
         (
             "hosts: [a]\ngateways: [gw]\ntcp: [{route: [{destination: {host: a}}]}]",
             VS + "spec.tcp: tcp routes on a gateway are not supported yet",
+        ),
+        (
+            "hosts: [a.example.com]\ntls: [{match: [{sniHosts: [a.example.com]}],"
+            " route: [{destination: {host: a}}]}]",
+            VS + "spec.tls: tls routes on sidecars are not supported yet",
+        ),
+        (
+            "hosts: [a.example.com]\ngateways: [gw]\ntls: [{match: [{sniHosts: [b.example.com]}],"
+            " route: [{destination: {host: a}}]}]",
+            VS + 'spec.tls[0].match[0].sniHosts[0]: SNI host "b.example.com" is not within',
+        ),
+        (
+            "hosts: [a.example.com]\ngateways: [gw]\ntls: [{match: [{sniHosts: [a.example.com],"
+            " sourceLabels: {app: x}}], route: [{destination: {host: a}}]}]",
+            VS + "spec.tls[0].match[0].sourceLabels: not supported yet on gateways",
+        ),
+        (
+            "hosts: [a.example.com]\ngateways: [gw]\ntls: [{match: [], route: [{destination:"
+            " {host: a}}]}]",
+            VS + "spec.tls[0].match: a TLS route needs at least one match",
         ),
         (
             "hosts: [a]\ngateways: [Bad/gw]\nhttp: [{route: [{destination: {host: a}}]}]",

@@ -368,7 +368,7 @@ route:
             ROUTE_V1
             + "tls:\n- match: [{sniHosts: [reviews]}]\n  route: [{destination: {host: reviews}}]\n",
         ),
-        VS + "spec.tls: not supported yet",
+        VS + "spec.tls: tls routes on sidecars are not supported yet",
     ),
     "delegate": (
         vs("""delegate: {name: reviews-routes, namespace: production}"""),

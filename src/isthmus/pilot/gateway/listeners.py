@@ -26,7 +26,15 @@ from isthmus.model.types import Proxy
 from isthmus.pilot.envoy.http_connection_manager import rds_connection_manager
 from isthmus.pilot.envoy.listener import http_chain, socket_address
 from isthmus.pilot.envoy.typed import pack
-from isthmus.pilot.gateway.servers import GatewayServer, is_https, route_name, servers_by_port
+from isthmus.pilot.gateway.passthrough import passthrough_chains
+from isthmus.pilot.gateway.servers import (
+    GatewayServer,
+    is_passthrough,
+    is_tls,
+    route_name,
+    servers_by_port,
+    sni_hosts,
+)
 from isthmus.pilot.gateway.tls import server_tls_socket
 from isthmus.pilot.telemetry.connection import ProxyTelemetry, outbound_http
 
@@ -39,8 +47,8 @@ def gateway_listeners(
     out = []
     for port, servers in servers_by_port(mesh, proxy).items():
         name = f"0.0.0.0_{port}"
-        if is_https(servers[0].server):
-            chains = _https_chains(mesh, proxy, servers, telemetry)
+        if is_tls(servers[0].server):
+            chains = _tls_chains(mesh, proxy, servers, telemetry)
         else:
             chains = [http_chain(name, _manager(name, f"http.{port}", telemetry))]
         if not chains:
@@ -60,39 +68,51 @@ def _manager(stat: str, route: str, telemetry: ProxyTelemetry) -> lc.Filter:
     return rds_connection_manager(f"outbound_{stat}", route, outbound_http(telemetry))
 
 
-def _https_chains(
+def _tls_chains(
     mesh: MeshSnapshot, proxy: Proxy, servers: Sequence[GatewayServer], telemetry: ProxyTelemetry
 ) -> list[lc.FilterChain]:
+    """The port's chains by SNI: each terminated server's, then each passed-through
+    server's tls routes. Envoy refuses two chains with the same match: the first wins."""
     chains = []
     seen: set[tuple[str, ...]] = set()
     for item in servers:
-        tls = item.server.tls
-        assert tls is not None  # an HTTPS server has TLS settings (api.checks_gateway)
-        credential = None
-        name = tls.credential_name
-        if name:
-            mutual = tls.mode.value in ("MUTUAL", "OPTIONAL_MUTUAL")
-            if credential_problem(mesh.secrets, proxy.namespace, name, mutual=mutual):
-                continue
-            credential = server_credential(mesh.secrets, proxy.namespace, name)
-            if credential is None:
-                continue
-        sni = _sni_hosts(item)
-        if sni in seen:  # Envoy refuses two chains with the same match: the first wins
-            continue
-        seen.add(sni)
-        route = route_name(item)
-        chain = http_chain(route, _manager(route, route, telemetry))
-        chain.filter_chain_match.server_names.extend(sni)
-        chain.transport_socket.CopyFrom(server_tls_socket(tls, credential))
-        chains.append(chain)
+        if not is_passthrough(item.server):
+            chains.extend(_terminated_chain(mesh, proxy, item, telemetry, seen))
+    for item in servers:
+        if is_passthrough(item.server):
+            chains.extend(passthrough_chains(mesh, proxy, item, telemetry, seen))
     return chains
 
 
-def _sni_hosts(item: GatewayServer) -> tuple[str, ...]:
-    """Istio's getSNIHostsForServer: the hosts without namespace; `*` matches any SNI."""
-    hosts = sorted({host.rpartition("/")[2].lower() for host in item.server.hosts})
-    return () if "*" in hosts else tuple(hosts)
+def _terminated_chain(
+    mesh: MeshSnapshot,
+    proxy: Proxy,
+    item: GatewayServer,
+    telemetry: ProxyTelemetry,
+    seen: set[tuple[str, ...]],
+) -> list[lc.FilterChain]:
+    """The chain of an HTTPS server the gateway terminates; none when its Secret gives no
+    credential or an earlier chain has its SNI hosts."""
+    tls = item.server.tls
+    assert tls is not None  # an HTTPS server has TLS settings (api.checks_gateway)
+    credential = None
+    name = tls.credential_name
+    if name:
+        mutual = tls.mode.value in ("MUTUAL", "OPTIONAL_MUTUAL")
+        if credential_problem(mesh.secrets, proxy.namespace, name, mutual=mutual):
+            return []
+        credential = server_credential(mesh.secrets, proxy.namespace, name)
+        if credential is None:
+            return []
+    sni = sni_hosts(item.server.hosts)
+    if sni in seen:
+        return []
+    seen.add(sni)
+    route = route_name(item)
+    chain = http_chain(route, _manager(route, route, telemetry))
+    chain.filter_chain_match.server_names.extend(sni)
+    chain.transport_socket.CopyFrom(server_tls_socket(tls, credential))
+    return [chain]
 
 
 def _listener(
@@ -104,7 +124,10 @@ def _listener(
         filter_chains=list(chains),
         traffic_direction=base_pb2.OUTBOUND,
     )
-    if any(chain.HasField("transport_socket") for chain in chains):
+    if any(
+        chain.filter_chain_match.server_names or chain.HasField("transport_socket")
+        for chain in chains
+    ):
         listener.listener_filters.append(
             lc.ListenerFilter(
                 name="envoy.filters.listener.tls_inspector",

@@ -52,8 +52,24 @@ def is_gateway_route(name: str) -> bool:
     return name.startswith(GATEWAY_ROUTE_PREFIXES)
 
 
+def is_tls(server: Server) -> bool:
+    """A server whose clients speak TLS: HTTPS or TLS (terminated or passed through)."""
+    return server.port.protocol.lower() in ("https", "tls")
+
+
+def is_passthrough(server: Server) -> bool:
+    return is_tls(server) and server.tls is not None and server.tls.mode.value == "PASSTHROUGH"
+
+
 def is_https(server: Server) -> bool:
-    return server.port.protocol.lower() == "https"
+    """An HTTPS server the gateway terminates (it has routes of its own)."""
+    return is_tls(server) and not is_passthrough(server)
+
+
+def sni_hosts(hosts: list[str]) -> tuple[str, ...]:
+    """Istio's getSNIHostsForServer: the hosts without namespace; `*` matches any SNI."""
+    names = sorted({host.rpartition("/")[2].lower() for host in hosts})
+    return () if "*" in names else tuple(names)
 
 
 def route_name(item: GatewayServer) -> str:
@@ -68,8 +84,9 @@ def route_name(item: GatewayServer) -> str:
 
 def servers_by_port(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, list[GatewayServer]]:
     """The servers of every Gateway selecting the proxy, by port, oldest Gateway first.
-    A port is plaintext HTTP or HTTPS as its first server says; a server of the other
-    kind on it is left out (Istio merges servers of one protocol per port)."""
+    A port is plaintext HTTP or TLS (HTTPS, terminated or passed through) as its first
+    server says; a server of the other kind on it is left out (Istio merges servers of
+    one protocol per port)."""
     labels = proxy.label_dict
     out: dict[int, list[GatewayServer]] = defaultdict(list)
     for entry in mesh.gateways:
@@ -79,7 +96,7 @@ def servers_by_port(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, list[GatewayS
         name = f"{entry.namespace}/{entry.name}"
         for server in spec.servers:
             kept = out[server.port.number]
-            if kept and is_https(kept[0].server) != is_https(server):
+            if kept and is_tls(kept[0].server) != is_tls(server):
                 continue
             kept.append(GatewayServer(name, entry.namespace, server))
     return dict(sorted(out.items()))
@@ -92,5 +109,6 @@ def servers_by_route(
     out: dict[str, tuple[int, list[GatewayServer]]] = {}
     for port, servers in servers_by_port(mesh, proxy).items():
         for item in servers:
-            out.setdefault(route_name(item), (port, []))[1].append(item)
+            if not is_passthrough(item.server):
+                out.setdefault(route_name(item), (port, []))[1].append(item)
     return out
