@@ -33,6 +33,7 @@ def _free_loopback_port() -> int:
 HTTP_PORT = _free_loopback_port()  # -> gateway port 80
 BOOKINFO_PORT = _free_loopback_port()  # -> gateway port 8080
 HTTPS_PORT = _free_loopback_port()  # -> gateway port 443
+TCP_PORT = _free_loopback_port()  # -> gateway port 31400
 
 SERVER_PKI = Pki("example.com CA")
 CLIENT_PKI = Pki("client CA")
@@ -248,6 +249,44 @@ spec:
 """
 
 
+# Istio's TCP ingress (tasks/traffic-management/tcp-traffic-shifting) shape: a TCP server
+# on 31400 and a tcp route; here to productpage's port, so HTTP shows the bytes went through.
+TCP_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: tcp-echo-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 31400
+      name: tcp
+      protocol: TCP
+    hosts:
+    - "*"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tcp-echo
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - tcp-echo-gateway
+  tcp:
+  - match:
+    - port: 31400
+    route:
+    - destination:
+        host: productpage
+        port:
+          number: 9080
+"""
+
+
 def _tls_server(name: str, namespace: str, pair: KeyPair) -> str:
     """A pod terminating TLS itself (isthmus.testing.tls_server) behind Service `name`:443."""
 
@@ -326,10 +365,11 @@ def mesh() -> Iterator[E2EMesh]:
         *("--ingress-port", f"{HTTP_PORT}:80"),
         *("--ingress-port", f"{BOOKINFO_PORT}:8080"),
         *("--ingress-port", f"{HTTPS_PORT}:443"),
+        *("--ingress-port", f"{TCP_PORT}:31400"),
     )
     with running_mesh(*ports, ingress_gateway=True) as m:
         m.apply(_app("productpage", 9080) + _app("httpbin", 8000))
-        m.apply(BOOKINFO_GATEWAY + "---\n" + HTTPBIN_GATEWAY)
+        m.apply(BOOKINFO_GATEWAY + "---\n" + HTTPBIN_GATEWAY + "---\n" + TCP_GATEWAY)
         m.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n" + REDIRECT_GATEWAY)
         m.apply(
             "apiVersion: v1\nkind: Namespace\nmetadata: {name: tls}\n---\n"
@@ -526,3 +566,22 @@ def test_tls_passthrough_task_reaches_the_tls_server_untouched(mesh: E2EMesh) ->
     common_name, body = wait_until(answer, 60, "the passthrough route")
     assert common_name == "nginx.example.com"
     assert body == {"service": "my-nginx", "sni": "nginx.example.com"}
+
+
+def test_tcp_server_proxies_bytes_to_the_tcp_routes_destination(mesh: E2EMesh) -> None:
+    def answer() -> dict[str, Any] | None:
+        try:
+            with socket.create_connection((HOST, TCP_PORT), timeout=10) as raw:
+                raw.sendall(
+                    b"GET /over-tcp HTTP/1.1\r\nHost: anything\r\nConnection: close\r\n\r\n"
+                )
+                reply = b""
+                while chunk := raw.recv(65536):
+                    reply += chunk
+        except OSError:
+            return None
+        head, _, body = reply.partition(b"\r\n\r\n")
+        return json.loads(body) if head.startswith(b"HTTP/1.1 200") else None
+
+    body = wait_until(answer, 60, "the TCP route")
+    assert (body["service"], body["path"]) == ("productpage", "/over-tcp")

@@ -11,9 +11,10 @@ from isthmus.api.errors import FieldPath, Problems, short_repr
 from isthmus.api.gateway import Gateway, Server, ServerTLSMode, ServerTLSSettings
 
 # Server protocols a gateway serves today: HTTP's family; HTTPS it terminates or passes
-# through; TLS it passes through (by SNI, to a VirtualService's tls routes).
+# through; TLS it passes through (by SNI, to a VirtualService's tls routes); TCP it
+# proxies (to a VirtualService's tcp routes).
 PLAINTEXT_PROTOCOLS = frozenset({"http", "http2", "grpc", "grpc-web"})
-SERVED_PROTOCOLS = PLAINTEXT_PROTOCOLS | {"https", "tls"}
+SERVED_PROTOCOLS = PLAINTEXT_PROTOCOLS | {"https", "tls", "tcp"}
 TERMINATED_MODES = frozenset(
     {
         ServerTLSMode.SIMPLE,
@@ -82,6 +83,9 @@ def _check_tls(problems: Problems, path: FieldPath, tls: ServerTLSSettings, prot
     plaintext ports). An HTTPS server terminates TLS with its certificate (SIMPLE), also
     checking clients' (MUTUAL, OPTIONAL_MUTUAL), or with the mesh's (ISTIO_MUTUAL)."""
     if protocol not in SERVED_PROTOCOLS:
+        return
+    if protocol == "tcp":
+        problems.add(path, "server cannot have TLS settings for non HTTPS/TLS ports (Istio)")
         return
     if protocol in PLAINTEXT_PROTOCOLS:
         for name in sorted(tls.model_fields_set - {"https_redirect"}):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 
 from isthmus.api import names
 from isthmus.api.checks_common import (
@@ -36,6 +37,7 @@ from isthmus.api.networking import (
     L4MatchAttributes,
     RouteDestination,
     TCPRoute,
+    TLSMatchAttributes,
     TLSRoute,
     VirtualService,
 )
@@ -88,8 +90,8 @@ def check_virtual_service(vs: VirtualService, problems: Problems) -> None:
     for position, tcp in enumerate(spec.tcp):
         _check_tcp_route(problems, path.field("tcp").index(position), tcp)
     if spec.tcp and not binds_mesh(spec.gateways):
-        # Gateways serve HTTP servers only: these rules would apply nowhere.
-        problems.add(path.field("tcp"), f"tcp routes on a gateway are {NOT_SUPPORTED}")
+        for position, tcp in enumerate(spec.tcp):
+            _refuse_ignored_on_gateways(problems, path.field("tcp").index(position), tcp.match)
     check_export_to(problems, path.field("exportTo"), vs.metadata.namespace or "", spec.export_to)
 
 
@@ -620,18 +622,28 @@ def _check_tls_route(problems: Problems, path: FieldPath, tls: TLSRoute, hosts: 
                 )
             if problem:
                 problems.add(here.field("sniHosts").index(index), problem)
+        check_port(problems, here.field("port"), match.port)
+        check_gateway_names(problems, here.field("gateways"), match.gateways)
+    _refuse_ignored_on_gateways(problems, path, tls.match)
+    if not tls.route:
+        problems.add(path.field("route"), "at least one destination is required")
+    _check_route_destinations(problems, path.field("route"), tls.route)
+
+
+def _refuse_ignored_on_gateways(
+    problems: Problems, path: FieldPath, matches: Sequence[L4MatchAttributes | TLSMatchAttributes]
+) -> None:
+    """Istio's gateways match only `port` and `gateways` (l4SingleMatch): on a
+    VirtualService bound to gateways alone the other conditions would be ignored."""
+    for position, match in enumerate(matches):
+        here = path.field("match").index(position)
         for field, value in (
             ("destinationSubnets", match.destination_subnets),
             ("sourceLabels", match.source_labels),
             ("sourceNamespace", match.source_namespace),
         ):
-            if value:  # Istio's gateways ignore them (l4SingleMatch): say so, not ignore
+            if value:
                 problems.add(here.field(field), f"{NOT_SUPPORTED} on gateways")
-        check_port(problems, here.field("port"), match.port)
-        check_gateway_names(problems, here.field("gateways"), match.gateways)
-    if not tls.route:
-        problems.add(path.field("route"), "at least one destination is required")
-    _check_route_destinations(problems, path.field("route"), tls.route)
 
 
 def _sni_within(sni: str, host: str) -> bool:

@@ -170,8 +170,13 @@ def test_http_server_may_redirect_to_https() -> None:
             GW + "spec.servers[0].tls.mode: SIMPLE is not supported yet on TLS servers",
         ),
         (
-            "- port: {number: 31400, name: tcp, protocol: TCP}\n  hosts: ['*']\n",
-            GW + "spec.servers[0].port.protocol: TCP servers are not supported yet",
+            "- port: {number: 31400, name: tcp, protocol: TCP}\n  hosts: ['*']\n"
+            "  tls: {mode: ISTIO_MUTUAL}\n",
+            GW + "spec.servers[0].tls: server cannot have TLS settings for non HTTPS/TLS ports",
+        ),
+        (
+            "- port: {number: 27017, name: mongo, protocol: MONGO}\n  hosts: ['*']\n",
+            GW + "spec.servers[0].port.protocol: MONGO servers are not supported yet",
         ),
         (
             "- port: {number: 80, name: http, protocol: HTTP}\n  hosts: ['*']\n"
@@ -220,8 +225,9 @@ def test_invalid_gateways(servers: str, error: str) -> None:
             VS + 'spec.hosts[0]: host "*" is not allowed for the mesh; name the hosts',
         ),
         (
-            "hosts: [a]\ngateways: [gw]\ntcp: [{route: [{destination: {host: a}}]}]",
-            VS + "spec.tcp: tcp routes on a gateway are not supported yet",
+            "hosts: [a]\ngateways: [gw]\ntcp: [{match: [{sourceLabels: {app: x}}],"
+            " route: [{destination: {host: a}}]}]",
+            VS + "spec.tcp[0].match[0].sourceLabels: not supported yet on gateways",
         ),
         (
             "hosts: [a.example.com]\ntls: [{match: [{sniHosts: [a.example.com]}],"

@@ -1,5 +1,5 @@
 """TLS passthrough on a gateway: the client's TLS goes, by SNI, to the destination of the
-VirtualService `tls` route matching it, next to HTTPS servers the gateway terminates."""
+VirtualService `tls` route matching it; and a TCP server, to its `tcp` route's."""
 
 from __future__ import annotations
 
@@ -80,6 +80,27 @@ spec:
   - match: [{sniHosts: [nginx.example.com]}]
     route: [{destination: {host: legacy}}]
 ---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 31400, name: tcp, protocol: TCP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [tcp-gateway]
+  tcp:
+  - match: [{port: 9999}]   # not the server's port
+    route: [{destination: {host: nginx, port: {number: 443}}}]
+  - match: [{port: 31400}]
+    route: [{destination: {host: legacy, port: {number: 8443}}}]
+---
 kind: Proxy
 namespace: istio-system
 labels: {istio: ingressgateway}
@@ -106,7 +127,7 @@ def _proxy_of(chain: object) -> tcp_proxy_pb2.TcpProxy:
 
 def test_the_config_is_valid_istio_yaml() -> None:
     config = CONFIG[: CONFIG.index("kind: Proxy")]
-    assert len(load_documents(config, "passthrough.yaml")) == 6
+    assert len(load_documents(config, "passthrough.yaml")) == 8
 
 
 def test_a_chain_per_sni_to_the_tls_routes_destination_untouched() -> None:
@@ -124,6 +145,15 @@ def test_a_chain_per_sni_to_the_tls_routes_destination_untouched() -> None:
         ("outbound|443||nginx.default.svc.cluster.local", 20),
     ]
     assert [f.name for f in listener.listener_filters] == ["envoy.filters.listener.tls_inspector"]
+
+
+def test_a_tcp_server_proxies_to_the_first_applicable_tcp_route() -> None:
+    listener = listener_pb2.Listener()
+    _snapshot().of_type(LISTENER)["0.0.0.0_31400"].any.Unpack(listener)
+
+    (chain,) = listener.filter_chains
+    assert _proxy_of(chain).cluster == "outbound|8443||legacy.default.svc.cluster.local"
+    assert not listener.listener_filters
 
 
 def test_a_passthrough_server_has_no_route_configuration() -> None:

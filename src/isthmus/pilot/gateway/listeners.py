@@ -26,15 +26,16 @@ from isthmus.model.types import Proxy
 from isthmus.pilot.envoy.http_connection_manager import rds_connection_manager
 from isthmus.pilot.envoy.listener import http_chain, socket_address
 from isthmus.pilot.envoy.typed import pack
-from isthmus.pilot.gateway.passthrough import passthrough_chains
 from isthmus.pilot.gateway.servers import (
     GatewayServer,
     is_passthrough,
+    is_tcp,
     is_tls,
     route_name,
     servers_by_port,
     sni_hosts,
 )
+from isthmus.pilot.gateway.tcp import passthrough_chains, tcp_chains
 from isthmus.pilot.gateway.tls import server_tls_socket
 from isthmus.pilot.telemetry.connection import ProxyTelemetry, outbound_http
 
@@ -49,6 +50,8 @@ def gateway_listeners(
         name = f"0.0.0.0_{port}"
         if is_tls(servers[0].server):
             chains = _tls_chains(mesh, proxy, servers, telemetry)
+        elif is_tcp(servers[0].server):
+            chains = tcp_chains(mesh, proxy, servers, telemetry)
         else:
             chains = [http_chain(name, _manager(name, f"http.{port}", telemetry))]
         if not chains:

@@ -52,6 +52,15 @@ def is_gateway_route(name: str) -> bool:
     return name.startswith(GATEWAY_ROUTE_PREFIXES)
 
 
+def is_tcp(server: Server) -> bool:
+    return server.port.protocol.lower() == "tcp"
+
+
+def port_kind(server: Server) -> str:
+    """What a port serves, as its first server says: "http", "tls" or "tcp"."""
+    return "tls" if is_tls(server) else "tcp" if is_tcp(server) else "http"
+
+
 def is_tls(server: Server) -> bool:
     """A server whose clients speak TLS: HTTPS or TLS (terminated or passed through)."""
     return server.port.protocol.lower() in ("https", "tls")
@@ -84,9 +93,9 @@ def route_name(item: GatewayServer) -> str:
 
 def servers_by_port(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, list[GatewayServer]]:
     """The servers of every Gateway selecting the proxy, by port, oldest Gateway first.
-    A port is plaintext HTTP or TLS (HTTPS, terminated or passed through) as its first
-    server says; a server of the other kind on it is left out (Istio merges servers of
-    one protocol per port)."""
+    A port is plaintext HTTP, TLS (HTTPS, terminated or passed through) or TCP as its
+    first server says; a server of another kind on it is left out (Istio merges servers
+    of one protocol per port)."""
     labels = proxy.label_dict
     out: dict[int, list[GatewayServer]] = defaultdict(list)
     for entry in mesh.gateways:
@@ -96,7 +105,7 @@ def servers_by_port(mesh: MeshSnapshot, proxy: Proxy) -> dict[int, list[GatewayS
         name = f"{entry.namespace}/{entry.name}"
         for server in spec.servers:
             kept = out[server.port.number]
-            if kept and is_tls(kept[0].server) != is_tls(server):
+            if kept and port_kind(kept[0].server) != port_kind(server):
                 continue
             kept.append(GatewayServer(name, entry.namespace, server))
     return dict(sorted(out.items()))
@@ -109,6 +118,6 @@ def servers_by_route(
     out: dict[str, tuple[int, list[GatewayServer]]] = {}
     for port, servers in servers_by_port(mesh, proxy).items():
         for item in servers:
-            if not is_passthrough(item.server):
+            if not (is_passthrough(item.server) or is_tcp(item.server)):
                 out.setdefault(route_name(item), (port, []))[1].append(item)
     return out

@@ -1,4 +1,5 @@
-"""TLS passthrough on a gateway (Istio's buildGatewayNetworkFiltersFromTLSRoutes).
+"""TLS passthrough and TCP servers on a gateway (Istio's
+buildGatewayNetworkFiltersFromTLSRoutes and ...FromTCPRoutes).
 
 A PASSTHROUGH server does not terminate TLS: the gateway reads the client's SNI and
 proxies the connection, bytes untouched, to the destination of the first `tls` route
@@ -7,13 +8,19 @@ server's Gateway whose hosts meet the server's; a match applies when its `port` 
 is the server's and its `gateways` (if set) name this Gateway. Each match becomes a filter
 chain on its `sniHosts`; SNI hosts an earlier chain of the port already has are dropped,
 since Envoy refuses two chains with the same match.
+
+A TCP server proxies every connection to the destination of the first `tcp` route of
+those VirtualServices whose match (if any) applies, as Istio; with none, the port has no
+listener.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 
-from isthmus.api.networking import TLSMatchAttributes
+from isthmus.api.networking import L4MatchAttributes, RouteDestination, TLSMatchAttributes
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.model.types import Proxy
 from isthmus.pilot.destinations import destination_cluster
@@ -50,22 +57,58 @@ def passthrough_chains(
                     continue
                 seen.add(sni)
                 taken.update(sni)
-                clusters = [
-                    (
-                        destination_cluster(d.destination, entry.namespace, port, mesh),
-                        100 if d.weight is None and len(rule.route) == 1 else (d.weight or 0),
-                    )
-                    for d in rule.route
-                ]
                 name = f"{entry.namespace}/{entry.name}.tls[{index}]"
-                stat = clusters[0][0] if len(clusters) == 1 else name
-                chain = tcp_chain(name, weighted_tcp_proxy(stat, clusters, outbound_tcp(telemetry)))
+                chain = _proxy_chain(mesh, name, entry.namespace, port, rule.route, telemetry)
                 chain.filter_chain_match.server_names.extend(sni)
                 out.append(chain)
     return out
 
 
-def _applies(match: TLSMatchAttributes, port: int, namespace: str, gateway: str) -> bool:
+def tcp_chains(
+    mesh: MeshSnapshot,
+    proxy: Proxy,
+    servers: Sequence[GatewayServer],
+    telemetry: ProxyTelemetry,
+) -> list[lc.FilterChain]:
+    """The one chain of a TCP port: its first server's first applicable tcp route."""
+    item = servers[0]
+    port = item.server.port.number
+    for entry in bound_virtual_services(mesh, proxy.namespace, item.gateway):
+        vs_hosts = resolved_hosts(entry, mesh.config.domain_suffix, mesh.services.by_host)
+        if not intersect_hosts(item.hosts_for(entry.namespace), vs_hosts):
+            continue
+        for index, rule in enumerate(entry.resource.spec.tcp):
+            if rule.route and (
+                not rule.match
+                or any(_applies(m, port, entry.namespace, item.gateway) for m in rule.match)
+            ):
+                name = f"{entry.namespace}/{entry.name}.tcp[{index}]"
+                return [_proxy_chain(mesh, name, entry.namespace, port, rule.route, telemetry)]
+    return []
+
+
+def _proxy_chain(
+    mesh: MeshSnapshot,
+    name: str,
+    namespace: str,
+    port: int,
+    route: Sequence[RouteDestination],
+    telemetry: ProxyTelemetry,
+) -> lc.FilterChain:
+    clusters = [
+        (
+            destination_cluster(d.destination, namespace, port, mesh),
+            100 if d.weight is None and len(route) == 1 else (d.weight or 0),
+        )
+        for d in route
+    ]
+    stat = clusters[0][0] if len(clusters) == 1 else name
+    return tcp_chain(name, weighted_tcp_proxy(stat, clusters, outbound_tcp(telemetry)))
+
+
+def _applies(
+    match: TLSMatchAttributes | L4MatchAttributes, port: int, namespace: str, gateway: str
+) -> bool:
     """Istio's l4SingleMatch for a gateway server: port and gateway name."""
     if match.port is not None and match.port != port:
         return False
