@@ -55,9 +55,10 @@ def _check_listener(problems: Problems, path: FieldPath, listener: IstioEgressLi
             check_port(problems, here.field("number"), port.number)
         if port.target_port:
             problems.add(here.field("targetPort"), "targetPort has no impact on Sidecars")
-        if port.protocol is not None and port.protocol.lower() not in PROTOCOLS:
+        # Istio's ValidateProtocol: an empty protocol is protocol sniffing, as an unset one.
+        if port.protocol and port.protocol.lower() not in PROTOCOLS:
             problems.add(here.field("protocol"), f"unknown protocol {short_repr(port.protocol)}")
-        elif port.protocol is not None and port.protocol.lower() == "http_proxy":
+        elif port.protocol and port.protocol.lower() == "http_proxy":
             problems.add(here.field("protocol"), f"HTTP_PROXY egress listeners are {NOT_SUPPORTED}")
         if port.name:
             problem = names.istio_label_error("port name", port.name)

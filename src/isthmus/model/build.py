@@ -31,6 +31,7 @@ from isthmus.api.secret import Secret
 from isthmus.api.security import PeerAuthentication
 from isthmus.api.sidecar import Sidecar
 from isthmus.api.telemetry import Telemetry
+from isthmus.model.addresses import normalized_all
 from isthmus.model.credentials import SecretIndex
 from isthmus.model.hosts import service_fqdn
 from isthmus.model.jwks import JwksSource, jwks_sources
@@ -319,18 +320,6 @@ _SE_RESOLUTION = {
 }
 
 
-def _entry_address(addresses: Sequence[str]) -> str | None:
-    """The ServiceEntry's first address as a listener address: an IP (or a /32, /128); a
-    wider CIDR names no single address, so the service gets none."""
-    if not addresses:
-        return None
-    try:
-        network = ipaddress.ip_network(addresses[0], strict=False)
-    except ValueError:
-        return None
-    return str(network.network_address) if network.num_addresses == 1 else None
-
-
 def _services_from_entry(
     res: ServiceEntry,
 ) -> list[tuple[Service, dict[tuple[str, int], list[Endpoint]]]]:
@@ -346,6 +335,9 @@ def _services_from_entry(
         )
         for p in spec.ports
     )
+    # Istio makes a service per (host, address), CIDR blocks included; isthmus keeps a
+    # host's addresses on its one Service (the listeners and routes use every one).
+    addresses = normalized_all(spec.addresses)
     out = []
     for host in spec.hosts:
         svc = Service(
@@ -353,7 +345,8 @@ def _services_from_entry(
             namespace=ns,
             name=host,
             ports=ports,
-            address=_entry_address(spec.addresses),
+            address=addresses[0] if addresses else None,
+            extra_addresses=addresses[1:],
             selector=None,
             resolution=_SE_RESOLUTION[spec.resolution],
             mesh_external=spec.location == ServiceEntryLocation.MESH_EXTERNAL,

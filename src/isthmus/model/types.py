@@ -61,15 +61,24 @@ class Service:
     namespace: str
     name: str
     ports: tuple[ServicePort, ...]
-    address: str | None = None  # cluster IP / ServiceEntry address; None for headless
+    # The cluster IP, or a ServiceEntry's first address (an IP, or a CIDR block as
+    # `network/prefix`: model.addresses); None for headless and address-less services.
+    address: str | None = None
     selector: tuple[tuple[str, str], ...] | None = None  # None: no selector (ServiceEntry)
     resolution: Resolution = Resolution.CLIENT_SIDE_LB
     mesh_external: bool = False
     export_to: frozenset[str] = frozenset({"*"})
     source_kind: str = "Service"
+    # A ServiceEntry's further addresses, in the same form (Istio: a service per address).
+    extra_addresses: tuple[str, ...] = ()
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.port == number), None)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every address of the service, the first one first."""
+        return (self.address, *self.extra_addresses) if self.address else self.extra_addresses
 
 
 @dataclass(frozen=True)

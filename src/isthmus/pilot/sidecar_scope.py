@@ -10,9 +10,11 @@ A scope is a small hashable value, so views keyed by it are shared by every prox
 same Sidecar (or none) applies to. Hosts are imported as Istio's egress listeners do:
 `ns/host` with `.` the proxy's namespace, `*` any namespace and `~` none; a namespace
 named explicitly takes precedence over `*/...`. A listener with a port imports services
-only on that port and owns that port's outbound listener; the catch-all listener (no
-port) imports on every other port. Clusters are the union of what the listeners import,
-plus the destinations of the VirtualServices they import (Istio's CDS does the same).
+only on that port and owns that port's outbound listener, built with the listener's
+protocol for every host it imports (unset: sniffed, as Istio's protocol.Parse("")); the
+catch-all listener (no port) imports on every other port. Clusters are the union of what
+the listeners import, plus the destinations of the VirtualServices they import (Istio's
+CDS does the same), with the services' own protocols.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from dataclasses import dataclass, field
 from isthmus.api.networking import VirtualService
 from isthmus.api.sidecar import OutboundTrafficPolicyMode, Sidecar
 from isthmus.model.hosts import host_matches, resolve_config_host
+from isthmus.model.protocol import parse_protocol
 from isthmus.model.snapshot import ConfigEntry, MeshSnapshot
-from isthmus.model.types import Service
+from isthmus.model.types import Protocol, Service
 from isthmus.pilot.virtual_service import resolved_hosts, visible_virtual_services
 
 Import = tuple[str, str]  # (namespace or "*", host pattern)
@@ -33,10 +36,13 @@ Import = tuple[str, str]  # (namespace or "*", host pattern)
 
 @dataclass(frozen=True)
 class EgressListener:
-    """One egress listener: its port (None for the catch-all) and its imports."""
+    """One egress listener: its port (None for the catch-all), its imports, and the
+    protocol of its port: Istio's protocol.Parse of `port.protocol`, so an unset one is
+    UNSUPPORTED (sniffed); None for the catch-all."""
 
     port: int | None
     imports: tuple[Import, ...]
+    protocol: Protocol | None = None
 
     def imports_host(self, namespace: str, hostname: str) -> bool:
         """Istio's selectServices: `namespace/...` imports if present, else `*/...`."""
@@ -72,6 +78,18 @@ class SidecarScope:
             if listener.port == port:
                 return listener
         return next((listener for listener in self.egress if listener.port is None), None)
+
+    def port_protocols(self) -> dict[int, Protocol]:
+        """The protocol of each port a port-specific listener owns: Istio builds that
+        port's outbound listener with it for every host the listener imports, whatever
+        the services declare (their clusters keep the services' own protocol)."""
+        if self.egress is None:
+            return {}
+        return {
+            listener.port: listener.protocol
+            for listener in self.egress
+            if listener.port is not None and listener.protocol is not None
+        }
 
     def sees(self, service: Service, port: int) -> bool:
         """Whether outbound listeners and routes of `port` include `service`."""
@@ -121,6 +139,7 @@ def sidecar_scope(
             EgressListener(
                 listener.port.number if listener.port else None,
                 tuple(_import(host, namespace) for host in listener.hosts),
+                parse_protocol(listener.port.protocol) if listener.port else None,
             )
             for listener in spec.egress
         )
@@ -160,8 +179,23 @@ def applicable_sidecar(
 
 def outbound_services(mesh: MeshSnapshot, scope: SidecarScope) -> list[Service]:
     """Services exported to the proxy's namespace, trimmed to the ports on which the
-    scope's listeners see them (outbound listeners and route configurations)."""
-    return _trimmed(mesh.services.visible_to(scope.namespace), scope.sees, scope)
+    scope's listeners see them (outbound listeners and route configurations), each port a
+    port-specific listener owns carrying that listener's protocol."""
+    services = _trimmed(mesh.services.visible_to(scope.namespace), scope.sees, scope)
+    protocols = scope.port_protocols()
+    if not protocols:
+        return services
+    return [_with_protocols(service, protocols) for service in services]
+
+
+def _with_protocols(service: Service, protocols: dict[int, Protocol]) -> Service:
+    ports = tuple(
+        dataclasses.replace(p, protocol=protocols[p.port])
+        if p.port in protocols and p.protocol is not protocols[p.port]
+        else p
+        for p in service.ports
+    )
+    return service if ports == service.ports else dataclasses.replace(service, ports=ports)
 
 
 def cluster_services(mesh: MeshSnapshot, scope: SidecarScope) -> list[Service]:

@@ -43,6 +43,11 @@ def test_the_istio_docs_namespace_default_loads(api_version: str) -> None:
     assert resource.spec.outbound_traffic_policy.mode is OutboundTrafficPolicyMode.ALLOW_ANY
 
 
+def test_an_empty_egress_protocol_is_sniffing_as_istios_validate_protocol() -> None:
+    (loaded,) = load(sidecar("egress: [{port: {number: 8080, protocol: ''}, hosts: ['./*']}]"))
+    assert isinstance(loaded.resource, Sidecar)
+
+
 def test_an_empty_outbound_traffic_policy_is_registry_only_as_the_protos_zero_value() -> None:
     (loaded,) = load(sidecar("outboundTrafficPolicy: {}"))
     assert isinstance(loaded.resource, Sidecar)

@@ -234,9 +234,31 @@ spec:
     single = mesh.services.get("single.example.com")
     assert partner is not None and single is not None
     assert partner.resolution is Resolution.PASSTHROUGH
-    assert partner.address is None  # a CIDR is not one listener address
-    assert single.address == "192.168.0.9"
+    assert partner.address == "10.10.0.0/16"  # a CIDR block is an address too (Istio)
+    assert single.address == "192.168.0.9"  # a /32 block is its one IP
     assert mesh.endpoints.of("partner.example.com", 5432) == ()
+
+
+def test_every_service_entry_address_is_kept_for_every_host() -> None:
+    """Istio's convertServices makes a service per (host, address): every host keeps
+    every address, normalized (a block as network/prefix, a /32 as its IP), once."""
+    mesh = _mesh(
+        """
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata: {name: partners, namespace: production}
+spec:
+  hosts: [a.example.com, b.example.com]
+  addresses: [192.168.0.9, 10.10.3.4/16, 172.16.0.1/32, 10.10.0.0/16, "fd00::1/64"]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: NONE
+"""
+    )
+    expected = ("192.168.0.9", "10.10.0.0/16", "172.16.0.1", "fd00::/64")
+    for host in ("a.example.com", "b.example.com"):
+        svc = mesh.services.get(host)
+        assert svc is not None and svc.addresses == expected, host
+        assert svc.address == "192.168.0.9" and svc.extra_addresses == expected[1:]
 
 
 def test_ipv6_service_entry_addresses() -> None:
@@ -253,7 +275,7 @@ spec:
     for address, expected in (
         ("fd00::1/128", "fd00::1"),
         ("fd00::1", "fd00::1"),
-        ("fd00::/64", None),
+        ("fd00::/64", "fd00::/64"),
     ):
         svc = _mesh(entry.replace("ADDRESS", address)).services.get("v6.example.com")
         assert svc is not None and svc.address == expected, address

@@ -176,16 +176,26 @@ spec: {{hosts: [{app}], http: {routes}{tcp}}}
 
 
 def _service_entry(app: str, ns: str, variant: int) -> str:
+    """Variant 2 has two IP addresses, variant 3 a CIDR block too and a TCP port that
+    meets the Services' 8080 (HTTP, or TCP with a VirtualService `tcp` rule)."""
     resolution = "DNS" if variant < 3 else "STATIC"
+    where = f"{NAMESPACES.index(ns)}.{APPS.index(app) + 1}"
+    addresses = {
+        1: "[]",
+        2: f"[192.168.{where}, 192.168.{where}9]",
+        3: f"[192.168.{where}, 10.{where}.0/24]",
+    }[variant]
+    tcp = ", {number: 8080, name: tcp, protocol: TCP}" if variant == 3 else ""
     return f"""
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: ext-{app}, namespace: {ns}}}
 spec:
   hosts: [{app}.example.com]
+  addresses: {addresses}
   location: MESH_EXTERNAL
   resolution: {resolution}
-  ports: [{{number: 443, name: tls, protocol: TLS}}]
+  ports: [{{number: 443, name: tls, protocol: TLS}}{tcp}]
   endpoints:
   - {{address: 10.44.2.{variant}, locality: r1/zone-a}}
   - {{address: 10.44.3.{variant}, locality: r1/zone-b}}
@@ -219,11 +229,14 @@ spec: {spec}
 
 
 def _sidecar(app: str, ns: str, variant: int) -> str:
-    """Istio docs' namespace default; a REGISTRY_ONLY one; one for workload `app` with a
-    port-specific listener. Several per namespace: the oldest applies."""
+    """Istio docs' namespace default; a REGISTRY_ONLY one whose port-specific listeners
+    make 8080 TCP and 9090 sniffed; one for workload `app` with a port-specific HTTP
+    listener. Several per namespace: the oldest applies."""
     spec = {
         1: "{egress: [{hosts: ['./*', 'istio-system/*']}]}",
-        2: "{egress: [{hosts: ['./*']}], outboundTrafficPolicy: {mode: REGISTRY_ONLY}}",
+        2: "{egress: [{port: {number: 8080, protocol: TCP}, hosts: ['./*']},"
+        " {port: {number: 9090}, hosts: ['*/*']}, {hosts: ['./*']}],"
+        " outboundTrafficPolicy: {mode: REGISTRY_ONLY}}",
         3: f"{{workloadSelector: {{labels: {{app: {app}}}}},"
         " egress: [{port: {number: 8080, protocol: HTTP}, hosts: ['beta/*']},"
         " {hosts: ['~/*']}], outboundTrafficPolicy: {mode: REGISTRY_ONLY}}",

@@ -1,13 +1,15 @@
 """Listener builders: the outbound virtual listener (15001), per-port outbound listeners,
 the inbound virtual listener (15006) and the explicit HTTP proxy listener.
 
-Names follow Istio: `virtualOutbound`, `0.0.0.0_8080`, `10.96.0.12_3306`, `virtualInbound`.
+Names follow Istio: `virtualOutbound`, `0.0.0.0_8080`, `10.96.0.12_3306`, `virtualInbound`
+(a CIDR block's TCP chains live on `0.0.0.0_PORT`, matched by destination prefix).
 Per-port listeners do not bind; the virtual listener hands captured connections to them
 by original destination (use_original_dst).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 
 from envoy.config.core.v3 import address_pb2, base_pb2
@@ -111,11 +113,13 @@ def explicit_proxy_listener(port: int, chain: lc.FilterChain) -> listener_pb2.Li
 
 
 def _destination_prefix(chain: lc.FilterChain, address: str) -> None:
-    """Match connections to exactly `address` (a /32, or a /128 for IPv6)."""
-    length = 128 if ":" in address else 32
+    """Match connections to `address`: exactly that IP (a /32, or a /128 for IPv6), or
+    any address of a CIDR block (`network/prefix`)."""
+    network = ipaddress.ip_network(address, strict=False)
     chain.filter_chain_match.prefix_ranges.append(
         address_pb2.CidrRange(
-            address_prefix=address, prefix_len=wrappers_pb2.UInt32Value(value=length)
+            address_prefix=str(network.network_address),
+            prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen),
         )
     )
 
@@ -124,7 +128,7 @@ def http_chain(
     name: str, network_filter: lc.Filter, sniffed: bool = False, prefix: str | None = None
 ) -> lc.FilterChain:
     """An HTTP chain; `sniffed` matches only what the HTTP inspector found to be HTTP,
-    `prefix` only connections to that destination address."""
+    `prefix` only connections to that destination address (an IP or a CIDR block)."""
     chain = lc.FilterChain(name=name, filters=[network_filter])
     if prefix is not None:
         _destination_prefix(chain, prefix)

@@ -10,7 +10,6 @@ when the listeners have a TCP chain.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 
 from isthmus.api.networking import L4MatchAttributes
+from isthmus.model.addresses import is_cidr, within
 from isthmus.model.snapshot import MeshSnapshot
 from isthmus.model.types import Protocol, Service
 from isthmus.pilot.destination_rule import (
@@ -83,8 +83,9 @@ def _l4_applies(
     address: str | None,
 ) -> bool:
     """Istio's port, destinationSubnets and sourceMatchTCP checks; a match naming gateways
-    applies to sidecars only if it names `mesh`. `address` is the destination IP every
-    connection on the chain has (a TCP chain serves one service address)."""
+    applies to sidecars only if it names `mesh`. `address` is the destination of every
+    connection on the chain (a TCP chain serves one service address: an IP, or a CIDR
+    block, which destinationSubnets must then cover whole)."""
     if match.port is not None and match.port != port:
         return False
     if match.destination_subnets and not _in_subnets(address, match.destination_subnets):
@@ -97,10 +98,7 @@ def _l4_applies(
 
 
 def _in_subnets(address: str | None, subnets: list[str]) -> bool:
-    if address is None:
-        return False
-    ip = ipaddress.ip_address(address)
-    return any(ip in ipaddress.ip_network(subnet, strict=False) for subnet in subnets)
+    return address is not None and within(address, subnets)
 
 
 @dataclass(frozen=True)
@@ -123,16 +121,17 @@ def tcp_route(
     port: int,
     namespace: str,
     labels: dict[str, str],
+    address: str | None,
 ) -> TcpRoute:
-    """A TCP service port's route: the first `tcp` rule that applies, from the
-    VirtualServices of the host in Istio's order, or the service's own cluster. As in
-    Istio's buildOutboundNetworkFilters, the DestinationRule is the one the proxy's
-    namespace sees for the first destination's host, and a subset counts only when the
-    route has a single destination."""
+    """A TCP service port's route for connections to `address` (one of the service's):
+    the first `tcp` rule that applies, from the VirtualServices of the host in Istio's
+    order, or the service's own cluster. As in Istio's buildOutboundNetworkFilters, the
+    DestinationRule is the one the proxy's namespace sees for the first destination's
+    host, and a subset counts only when the route has a single destination."""
     for entry in virtual_services.for_host(svc.hostname):
         for rule in entry.resource.spec.tcp:
             if rule.match and not any(
-                _l4_applies(m, labels, namespace, port, svc.address) for m in rule.match
+                _l4_applies(m, labels, namespace, port, address) for m in rule.match
             ):
                 continue
             clusters = [
@@ -174,6 +173,15 @@ def _lazy_rules(mesh: MeshSnapshot, rules: DestinationRuleIndex | None) -> Rules
     return get
 
 
+@dataclass(frozen=True)
+class _Prefixed:
+    """A service's chains on `0.0.0.0_PORT` for one of its addresses (matched by
+    destination prefix): a CIDR block of a TCP port, or any address of a sniffed port."""
+
+    service: Service
+    sniffed: bool
+
+
 def generate_outbound_listeners(
     mesh: MeshSnapshot,
     namespace: str,
@@ -182,15 +190,20 @@ def generate_outbound_listeners(
     scope: SidecarScope | None = None,
     rules: DestinationRuleIndex | None = None,
 ) -> list[listener_pb2.Listener]:
-    """virtualOutbound plus one listener per HTTP port and per TCP service address:port
-    the proxy's Sidecar `scope` sees. `rules`: the mesh's DestinationRuleIndex (built from
-    `mesh` when a TCP chain needs it, if not given; a caller caching the listeners must
-    obtain it inside the cached build)."""
+    """virtualOutbound plus, per port the proxy's Sidecar `scope` sees, one listener per
+    TCP service address (`IP_PORT`) and `0.0.0.0_PORT` for its HTTP and sniffed services
+    and its TCP services' CIDR blocks (Istio: a CIDR listens on the wildcard with a
+    filter chain per block). `rules`: the mesh's DestinationRuleIndex (built from `mesh`
+    when a TCP chain needs it, if not given; a caller caching the listeners must obtain it
+    inside the cached build)."""
     labels = labels or {}
     lazy_rules = _lazy_rules(mesh, rules)
     scope = scope if scope is not None else default_scope(mesh, namespace)
-    http_ports: dict[int, list[Service]] = defaultdict(list)
-    sniffed: dict[int, list[Service]] = defaultdict(list)
+    http_ports: set[int] = set()
+    sniffed_ports: set[int] = set()
+    # Port -> address -> its service: several services (one ServiceEntry's hosts) may
+    # share an address; the first (by host name) keeps it, as Istio keeps the first chain.
+    prefixed: dict[int, dict[str, _Prefixed]] = defaultdict(dict)
     tcp_listeners: dict[str, listener_pb2.Listener] = {}
     virtual_services = virtual_service_index(mesh, namespace)
     for svc in outbound_services(mesh, scope):
@@ -198,34 +211,37 @@ def generate_outbound_listeners(
             if p.protocol is Protocol.UDP:
                 continue
             if _is_http(p.protocol):
-                http_ports[p.port].append(svc)
-            elif p.protocol is Protocol.UNSUPPORTED:
-                http_ports[p.port].append(svc)
-                sniffed[p.port].append(svc)
-            elif svc.address and f"{svc.address}_{p.port}" not in tcp_listeners:
-                # Hosts may share an address (one ServiceEntry's hosts do): the first
-                # service (by host name) keeps address:port, as Istio keeps the first chain.
-                route = tcp_route(
-                    mesh, virtual_services, lazy_rules, svc, p.port, namespace, labels
-                )
-                stat = f"outbound|{p.port}||{svc.hostname}"
-                tcp = weighted_tcp_proxy(
-                    stat, route.clusters, outbound_tcp(telemetry), route.policy
-                )
-                chain = tcp_chain(stat, tcp)
-                listener = outbound_port_listener(svc.address, p.port, [chain])
-                tcp_listeners[listener.name] = listener
+                http_ports.add(p.port)
+                continue
+            sniffed = p.protocol is Protocol.UNSUPPORTED
+            if sniffed:
+                http_ports.add(p.port)
+                sniffed_ports.add(p.port)
+            for address in svc.addresses:
+                if sniffed or is_cidr(address):
+                    prefixed[p.port].setdefault(address, _Prefixed(svc, sniffed))
+                elif f"{address}_{p.port}" not in tcp_listeners:
+                    route = tcp_route(
+                        mesh, virtual_services, lazy_rules, svc, p.port, namespace, labels, address
+                    )
+                    stat = f"outbound|{p.port}||{svc.hostname}"
+                    tcp = weighted_tcp_proxy(
+                        stat, route.clusters, outbound_tcp(telemetry), route.policy
+                    )
+                    chain = tcp_chain(stat, tcp)
+                    listener = outbound_port_listener(address, p.port, [chain])
+                    tcp_listeners[listener.name] = listener
     listeners = list(tcp_listeners.values())
-    for port in sorted(http_ports):
+    for port in sorted(http_ports | set(prefixed)):
         if port in RESERVED_WILDCARD_PORTS:
             continue
         listeners.append(
-            _http_port_listener(
+            _wildcard_port_listener(
                 mesh,
                 virtual_services,
                 lazy_rules,
                 port,
-                sniffed.get(port, []),
+                _WildcardPort(port in http_ports, port in sniffed_ports, prefixed.get(port, {})),
                 namespace,
                 labels,
                 telemetry,
@@ -243,43 +259,57 @@ def generate_outbound_listeners(
     return sorted(listeners, key=lambda lst: lst.name)
 
 
-def _http_port_listener(
+@dataclass(frozen=True)
+class _WildcardPort:
+    """What `0.0.0.0_PORT` serves: HTTP (routes over RDS), sniffing, and the services
+    matched by destination prefix."""
+
+    http: bool
+    sniffed: bool
+    prefixed: dict[str, _Prefixed]
+
+
+def _wildcard_port_listener(
     mesh: MeshSnapshot,
     virtual_services: VirtualServiceIndex,
     rules: Rules,
     port: int,
-    sniffed: list[Service],
+    serves: _WildcardPort,
     namespace: str,
     labels: dict[str, str],
     telemetry: ProxyTelemetry,
     registry_only: bool,
 ) -> listener_pb2.Listener:
-    """`0.0.0.0_PORT`: the port's route config over RDS. When a service on the port has no
+    """`0.0.0.0_PORT`: the port's route config over RDS, and the TCP chains of CIDR
+    blocks (Envoy picks the most specific destination prefix first, so a block's
+    connections reach its service, HTTP or not). When a service on the port has no
     declared protocol, Istio-style sniffing: HTTP (by the HTTP inspector) goes to the
-    routes, other bytes to the service's TCP destination (matched by its VIP), else to
-    the catch-all (pass through, or black hole under REGISTRY_ONLY). Envoy picks the most
-    specific destination IP before it looks at the application protocol, so each sniffed
-    VIP gets an HTTP chain of its own too."""
+    routes, other bytes to the service's TCP destination (matched by its addresses), else
+    to the catch-all (pass through, or black hole under REGISTRY_ONLY). Envoy picks the
+    most specific destination IP before it looks at the application protocol, so each
+    sniffed address gets an HTTP chain of its own too. Without HTTP, connections outside
+    the blocks go to the catch-all, as Istio's passthrough default chain."""
     stat = f"0.0.0.0_{port}"
 
     def hcm() -> lc.Filter:
         return rds_connection_manager(f"outbound_{stat}", str(port), outbound_http(telemetry))
 
-    if not sniffed:
-        return outbound_port_listener("0.0.0.0", port, [http_chain(stat, hcm())])
-    chains = [http_chain(stat, hcm(), sniffed=True)]
-    addresses: set[str] = set()
-    for svc in sniffed:
-        if svc.address and svc.address not in addresses:
-            addresses.add(svc.address)
-            route = tcp_route(mesh, virtual_services, rules, svc, port, namespace, labels)
-            cluster_stat = f"outbound|{port}||{svc.hostname}"
-            chains.append(http_chain(f"{stat}|{svc.address}", hcm(), True, svc.address))
-            logs = outbound_tcp(telemetry)
-            tcp = weighted_tcp_proxy(cluster_stat, route.clusters, logs, route.policy)
-            chains.append(tcp_chain(cluster_stat, tcp, prefix=svc.address, sniffed=True))
+    chains = [http_chain(stat, hcm(), sniffed=serves.sniffed)] if serves.http else []
+    for address, entry in serves.prefixed.items():
+        svc = entry.service
+        route = tcp_route(mesh, virtual_services, rules, svc, port, namespace, labels, address)
+        cluster_stat = f"outbound|{port}||{svc.hostname}"
+        if entry.sniffed:
+            chains.append(http_chain(f"{stat}|{address}", hcm(), True, address))
+        logs = outbound_tcp(telemetry)
+        tcp = weighted_tcp_proxy(cluster_stat, route.clusters, logs, route.policy)
+        chains.append(tcp_chain(cluster_stat, tcp, prefix=address, sniffed=entry.sniffed))
+    if serves.http and not serves.sniffed:
+        return outbound_port_listener("0.0.0.0", port, chains)
     default = _catch_all(telemetry, registry_only)
-    return outbound_port_listener("0.0.0.0", port, chains, sniff_http=True, default_chain=default)
+    return outbound_port_listener(
+        "0.0.0.0", port, chains, sniff_http=serves.sniffed, default_chain=default
+    )
 
 
 def generate_http_proxy_listener(

@@ -1,9 +1,11 @@
 """RDS: one RouteConfiguration per outbound HTTP port ("8080"), plus "http_proxy".
 
 Per service a virtual host with the names an app may use (`name`, `name.ns`, FQDN, the
-cluster IP, each with and without the port; a name already taken by an earlier service
-is left out); its routes come from the first VirtualService of the host that has rules
-for this proxy and port (see pilot.virtual_service) or, without one, a default route.
+cluster IP or a ServiceEntry's IP addresses, each with and without the port; a name
+already taken by an earlier service is left out); its routes come from the first
+VirtualService of the host that has rules for this proxy and port (see
+pilot.virtual_service) or, without one, a default route. Which services a port's routes
+hold, and their protocol there, come from the proxy's Sidecar scope.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
 
 from isthmus.api.networking import HTTPMatchRequest, HTTPRoute, VirtualService
+from isthmus.model.addresses import is_cidr
 from isthmus.model.hosts import kubernetes_alt_names
 from isthmus.model.snapshot import ConfigEntry, MeshSnapshot
 from isthmus.model.types import Protocol, Proxy, Service
@@ -202,8 +205,9 @@ def _domains(svc: Service, proxy: Proxy, port: int, mesh: MeshSnapshot) -> list[
     names = kubernetes_alt_names(
         svc.hostname, svc.namespace, proxy.namespace, mesh.config.domain_suffix
     )
-    if svc.address:
-        names.append(svc.address)
+    # Every address that is one IP (Istio's GetAllAddressesForProxy); a CIDR block names
+    # no Host a request can carry.
+    names.extend(a for a in svc.addresses if not is_cidr(a))
     out: list[str] = []
     for n in names:
         out.extend((n, f"{n}:{port}"))
