@@ -177,3 +177,18 @@ def check_workload_selector(problems: Problems, path: FieldPath, labels: dict[st
         else:
             plain[key] = value
     check_labels(problems, path, plain)
+
+
+def namespaced_host_error(host: str, special_namespaces: frozenset[str]) -> str | None:
+    """Istio's `namespace/dnsName` form (Sidecar egress hosts, Gateway server hosts):
+    the namespace a name or one of `special_namespaces`, the host a name, `*` or a
+    `*.`-prefixed wildcard. `host` without a namespace is checked as a host alone."""
+    namespace, slash, name = host.rpartition("/")
+    if slash and namespace not in special_namespaces:
+        problem = names.dns1123_label_error(namespace)
+        if problem:
+            return f"namespace of {short_repr(host)}: {problem}"
+    if name == "*":
+        return None
+    problem = names.wildcard_domain_error(name)
+    return f"host of {short_repr(host)}: {problem}" if problem else None

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from isthmus.api import names
 from isthmus.api.base import json_name
-from isthmus.api.checks_common import NOT_SUPPORTED, check_port, check_unique
+from isthmus.api.checks_common import (
+    NOT_SUPPORTED,
+    check_port,
+    check_unique,
+    namespaced_host_error,
+)
 from isthmus.api.checks_serviceentry import PROTOCOLS
 from isthmus.api.errors import FieldPath, Problems, short_repr
 from isthmus.api.gateway import Gateway, Server, ServerTLSMode, ServerTLSSettings
@@ -139,13 +144,5 @@ def _check_tls(problems: Problems, path: FieldPath, tls: ServerTLSSettings, prot
 
 def server_host_error(host: str) -> str | None:
     """Istio's namespace/host form for gateway servers: `host` (any namespace), `ns/host`,
-    `./host`, `*/host`, where host is a name, `*` or a `*.`-prefixed wildcard."""
-    namespace, slash, name = host.rpartition("/")
-    if slash and namespace not in _SPECIAL_NAMESPACES:
-        problem = names.dns1123_label_error(namespace)
-        if problem:
-            return f"namespace of {short_repr(host)}: {problem}"
-    if name == "*":
-        return None
-    problem = names.wildcard_domain_error(name)
-    return f"host of {short_repr(host)}: {problem}" if problem else None
+    `./host`, `*/host`."""
+    return namespaced_host_error(host, _SPECIAL_NAMESPACES)

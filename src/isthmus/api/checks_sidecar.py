@@ -4,7 +4,12 @@ yet" for the egress fields isthmus does not enforce (bind, captureMode NONE)."""
 from __future__ import annotations
 
 from isthmus.api import names
-from isthmus.api.checks_common import NOT_SUPPORTED, check_port, check_wildcard_free_labels
+from isthmus.api.checks_common import (
+    NOT_SUPPORTED,
+    check_port,
+    check_wildcard_free_labels,
+    namespaced_host_error,
+)
 from isthmus.api.checks_serviceentry import PROTOCOLS
 from isthmus.api.errors import FieldPath, Problems, short_repr
 from isthmus.api.sidecar import CaptureMode, IstioEgressListener, Sidecar
@@ -80,14 +85,6 @@ def _check_listener(problems: Problems, path: FieldPath, listener: IstioEgressLi
 def egress_host_error(host: str) -> str | None:
     """Istio's namespace/host form: `ns/host`, `./host`, `*/host`, `~/host`, where host
     is a name, `*` or a `*.`-prefixed wildcard."""
-    namespace, slash, name = host.partition("/")
-    if not slash:
+    if "/" not in host:
         return f"{short_repr(host)} must be of the form namespace/dnsName"
-    if namespace not in _SPECIAL_NAMESPACES:
-        problem = names.dns1123_label_error(namespace)
-        if problem:
-            return f"namespace of {short_repr(host)}: {problem}"
-    if name == "*":
-        return None
-    problem = names.wildcard_domain_error(name)
-    return f"host of {short_repr(host)}: {problem}" if problem else None
+    return namespaced_host_error(host, _SPECIAL_NAMESPACES)

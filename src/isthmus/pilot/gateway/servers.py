@@ -42,7 +42,12 @@ class GatewayServer:
 
     def hosts_for_any_namespace(self) -> list[str]:
         """The server's hosts without their namespace part (for httpsRedirect)."""
-        return [entry.rpartition("/")[2].lower() for entry in self.server.hosts]
+        return bare_hosts(self.server.hosts)
+
+
+def bare_hosts(hosts: list[str]) -> list[str]:
+    """`ns/host` entries as lower-case hosts without their namespace part."""
+    return [entry.rpartition("/")[2].lower() for entry in hosts]
 
 
 GATEWAY_ROUTE_PREFIXES = ("http.", "https.")
@@ -77,7 +82,7 @@ def is_https(server: Server) -> bool:
 
 def sni_hosts(hosts: list[str]) -> tuple[str, ...]:
     """Istio's getSNIHostsForServer: the hosts without namespace; `*` matches any SNI."""
-    names = sorted({host.rpartition("/")[2].lower() for host in hosts})
+    names = sorted(set(bare_hosts(hosts)))
     return () if "*" in names else tuple(names)
 
 
